@@ -1,0 +1,278 @@
+// thrum init; thrum daemon start|stop|restart|status|run (SPEC §3).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "cli.hpp"
+#include "client.hpp"
+#include "format.hpp"
+#include "thrum/core/config.hpp"
+#include "thrum/core/daemon.hpp"
+#include "thrum/core/daemon_lock.hpp"
+#include "thrum/core/fs_util.hpp"
+
+namespace thrum::cli {
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+namespace {
+
+fs::path self_exe() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path("thrum") : p;
+}
+
+int cmd_init(Context& ctx) {
+  core::RepoPaths paths = repo_for_init(ctx);
+  if (!fs::is_directory(paths.root))
+    throw Error("cannot initialize " + paths.root.string() + ": not a directory");
+  const bool existed = fs::exists(paths.config);
+  core::ensure_dir(paths.thrum, 0700);
+  core::ensure_dir(paths.var, 0700);
+  core::ensure_dir(paths.identities, 0700);
+  core::Config config = core::Config::load(paths);
+  for (const auto& p : config.problems()) std::cerr << "warning: " << p << "\n";
+  bool changed = config.bootstrap_identity(paths);
+  auto& doc = config.doc();
+  if (!doc.contains("daemon")) {
+    doc["daemon"] = {{"ws_port", "auto"}, {"peer_port", "auto"}};
+    changed = true;
+  }
+  if (!doc.contains("peers")) {
+    doc["peers"] = {{"auto_connect", true}, {"pairing_code_length", 16}};
+    changed = true;
+  }
+  if (changed || !existed) config.save(paths);
+
+  // Keep .thrum/ (tokens, the database) out of git.
+  fs::path gi = paths.root / ".gitignore";
+  auto text = core::read_file(gi).value_or("");
+  bool listed = false;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line == ".thrum/" || line == ".thrum" || line == "/.thrum/" || line == "/.thrum") listed = true;
+  if (!listed) {
+    if (!text.empty() && text.back() != '\n') text += '\n';
+    text += ".thrum/\n";
+    core::atomic_write_file(gi, text, 0644);
+  }
+
+  if (ctx.g.json) {
+    print_json({{"status", existed ? "already_initialized" : "initialized"},
+                {"repo_path", paths.root.string()},
+                {"daemon_id", config.daemon_id()}});
+    return 0;
+  }
+  if (existed) {
+    std::cout << "✓ Already initialized: " << paths.thrum.string() << "\n";
+  } else {
+    std::cout << "✓ Initialized Thrum in " << paths.thrum.string() << "\n";
+  }
+  std::cout << "  daemon_id: " << config.daemon_id() << "\n";
+  if (!ctx.g.quiet) std::cout << "\nNext: thrum daemon start\n";
+  return 0;
+}
+
+/// The `Error: ...` lines a daemon that failed to start left in its log.
+std::string startup_errors(const core::RepoPaths& paths, std::streamoff from) {
+  std::ifstream in(paths.log);
+  in.seekg(from);
+  std::string line, out;
+  while (std::getline(in, line))
+    if (line.rfind("Error: ", 0) == 0) out += (out.empty() ? "" : "\n") + line.substr(7);
+  return out;
+}
+
+struct Started {
+  int pid;
+  unsigned short ws_port;
+};
+
+Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned short>& keep_port) {
+  if (auto pid = core::running_daemon(paths))
+    throw Error("daemon is already running (PID " + std::to_string(*pid) + ") for repo " +
+                paths.root.string());
+  core::ensure_dir(paths.var, 0700);
+  std::error_code ec;
+  const std::streamoff log_start = fs::exists(paths.log, ec) ? static_cast<std::streamoff>(fs::file_size(paths.log, ec)) : 0;
+  const fs::path exe = self_exe();
+  const std::string root = paths.root.string();
+  pid_t child = ::fork();
+  if (child < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (child == 0) {
+    ::setsid();
+    int devnull = ::open("/dev/null", O_RDONLY);
+    int log = ::open(paths.log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    if (keep_port) ::setenv("THRUM_WS_PORT", std::to_string(*keep_port).c_str(), 1);
+    const char* argv[] = {"thrum", "daemon", "run", "--repo", root.c_str(), nullptr};
+    ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (::waitpid(child, &status, WNOHANG) == child) {
+      auto why = startup_errors(paths, log_start);
+      throw Error("daemon failed to start" + (why.empty() ? " (see " + paths.log.string() + ")" : ": " + why));
+    }
+    if (auto port = core::read_port_file(paths.ws_port); port && RpcClient::probe(paths.sock))
+      return Started{child, *port};
+    std::this_thread::sleep_for(25ms);
+  }
+  throw Error("daemon did not become ready within 10s (PID " + std::to_string(child) + "); see " +
+              paths.log.string());
+}
+
+/// Sends SIGTERM and waits up to 15 s. Returns the pid stopped.
+int stop_daemon(const core::RepoPaths& paths) {
+  auto pid = core::running_daemon(paths);
+  if (!pid) throw Error("daemon is not running");
+  if (*pid == 0) {
+    // Lock held but no pid file yet: the daemon is just starting. Give it a moment.
+    for (int i = 0; i < 100 && *pid == 0; ++i) {
+      std::this_thread::sleep_for(50ms);
+      auto info = core::read_pid_file(paths);
+      if (info) pid = info->pid;
+    }
+    if (*pid == 0) throw Error("daemon is starting but wrote no pid file; try again");
+  }
+  if (::kill(*pid, SIGTERM) != 0 && errno != ESRCH)
+    throw Error("cannot signal PID " + std::to_string(*pid) + ": " + std::strerror(errno));
+  const auto deadline = std::chrono::steady_clock::now() + 15s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!core::running_daemon(paths)) return *pid;
+    std::this_thread::sleep_for(25ms);
+  }
+  throw Error("timeout waiting for daemon to stop (PID " + std::to_string(*pid) + " still running)");
+}
+
+int cmd_start(Context& ctx) {
+  auto paths = require_repo(ctx);
+  auto s = start_daemon(paths, std::nullopt);
+  if (ctx.g.json) {
+    print_json({{"status", "started"}, {"pid", s.pid}, {"ws_port", s.ws_port}});
+  } else {
+    std::cout << "✓ Daemon started (PID " << s.pid << ")\n";
+    if (!ctx.g.quiet) std::cout << "  WebSocket: ws://127.0.0.1:" << s.ws_port << "/ws\n";
+  }
+  return 0;
+}
+
+int cmd_stop(Context& ctx) {
+  auto paths = require_repo(ctx);
+  int pid = stop_daemon(paths);
+  if (ctx.g.json)
+    print_json({{"status", "stopped"}, {"pid", pid}});
+  else
+    std::cout << "✓ Daemon stopped (PID " << pid << ")\n";
+  return 0;
+}
+
+int cmd_restart(Context& ctx) {
+  auto paths = require_repo(ctx);
+  // Keep the port: agents and local peers holding ws://127.0.0.1:<port> keep working.
+  auto port = core::read_port_file(paths.ws_port);
+  if (core::running_daemon(paths)) stop_daemon(paths);
+  auto s = start_daemon(paths, port);
+  if (ctx.g.json) {
+    print_json({{"status", "restarted"}, {"pid", s.pid}, {"ws_port", s.ws_port}});
+  } else {
+    std::cout << "✓ Daemon restarted (PID " << s.pid << ")\n";
+  }
+  return 0;
+}
+
+int cmd_status(Context& ctx) {
+  auto paths = require_repo(ctx);
+  auto pid = core::running_daemon(paths);
+  json health;
+  if (pid) {
+    try {
+      RpcClient c(paths.sock);
+      health = c.call("health", json::object(), 5s);
+    } catch (const std::exception&) {
+    }
+  }
+  if (!pid || health.is_null()) {
+    if (ctx.g.json)
+      print_json({{"running", false}, {"status", "stopped"}, {"repo_path", paths.root.string()}});
+    else
+      std::cout << "Daemon:   not running\n";
+    return 1;
+  }
+  if (ctx.g.json) {
+    health["running"] = true;
+    print_json(health);
+    return 0;
+  }
+  auto uptime = std::chrono::seconds(health.value("uptime_ms", 0LL) / 1000);
+  std::cout << "Daemon:     running (PID " << health.value("pid", 0) << ")\n"
+            << "Uptime:     " << duration_short(uptime) << "\n"
+            << "Version:    " << health.value("version", "") << "\n"
+            << "WebSocket:  ws://127.0.0.1:" << health.value("ws_port", 0) << "/ws\n";
+  const auto& peers = health["peers"];
+  std::cout << "Peers:      " << peers.value("connected", 0) << " connected / "
+            << peers.value("total", 0) << " total\n";
+  std::cout << "Transports: ";
+  const auto& tr = health["transports"];
+  if (!tr.is_array() || tr.empty()) {
+    std::cout << "none loaded\n";
+  } else {
+    bool first = true;
+    for (const auto& t : tr) {
+      std::cout << (first ? "" : "\n            ") << t.value("id", "?") << " ("
+                << t.value("status", "?") << ")";
+      first = false;
+    }
+    std::cout << "\n";
+  }
+  for (const auto& p : health["problems"]) std::cout << "Problem:    " << p.get<std::string>() << "\n";
+  const auto& id = health["identity"];
+  std::cout << "\nIdentity:\n"
+            << "  daemon_id:  " << id.value("daemon_id", "") << "\n"
+            << "  repo_name:  " << id.value("repo_name", "") << "\n"
+            << "  hostname:   " << id.value("hostname", "") << "\n"
+            << "  repo_path:  " << id.value("repo_path", "") << "\n";
+  if (!id.value("git_origin_url", "").empty())
+    std::cout << "  git_origin: " << id.value("git_origin_url", "") << "\n";
+  std::cout << "  init_at:    " << id.value("init_at", "") << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_daemon_commands(CLI::App& app, Context& ctx) {
+  auto* init = app.add_subcommand("init", "Create .thrum/ in this repo (config with identity)");
+  init->callback([&ctx] { ctx.action = [&ctx] { return cmd_init(ctx); }; });
+
+  auto* daemon = app.add_subcommand("daemon", "Start, stop and inspect this repo's daemon");
+  daemon->require_subcommand(1);
+  daemon->add_subcommand("start", "Start the daemon in the background")
+      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_start(ctx); }; });
+  daemon->add_subcommand("stop", "Stop the daemon (SIGTERM, waits up to 15s)")
+      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_stop(ctx); }; });
+  daemon->add_subcommand("restart", "Stop and start again on the same WebSocket port")
+      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_restart(ctx); }; });
+  daemon->add_subcommand("status", "Show whether the daemon runs, and its health (exit 1 if not)")
+      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_status(ctx); }; });
+  daemon->add_subcommand("run", "Run the daemon in the foreground")->callback([&ctx] {
+    ctx.action = [&ctx] {
+      auto paths = ctx.g.repo ? core::RepoPaths::for_root(*ctx.g.repo) : require_repo(ctx);
+      return core::run_daemon(core::DaemonOptions{paths, self_exe()});
+    };
+  });
+}
+
+}  // namespace thrum::cli

@@ -1,0 +1,36 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace thrum::core {
+
+/// Replaces `path` with `data` so that a reader (or a crash) sees either the old file or the
+/// new one, never a mix: write a temp file in the same directory, fsync it, rename it over
+/// `path`, fsync the directory. The file gets `mode`. Throws std::system_error on failure,
+/// leaving `path` untouched.
+void atomic_write_file(const std::filesystem::path& path, std::string_view data,
+                       mode_t mode = 0600);
+
+/// The whole file, or nullopt when it does not exist. Throws std::system_error otherwise.
+std::optional<std::string> read_file(const std::filesystem::path& path);
+
+/// Creates `dir` (and parents) if missing and sets its mode. Throws std::system_error.
+void ensure_dir(const std::filesystem::path& dir, mode_t mode = 0700);
+
+/// Moves a file that failed to parse to `<name>.corrupt-<UTC timestamp>` beside it and returns
+/// the new path. The content is kept for the user to inspect; it is never overwritten.
+std::filesystem::path move_aside_corrupt(const std::filesystem::path& path);
+
+/// Copies `from` to `to` (mode 0600, fsynced) only if `to` does not exist yet. Returns true
+/// when a copy was made. Used for the backup-once files (`*.pre-identity-bak`, ...).
+bool copy_file_once(const std::filesystem::path& from, const std::filesystem::path& to);
+
+/// fsync a directory so that a rename or unlink inside it is durable.
+void fsync_dir(const std::filesystem::path& dir);
+
+}  // namespace thrum::core

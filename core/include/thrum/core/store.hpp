@@ -1,0 +1,74 @@
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+#include "thrum/core/event_loop.hpp"
+#include "thrum/core/sqlite.hpp"
+
+namespace thrum::core {
+
+/// The SQLite store (`var/thrum.db`, WAL): the single source of truth for agents, messages,
+/// deliveries, and the peer outbox and message map.
+///
+/// Writes are group-committed: write() queues a job for a dedicated writer thread, which runs
+/// every queued job in one transaction (each in its own savepoint, so one failing job does not
+/// undo the others), commits with synchronous=FULL, and only then reports each job's outcome on
+/// the event loop. A caller that answers its client from `done` therefore acknowledges only
+/// what is on disk, while N concurrent writers share one fsync.
+///
+/// Reads use a separate connection owned by the loop thread (WAL readers never block the
+/// writer). A read issued after a write's `done` has run sees that write.
+class Store {
+ public:
+  using Job = std::function<void(sql::Db&)>;
+  /// Loop thread. nullptr on success; otherwise what the job (or the commit) threw.
+  using Done = std::function<void(std::exception_ptr)>;
+
+  /// Opens or creates the database and brings its schema up to date. Throws sql::Error.
+  Store(const std::filesystem::path& path, EventLoop& loop);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  /// Queues `job`. Thread-safe. After close() the job fails with an error.
+  void write(Job job, Done done);
+  /// The loop thread's read connection.
+  sql::Db& reader() { return reader_; }
+  /// Commits everything queued, then stops the writer thread. Idempotent.
+  void close();
+
+  struct Stats {
+    uint64_t commits = 0;
+    uint64_t jobs = 0;
+  };
+  Stats stats() const;
+
+  static constexpr int kSchemaVersion = 1;
+
+ private:
+  struct Pending {
+    Job job;
+    Done done;
+  };
+  void run_writer();
+  void migrate();
+
+  EventLoop& loop_;
+  sql::Db writer_;
+  sql::Db reader_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Pending> queue_;
+  bool closing_ = false;
+  Stats stats_;
+  std::thread thread_;
+};
+
+}  // namespace thrum::core

@@ -1,0 +1,51 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace thrum::core {
+namespace rpc {
+class Dispatcher;
+}
+
+/// The loopback WebSocket server on 127.0.0.1:<ws.port>. `/ws` serves local programs the same
+/// JSON-RPC methods as the Unix socket (one request per text frame) plus pushed notifications;
+/// `/peer` is handed to the peer layer. Single I/O thread; one write in flight per connection
+/// with a bounded queue behind it (a client that stops reading is disconnected, not silently
+/// starved of notifications).
+class WsServer {
+ public:
+  WsServer(boost::asio::io_context& ioc, const rpc::Dispatcher& dispatcher);
+  ~WsServer();
+  WsServer(const WsServer&) = delete;
+  WsServer& operator=(const WsServer&) = delete;
+
+  /// Binds 127.0.0.1. `required` must be bound exactly (else std::system_error naming it);
+  /// otherwise `preferred` is tried first and an ephemeral port used if it is taken. Returns
+  /// the bound port.
+  unsigned short listen(std::optional<unsigned short> required,
+                        std::optional<unsigned short> preferred);
+  /// Pushes a JSON-RPC notification to every open `/ws` connection.
+  void broadcast(const std::string& method, const nlohmann::json& params);
+  /// Number of open `/ws` connections.
+  std::size_t client_count() const;
+  /// Stops accepting and closes every connection.
+  void stop();
+
+  static constexpr std::size_t kMaxFrameBytes = 8u << 20;
+  static constexpr std::size_t kMaxQueuedFrames = 1024;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace thrum::core

@@ -1,0 +1,249 @@
+#include "thrum/core/daemon.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "thrum/core/config.hpp"
+#include "thrum/core/daemon_lock.hpp"
+#include "thrum/core/fs_util.hpp"
+#include "thrum/core/ids.hpp"
+#include "thrum/core/json_rpc.hpp"
+#include "thrum/core/logging.hpp"
+#include "thrum/core/messaging.hpp"
+#include "thrum/core/store.hpp"
+#include "thrum/core/unix_rpc_server.hpp"
+#include "thrum/core/ws_server.hpp"
+#ifdef THRUM_HAVE_PLUGIN_HOST
+#include "thrum/core/plugin_host.hpp"
+#endif
+
+namespace thrum::core {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+
+namespace {
+
+/// EventLoop over the daemon's io_context.
+class AsioLoop final : public EventLoop {
+ public:
+  explicit AsioLoop(asio::io_context& ioc) : ioc_(ioc) {}
+  void post(std::function<void()> fn) override { asio::post(ioc_, std::move(fn)); }
+
+  class AsioTimer final : public Timer {
+   public:
+    explicit AsioTimer(asio::io_context& ioc) : t(ioc) {}
+    void cancel() override { t.cancel(); }
+    asio::steady_timer t;
+  };
+  std::shared_ptr<Timer> run_after(std::chrono::milliseconds d, std::function<void()> fn) override {
+    auto timer = std::make_shared<AsioTimer>(ioc_);
+    timer->t.expires_after(d);
+    timer->t.async_wait([timer, fn = std::move(fn)](boost::system::error_code ec) {
+      if (!ec) fn();
+    });
+    return timer;
+  }
+
+ private:
+  asio::io_context& ioc_;
+};
+
+std::optional<unsigned short> env_port(const char* name, std::string& error) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return std::nullopt;
+  char* end = nullptr;
+  long n = std::strtol(v, &end, 10);
+  if (*end != '\0' || n < 1 || n > 65535) {
+    error = std::string(name) + " must be a port 1..65535, got \"" + v + "\"";
+    return std::nullopt;
+  }
+  return static_cast<unsigned short>(n);
+}
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& opts) {
+  const RepoPaths& paths = opts.paths;
+  if (!std::filesystem::is_directory(paths.thrum)) {
+    std::cerr << "Error: thrum is not initialized in " << paths.root.string()
+              << " - run 'thrum init' first\n";
+    return 1;
+  }
+  try {
+    ensure_dir(paths.var, 0700);
+  } catch (const std::exception& e) {
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+
+  std::unique_ptr<DaemonLock> lock;
+  try {
+    lock = DaemonLock::try_acquire(paths);
+  } catch (const std::exception& e) {
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+  if (!lock) {
+    auto info = read_pid_file(paths);
+    std::cerr << "Error: daemon is already running (PID " << (info ? std::to_string(info->pid) : "?")
+              << ") for repo " << paths.root.string() << "\n";
+    return 1;
+  }
+
+  setup_daemon_logging(paths.log);
+  const auto started = Clock::now();
+  const auto started_steady = std::chrono::steady_clock::now();
+  spdlog::info("daemon starting pid={} repo={} version={}", ::getpid(), paths.root.string(),
+               THRUM_VERSION);
+
+  // Configuration: bad values refuse to start (naming the key); a corrupt file is moved aside.
+  Config config;
+  try {
+    config = Config::load(paths);
+    for (const auto& p : config.problems()) spdlog::error("config problem: {}", p);
+    if (config.bootstrap_identity(paths)) config.save(paths);
+  } catch (const std::exception& e) {
+    spdlog::error("config load failed error=\"{}\"", e.what());
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+  if (auto errs = config.validate(); !errs.empty()) {
+    for (const auto& e : errs) {
+      spdlog::error("config invalid: {}", e);
+      std::cerr << "Error: " << paths.config.string() << ": " << e << "\n";
+    }
+    return 1;
+  }
+  std::string port_error;
+  auto env_ws = env_port("THRUM_WS_PORT", port_error);
+  if (!port_error.empty()) {
+    std::cerr << "Error: " << port_error << "\n";
+    return 1;
+  }
+
+#ifdef THRUM_HAVE_PLUGIN_HOST
+  std::unique_ptr<PluginHost> plugins;
+  try {
+    plugins = PluginHost::load(PluginHost::Options{opts.exe_path.parent_path()});
+  } catch (const PolicyError& e) {
+    spdlog::error("transport policy invalid: {}", e.what());
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+#endif
+
+  asio::io_context ioc(1);
+  AsioLoop loop(ioc);
+  std::unique_ptr<Store> store;
+  try {
+    store = std::make_unique<Store>(paths.db, loop);
+  } catch (const std::exception& e) {
+    spdlog::error("store open failed error=\"{}\"", e.what());
+    std::cerr << "Error: cannot open " << paths.db.string() << ": " << e.what() << "\n";
+    return 1;
+  }
+
+  rpc::Dispatcher dispatcher;
+  Messaging messaging(Messaging::Options{paths, config.daemon_id(), config.max_message_body_bytes()},
+                      *store, loop);
+  messaging.register_methods(dispatcher);
+#ifdef THRUM_HAVE_PLUGIN_HOST
+  register_plugin_methods(dispatcher, *plugins);
+#endif
+
+  WsServer ws(ioc, dispatcher);
+  UnixRpcServer unix_server(ioc, paths.sock, dispatcher);
+  unsigned short ws_port = 0;
+
+  dispatcher.add("health", [&](const json&, const rpc::CallContext&, rpc::Respond respond) {
+    auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - started_steady)
+                      .count();
+    json problems = config.problems();
+    json transports = json::array();
+#ifdef THRUM_HAVE_PLUGIN_HOST
+    transports = plugins->list_json();
+#endif
+    auto stats = store->stats();
+    respond(json{{"status", "ok"},
+                 {"pid", ::getpid()},
+                 {"version", THRUM_VERSION},
+                 {"started_at", rfc3339_seconds(started)},
+                 {"uptime_ms", uptime},
+                 {"repo_id", paths.root.filename().string()},
+                 {"repo_path", paths.root.string()},
+                 {"ws_port", ws_port},
+                 {"ws_clients", ws.client_count()},
+                 {"problems", problems},
+                 {"transports", transports},
+                 {"peers", {{"connected", 0}, {"total", 0}}},
+                 {"store", {{"commits", stats.commits}, {"writes", stats.jobs}}},
+                 {"identity",
+                  {{"daemon_id", config.daemon_id()},
+                   {"repo_name", config.repo_name()},
+                   {"hostname", config.hostname()},
+                   {"repo_path", paths.root.string()},
+                   {"git_origin_url", config.git_origin_url()},
+                   {"init_at", config.init_at()}}}});
+  });
+
+  messaging.on_message([&ws](const StoredMessage& m) {
+    ws.broadcast("notification.message", Messaging::notification_params(m));
+  });
+
+  try {
+    lock->write_pid_file(rfc3339_seconds(started));
+    unix_server.start();
+    auto required = env_ws ? env_ws : config.ws_port();
+    ws_port = ws.listen(required, read_port_file(paths.ws_port_last));
+    atomic_write_file(paths.ws_port_last, std::to_string(ws_port) + "\n", 0600);
+    // Written last: its presence tells `daemon start` (and local peers) that we are serving.
+    atomic_write_file(paths.ws_port, std::to_string(ws_port) + "\n", 0600);
+  } catch (const std::exception& e) {
+    spdlog::error("daemon start failed error=\"{}\"", e.what());
+    std::cerr << "Error: " << e.what() << "\n";
+    unix_server.stop();
+    ws.stop();
+    store->close();
+    ::unlink(paths.ws_port.c_str());
+    lock->remove_pid_file();
+    return 1;
+  }
+  spdlog::info("daemon ready socket={} ws=ws://127.0.0.1:{}/ws daemon_id={}", paths.sock.string(),
+               ws_port, config.daemon_id());
+
+  asio::signal_set signals(ioc, SIGTERM, SIGINT);
+  ::signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGHUP, SIG_IGN);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("daemon stopping signal={}", sig);
+    ws.stop();
+    ::unlink(paths.ws_port.c_str());
+    unix_server.stop();
+    ioc.stop();
+  });
+
+  ioc.run();
+
+  // Everything queued is committed before the pid file and lock go away.
+  store->close();
+  ::unlink(paths.ws_port.c_str());
+  lock->remove_pid_file();
+  spdlog::info("daemon stopped");
+  spdlog::default_logger()->flush();
+  return 0;
+}
+
+}  // namespace thrum::core

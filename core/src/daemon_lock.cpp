@@ -1,0 +1,84 @@
+#include "thrum/core/daemon_lock.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+#include <nlohmann/json.hpp>
+
+#include "thrum/core/fs_util.hpp"
+
+namespace thrum::core {
+
+std::optional<PidInfo> read_pid_file(const RepoPaths& paths) {
+  std::optional<std::string> text;
+  try {
+    text = read_file(paths.pid);
+  } catch (const std::system_error&) {
+    return std::nullopt;
+  }
+  if (!text) return std::nullopt;
+  auto doc = nlohmann::json::parse(*text, nullptr, false);
+  PidInfo info;
+  if (doc.is_object() && doc.contains("pid") && doc["pid"].is_number_integer()) {
+    info.pid = doc["pid"].get<int>();
+    info.repo_path = doc.value("repo_path", "");
+    info.started_at = doc.value("started_at", "");
+    return info;
+  }
+  if (doc.is_number_integer()) {  // legacy plain-integer pid file
+    info.pid = doc.get<int>();
+    return info;
+  }
+  return std::nullopt;
+}
+
+bool pid_alive(int pid) {
+  if (pid <= 0) return false;
+  return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+std::unique_ptr<DaemonLock> DaemonLock::try_acquire(const RepoPaths& paths) {
+  ensure_dir(paths.var, 0700);
+  int fd = ::open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0)
+    throw std::system_error(errno, std::generic_category(), "open " + paths.lock.string());
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int e = errno;
+    ::close(fd);
+    if (e == EWOULDBLOCK) return nullptr;
+    throw std::system_error(e, std::generic_category(), "flock " + paths.lock.string());
+  }
+  return std::unique_ptr<DaemonLock>(new DaemonLock(paths, fd));
+}
+
+DaemonLock::~DaemonLock() {
+  ::flock(fd_, LOCK_UN);
+  ::close(fd_);
+}
+
+void DaemonLock::write_pid_file(const std::string& started_at) {
+  nlohmann::json doc = {{"pid", ::getpid()},
+                        {"repo_path", paths_.root.string()},
+                        {"started_at", started_at},
+                        {"socket_path", paths_.sock.string()}};
+  atomic_write_file(paths_.pid, doc.dump(2) + "\n", 0600);
+}
+
+void DaemonLock::remove_pid_file() { ::unlink(paths_.pid.c_str()); }
+
+std::optional<int> running_daemon(const RepoPaths& paths) {
+  int fd = ::open(paths.lock.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;  // never started here
+  bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // releases our probe lock, if we got it
+  if (!held) return std::nullopt;
+  auto info = read_pid_file(paths);
+  return info ? info->pid : 0;
+}
+
+}  // namespace thrum::core

@@ -1,0 +1,173 @@
+#include "thrum/core/store.hpp"
+
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+namespace thrum::core {
+
+namespace {
+
+// Version 1. Later versions append steps; a database newer than this binary is refused.
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE IF NOT EXISTS agents (
+  agent_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL DEFAULT 'agent',         -- 'agent' | 'proxy'
+  role TEXT NOT NULL DEFAULT '',
+  module TEXT NOT NULL DEFAULT '',
+  display TEXT NOT NULL DEFAULT '',
+  worktree TEXT NOT NULL DEFAULT '',
+  hostname TEXT NOT NULL DEFAULT '',
+  agent_pid INTEGER,
+  intent TEXT NOT NULL DEFAULT '',
+  session_id TEXT,
+  session_started_at TEXT,
+  peer_daemon_id TEXT,                        -- proxies: the peer they live on
+  remote_name TEXT,                           -- proxies: the agent's name over there
+  registered_at TEXT NOT NULL,
+  last_seen_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id TEXT NOT NULL UNIQUE,
+  thread_id TEXT,
+  reply_to TEXT,
+  author_id TEXT NOT NULL,
+  body TEXT NOT NULL,
+  format TEXT NOT NULL DEFAULT 'markdown',
+  audience TEXT NOT NULL,                     -- 'agent:<id>' | 'broadcast:everyone'
+  created_at TEXT NOT NULL,
+  origin_daemon TEXT,                         -- set when the message came over a peer link
+  origin_message_id TEXT
+);
+CREATE INDEX IF NOT EXISTS messages_author ON messages(author_id, seq);
+CREATE INDEX IF NOT EXISTS messages_thread ON messages(thread_id);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_origin ON messages(origin_daemon, origin_message_id)
+  WHERE origin_daemon IS NOT NULL;
+CREATE TABLE IF NOT EXISTS deliveries (
+  recipient_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,                       -- messages.seq, so an inbox is one index range
+  message_id TEXT NOT NULL,
+  delivered_at TEXT,                          -- NULL while queued for a peer
+  read_at TEXT,
+  PRIMARY KEY (recipient_id, seq)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_message ON deliveries(message_id, recipient_id);
+)sql";
+
+}  // namespace
+
+Store::Store(const std::filesystem::path& path, EventLoop& loop)
+    : loop_(loop), writer_(path.string()) {
+  writer_.exec("PRAGMA journal_mode=WAL");
+  // FULL: a commit is on disk (WAL fsynced) before we acknowledge anything built on it.
+  writer_.exec("PRAGMA synchronous=FULL");
+  writer_.exec("PRAGMA foreign_keys=ON");
+  migrate();
+  reader_ = sql::Db(path.string());
+  reader_.exec("PRAGMA query_only=ON");
+  thread_ = std::thread([this] { run_writer(); });
+}
+
+Store::~Store() { close(); }
+
+void Store::migrate() {
+  auto st = writer_.prepare("PRAGMA user_version");
+  st.step();
+  int version = static_cast<int>(st.integer(0));
+  if (version > kSchemaVersion) {
+    throw sql::Error("database schema version " + std::to_string(version) +
+                     " is newer than this thrum understands (" + std::to_string(kSchemaVersion) +
+                     "); upgrade thrum, or move var/thrum.db aside to start empty");
+  }
+  if (version < 1) {
+    writer_.exec("BEGIN IMMEDIATE");
+    try {
+      writer_.exec(kSchemaV1);
+      writer_.exec("PRAGMA user_version=1");
+      writer_.exec("COMMIT");
+    } catch (...) {
+      writer_.exec("ROLLBACK");
+      throw;
+    }
+  }
+}
+
+void Store::write(Job job, Done done) {
+  {
+    std::lock_guard lk(mu_);
+    if (!closing_) {
+      queue_.push_back(Pending{std::move(job), std::move(done)});
+      cv_.notify_one();
+      return;
+    }
+  }
+  auto err = std::make_exception_ptr(sql::Error("store is closed (daemon shutting down)"));
+  loop_.post([done = std::move(done), err] { done(err); });
+}
+
+void Store::run_writer() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait(lk, [&] { return closing_ || !queue_.empty(); });
+      if (queue_.empty() && closing_) return;
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+    }
+    std::vector<std::exception_ptr> results(batch.size());
+    std::exception_ptr commit_error;
+    try {
+      writer_.exec("BEGIN IMMEDIATE");
+      for (size_t i = 0; i < batch.size(); ++i) {
+        writer_.exec("SAVEPOINT job");
+        try {
+          batch[i].job(writer_);
+          writer_.exec("RELEASE job");
+        } catch (...) {
+          results[i] = std::current_exception();
+          writer_.exec("ROLLBACK TO job");
+          writer_.exec("RELEASE job");
+        }
+      }
+      writer_.exec("COMMIT");
+    } catch (...) {
+      commit_error = std::current_exception();
+      try {
+        writer_.exec("ROLLBACK");
+      } catch (...) {
+      }
+      spdlog::error("store commit failed jobs={}", batch.size());
+    }
+    {
+      std::lock_guard lk(mu_);
+      stats_.commits++;
+      stats_.jobs += batch.size();
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+      auto err = commit_error ? commit_error : results[i];
+      loop_.post([done = std::move(batch[i].done), err] {
+        if (done) done(err);
+      });
+    }
+    batch.clear();
+  }
+}
+
+void Store::close() {
+  {
+    std::lock_guard lk(mu_);
+    if (closing_ && !thread_.joinable()) return;
+    closing_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Store::Stats Store::stats() const {
+  std::lock_guard lk(mu_);
+  return stats_;
+}
+
+}  // namespace thrum::core

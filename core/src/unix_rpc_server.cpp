@@ -1,0 +1,184 @@
+#include "thrum/core/unix_rpc_server.hpp"
+
+#include <sys/stat.h>
+
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/asio/io_context.hpp>
+#include <deque>
+#include <set>
+#include <system_error>
+
+#include <spdlog/spdlog.h>
+
+#include "thrum/core/json_rpc.hpp"
+
+namespace thrum::core {
+
+namespace asio = boost::asio;
+using local = asio::local::stream_protocol;
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(local::socket sock, const rpc::Dispatcher& d, std::function<void(Session*)> on_close)
+      : sock_(std::move(sock)), dispatcher_(d), on_close_(std::move(on_close)) {}
+
+  void start() { read_next(); }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ec;
+    sock_.shutdown(local::socket::shutdown_both, ec);
+    sock_.close(ec);
+    if (on_close_) {
+      auto cb = std::move(on_close_);
+      cb(this);
+    }
+  }
+
+ private:
+  void read_next() {
+    if (closed_) return;
+    auto self = shared_from_this();
+    asio::async_read_until(
+        sock_, asio::dynamic_buffer(buf_, UnixRpcServer::kMaxLineBytes + 1), '\n',
+        [self](boost::system::error_code ec, std::size_t n) { self->on_line(ec, n); });
+  }
+
+  void on_line(boost::system::error_code ec, std::size_t n) {
+    if (closed_) return;
+    if (ec == asio::error::not_found) {
+      // The line grew past the limit without a newline: refuse and hang up.
+      spdlog::warn("rpc line too long, closing connection limit_bytes={}", UnixRpcServer::kMaxLineBytes);
+      write(rpc::make_response(nullptr,
+                               rpc::Error{rpc::kInvalidRequest,
+                                          "request line exceeds 8 MiB; connection closed",
+                                          nullptr},
+                               true),
+            /*then_close=*/true);
+      return;
+    }
+    if (ec) {
+      close();
+      return;
+    }
+    std::string line = buf_.substr(0, n - 1);
+    buf_.erase(0, n);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) {
+      read_next();
+      return;
+    }
+    std::weak_ptr<Session> weak = shared_from_this();
+    rpc::CallContext ctx;
+    ctx.channel = rpc::CallContext::Channel::kUnix;
+    ctx.alive = [weak] {
+      auto s = weak.lock();
+      return s && !s->closed_;
+    };
+    dispatcher_.handle(line, ctx, [weak](std::string response) {
+      if (auto s = weak.lock()) s->write(std::move(response), false);
+    });
+  }
+
+  void write(std::string response, bool then_close) {
+    if (closed_) return;
+    response += '\n';
+    auto self = shared_from_this();
+    auto data = std::make_shared<std::string>(std::move(response));
+    asio::async_write(sock_, asio::buffer(*data),
+                      [self, data, then_close](boost::system::error_code ec, std::size_t) {
+                        if (ec || then_close) {
+                          self->close();
+                          return;
+                        }
+                        // Requests on one connection are answered strictly in order: read the
+                        // next only after this answer is out.
+                        self->read_next();
+                      });
+  }
+
+  local::socket sock_;
+  const rpc::Dispatcher& dispatcher_;
+  std::function<void(Session*)> on_close_;
+  std::string buf_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+struct UnixRpcServer::Impl : std::enable_shared_from_this<UnixRpcServer::Impl> {
+  Impl(asio::io_context& ioc, std::filesystem::path p, const rpc::Dispatcher& d)
+      : ioc(ioc), path(std::move(p)), dispatcher(d), acceptor(ioc) {}
+
+  void accept() {
+    auto self = shared_from_this();
+    acceptor.async_accept([self](boost::system::error_code ec, local::socket sock) {
+      if (self->stopped) return;
+      if (!ec) {
+        auto s = std::make_shared<Session>(std::move(sock), self->dispatcher,
+                                           [weak = std::weak_ptr<Impl>(self)](Session* gone) {
+                                             if (auto i = weak.lock()) {
+                                               for (auto it = i->sessions.begin(); it != i->sessions.end(); ++it)
+                                                 if (it->get() == gone) {
+                                                   i->sessions.erase(it);
+                                                   break;
+                                                 }
+                                             }
+                                           });
+        self->sessions.insert(s);
+        s->start();
+      } else if (ec != asio::error::operation_aborted) {
+        spdlog::warn("unix socket accept failed error=\"{}\"", ec.message());
+      }
+      self->accept();
+    });
+  }
+
+  asio::io_context& ioc;
+  std::filesystem::path path;
+  const rpc::Dispatcher& dispatcher;
+  local::acceptor acceptor;
+  std::set<std::shared_ptr<Session>> sessions;
+  bool stopped = false;
+};
+
+UnixRpcServer::UnixRpcServer(asio::io_context& ioc, std::filesystem::path socket_path,
+                             const rpc::Dispatcher& dispatcher)
+    : impl_(std::make_shared<Impl>(ioc, std::move(socket_path), dispatcher)) {}
+
+UnixRpcServer::~UnixRpcServer() { stop(); }
+
+void UnixRpcServer::start() {
+  std::error_code fec;
+  std::filesystem::remove(impl_->path, fec);  // stale: we hold the daemon lock
+  local::endpoint ep(impl_->path.string());
+  impl_->acceptor.open(ep.protocol());
+  // Nobody else may connect while we fix the mode: create it private from the start.
+  mode_t old = ::umask(0177);
+  boost::system::error_code ec;
+  impl_->acceptor.bind(ep, ec);
+  ::umask(old);
+  if (ec) throw std::system_error(ec, "bind " + impl_->path.string());
+  ::chmod(impl_->path.c_str(), 0600);
+  impl_->acceptor.listen(asio::socket_base::max_listen_connections);
+  impl_->accept();
+}
+
+void UnixRpcServer::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  boost::system::error_code ec;
+  impl_->acceptor.close(ec);
+  auto sessions = impl_->sessions;
+  impl_->sessions.clear();
+  for (auto& s : sessions) s->close();
+  std::error_code fec;
+  std::filesystem::remove(impl_->path, fec);
+}
+
+}  // namespace thrum::core
