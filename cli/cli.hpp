@@ -49,5 +49,6 @@ void print_json(const json& doc);
 void add_daemon_commands(CLI::App& app, Context& ctx);
 void add_messaging_commands(CLI::App& app, Context& ctx);
 void add_plugins_commands(CLI::App& app, Context& ctx);
+void add_peer_commands(CLI::App& app, Context& ctx);
 
 }  // namespace thrum::cli

@@ -35,11 +35,12 @@ int main(int argc, char** argv) {
   app.fallthrough();
   Context ctx;
   app.add_flag("--json", ctx.g.json, "Print one JSON document on stdout");
-  app.add_flag("--quiet", ctx.g.quiet, "Print less");
+  app.add_flag("--quiet,-q", ctx.g.quiet, "Print less");
   app.add_option("--repo", ctx.g.repo, "Repository to act on (default: nearest with .thrum/)");
 
   add_daemon_commands(app, ctx);
   add_messaging_commands(app, ctx);
+  add_peer_commands(app, ctx);
 #ifdef THRUM_HAVE_PLUGINS_CLI
   add_plugins_commands(app, ctx);
 #endif

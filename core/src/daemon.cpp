@@ -20,6 +20,8 @@
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/logging.hpp"
 #include "thrum/core/messaging.hpp"
+#include "peer_link.hpp"
+#include "thrum/core/peer_manager.hpp"
 #include "thrum/core/store.hpp"
 #include "thrum/core/unix_rpc_server.hpp"
 #include "thrum/core/ws_server.hpp"
@@ -162,7 +164,38 @@ int run_daemon(const DaemonOptions& opts) {
   register_plugin_methods(dispatcher, *plugins);
 #endif
 
+  PeerManager::Options peer_opts;
+  peer_opts.paths = paths;
+  peer_opts.daemon_id = config.daemon_id();
+  peer_opts.repo_name = config.repo_name();
+  peer_opts.hostname = config.hostname();
+  peer_opts.git_origin_url = config.git_origin_url();
+  peer_opts.peers_name = config.peers_name();
+  peer_opts.pairing_code_length = config.pairing_code_length();
+  peer_opts.auto_connect = config.auto_connect();
+  std::unique_ptr<PeerManager> peers;
+  try {
+    peers = std::make_unique<PeerManager>(
+        peer_opts, ioc, *store, messaging,
+        [&](const std::string& id, std::string* why) -> ITransportHandle {
+#ifdef THRUM_HAVE_PLUGIN_HOST
+          return plugins->find(id, why);
+#else
+          if (why) *why = "this build has no plugin support";
+          return nullptr;
+#endif
+        });
+  } catch (const std::exception& e) {
+    spdlog::error("peer registry failed error=\"{}\"", e.what());
+    std::cerr << "Error: cannot load " << paths.peers.string() << ": " << e.what() << "\n";
+    return 1;
+  }
+  for (const auto& p : peers->problems()) spdlog::error("peers problem: {}", p);
+  messaging.set_router(peers.get());
+  peers->register_methods(dispatcher);
+
   WsServer ws(ioc, dispatcher);
+  ws.set_peer_handler([&peers](std::unique_ptr<PeerUpgrade> up) { peers->handle_upgrade(std::move(up)); });
   UnixRpcServer unix_server(ioc, paths.sock, dispatcher);
   unsigned short ws_port = 0;
 
@@ -171,6 +204,7 @@ int run_daemon(const DaemonOptions& opts) {
                       std::chrono::steady_clock::now() - started_steady)
                       .count();
     json problems = config.problems();
+    for (const auto& p : peers->problems()) problems.push_back(p);
     json transports = json::array();
 #ifdef THRUM_HAVE_PLUGIN_HOST
     transports = plugins->list_json();
@@ -187,7 +221,7 @@ int run_daemon(const DaemonOptions& opts) {
                  {"ws_clients", ws.client_count()},
                  {"problems", problems},
                  {"transports", transports},
-                 {"peers", {{"connected", 0}, {"total", 0}}},
+                 {"peers", peers->summary()},
                  {"store", {{"commits", stats.commits}, {"writes", stats.jobs}}},
                  {"identity",
                   {{"daemon_id", config.daemon_id()},
@@ -220,6 +254,7 @@ int run_daemon(const DaemonOptions& opts) {
     lock->remove_pid_file();
     return 1;
   }
+  peers->start(ws_port);
   spdlog::info("daemon ready socket={} ws=ws://127.0.0.1:{}/ws daemon_id={}", paths.sock.string(),
                ws_port, config.daemon_id());
 
@@ -230,6 +265,7 @@ int run_daemon(const DaemonOptions& opts) {
     if (ec) return;
     spdlog::info("daemon stopping signal={}", sig);
     ws.stop();
+    peers->shutdown();
     ::unlink(paths.ws_port.c_str());
     unix_server.stop();
     ioc.stop();
@@ -238,6 +274,8 @@ int run_daemon(const DaemonOptions& opts) {
   ioc.run();
 
   // Everything queued is committed before the pid file and lock go away.
+  peers->shutdown();
+  messaging.set_router(nullptr);
   store->close();
   ::unlink(paths.ws_port.c_str());
   lock->remove_pid_file();

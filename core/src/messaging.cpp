@@ -58,7 +58,7 @@ Agent read_agent(const sql::Stmt& st) {
   a.intent = st.text(8);
   a.session_id = st.opt_text(9);
   a.session_started_at = st.opt_text(10);
-  a.peer_daemon_id = st.opt_text(11);
+  a.peer_name = st.opt_text(11);
   a.remote_name = st.opt_text(12);
   a.registered_at = st.text(13);
   a.last_seen_at = st.text(14);
@@ -67,7 +67,7 @@ Agent read_agent(const sql::Stmt& st) {
 
 constexpr const char* kAgentColumns =
     "agent_id, kind, role, module, display, worktree, hostname, agent_pid, intent, session_id, "
-    "session_started_at, peer_daemon_id, remote_name, registered_at, last_seen_at";
+    "session_started_at, peer_name, remote_name, registered_at, last_seen_at";
 
 constexpr const char* kMessageColumns =
     "seq, message_id, thread_id, reply_to, author_id, body, format, audience, created_at, "
@@ -256,6 +256,7 @@ void Messaging::h_register(const json& p, rpc::Respond respond) {
         spdlog::info("agent registered agent={} role={} status={}", a.agent_id, a.role,
                      is_new ? "new" : "updated");
         respond(result);
+        if (router_) router_->agents_changed();
       });
 }
 
@@ -281,7 +282,7 @@ json agent_json(const Agent& a) {
   j["session_started_at"] = a.session_started_at ? json(*a.session_started_at) : json(nullptr);
   j["agent_pid"] = a.agent_pid ? json(*a.agent_pid) : json(nullptr);
   if (a.is_proxy()) {
-    j["peer_daemon_id"] = a.peer_daemon_id.value_or("");
+    j["peer_name"] = a.peer_name.value_or("");
     j["remote_name"] = a.remote_name.value_or("");
   }
   return j;
@@ -313,7 +314,12 @@ void Messaging::h_team(const json& p, rpc::Respond respond) {
     json m = agent_json(a);
     std::string status;
     if (a.is_proxy()) {
-      status = "unknown";  // refined by the peer layer when a link reports presence
+      status = "unknown";
+      if (router_) {
+        auto [presence, role] = router_->proxy_presence(a);
+        status = presence;
+        if (!role.empty()) m["role"] = role;
+      }
     } else {
       status = a.active() ? "active" : "offline";
     }
@@ -361,7 +367,8 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
     fail_params("missing recipient: pass to (\"@name\", \"@prefix:name\" or \"@everyone\")");
 
   // Resolve recipients. Nothing is stored unless every recipient resolves.
-  std::vector<std::string> recipients;
+  std::vector<std::string> recipients;        // local agents: delivered at once
+  std::vector<const Agent*> proxies;          // agents on peers: queued for their link
   std::vector<std::string> audience;
   bool broadcast = false;
   std::vector<std::string> unknown;
@@ -376,16 +383,23 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
       unknown.push_back("@" + t);
       continue;
     }
-    recipients.push_back(t);
+    if (a->second.is_proxy())
+      proxies.push_back(&a->second);
+    else
+      recipients.push_back(t);
     audience.push_back("agent:" + t);
   }
   if (!unknown.empty()) {
     std::string msg = "unknown recipient " + join(unknown, ", ");
     const std::string& first = unknown.front();
-    if (first.find(':') != std::string::npos) {
-      msg += " — no proxy with that name; for an agent on a peer register it with: thrum peer "
-             "configure <peer> add-agent " +
-             first.substr(first.find(':') + 1);
+    if (auto colon = first.find(':'); colon != std::string::npos) {
+      const std::string prefix = first.substr(1, colon - 1);
+      const std::string name = first.substr(colon + 1);
+      auto peer = router_ ? router_->peer_for_prefix(prefix) : std::nullopt;
+      if (peer)
+        msg += " — register it with: thrum peer configure " + *peer + " add-agent " + name;
+      else
+        msg += " — no peer uses the prefix \"" + prefix + "\" (see 'thrum peer list')";
     } else {
       msg += " — see 'thrum team --all' for registered agents";
     }
@@ -399,23 +413,32 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
   if (parent && to.empty()) {
     // A reply goes to the parent's author; the author replying to themself continues the
     // conversation with the parent's recipients.
+    std::vector<std::string> targets;
     if (parent->author_id != caller.agent_id) {
-      recipients.push_back(parent->author_id);
+      targets.push_back(parent->author_id);
     } else {
       auto st = store_.reader().cached(
           "SELECT recipient_id FROM deliveries WHERE message_id=?1 ORDER BY recipient_id");
       st.bind(1, parent->message_id);
-      while (st.step()) recipients.push_back(st.text(0));
+      while (st.step()) targets.push_back(st.text(0));
     }
-    for (const auto& r : recipients) audience.push_back("agent:" + r);
+    for (const auto& t : targets) {
+      auto a = agents_.find(t);
+      if (a == agents_.end()) continue;  // e.g. a broadcast's per-peer row
+      if (a->second.is_proxy())
+        proxies.push_back(&a->second);
+      else
+        recipients.push_back(t);
+      audience.push_back("agent:" + t);
+    }
+    if (recipients.empty() && proxies.empty())
+      fail("cannot reply to " + parent->message_id + ": its author @" + parent->author_id +
+           " is no longer registered here");
   }
   std::sort(recipients.begin(), recipients.end());
   recipients.erase(std::unique(recipients.begin(), recipients.end()), recipients.end());
-  if (broadcast) {
-    // A broadcast to a repo where the sender is alone is fine: it is stored with no recipient.
-  } else if (recipients.empty()) {
-    fail("no recipient: the parent's recipients are gone");
-  }
+  std::sort(proxies.begin(), proxies.end());
+  proxies.erase(std::unique(proxies.begin(), proxies.end()), proxies.end());
 
   auto m = std::make_shared<StoredMessage>();
   m->message_id = new_message_id();
@@ -426,10 +449,12 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
   m->audience = broadcast ? "broadcast:everyone" : join(audience, ",");
   m->created_at = now_rfc3339();
   m->recipients = recipients;
+  std::vector<OutboxItem> outbox;
+  if (router_ && (!proxies.empty() || broadcast)) outbox = router_->route(*m, proxies, broadcast);
   const std::string new_thread = new_thread_id();
 
   store_.write(
-      [m, new_thread](sql::Db& db) {
+      [m, new_thread, outbox](sql::Db& db) {
         if (m->reply_to) {
           db.cached("UPDATE messages SET thread_id=COALESCE(thread_id, ?1) WHERE message_id=?2")
               .bind(1, new_thread)
@@ -459,8 +484,22 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
           ins.reset();
           ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind(4, m->created_at).run();
         }
+        for (const auto& item : outbox) {
+          for (const auto& r : item.queued_recipients) {
+            ins.reset();
+            ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind_null(4).run();
+          }
+          db.cached("INSERT INTO outbox(peer, kind, message_id, payload, created_at) "
+                    "VALUES(?1,?2,?3,?4,?5)")
+              .bind(1, item.peer)
+              .bind(2, item.kind)
+              .bind(3, m->message_id)
+              .bind(4, item.payload.dump())
+              .bind(5, m->created_at)
+              .run();
+        }
       },
-      [this, m, respond, alive = alive_](std::exception_ptr err) {
+      [this, m, outbox, respond, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;
         if (err) {
           spdlog::error("message store failed message={} error=\"{}\"", m->message_id,
@@ -470,15 +509,29 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
                              nullptr});
           return;
         }
+        json all = m->recipients;
+        json queued = json::array();
+        for (const auto& item : outbox)
+          for (const auto& r : item.queued_recipients) {
+            all.push_back(r);
+            queued.push_back(r);
+          }
         json result = {{"message_id", m->message_id},
                        {"created_at", m->created_at},
-                       {"recipients", m->recipients},
-                       {"resolved_to", m->recipients.size()}};
+                       {"recipients", all},
+                       {"queued", queued},
+                       {"resolved_to", all.size()}};
         result["thread_id"] = m->thread_id ? json(*m->thread_id) : json(nullptr);
         respond(result);
-        for (auto& obs : observers_) obs(*m);
-        deliver_to_waiters(*m);
+        announce(*m);
+        if (router_)
+          for (const auto& item : outbox) router_->kick(item.peer);
       });
+}
+
+void Messaging::announce(const StoredMessage& m) {
+  for (auto& obs : observers_) obs(m);
+  deliver_to_waiters(m);
 }
 
 std::optional<StoredMessage> Messaging::load_message(const std::string& id) const {
@@ -603,14 +656,15 @@ void Messaging::h_list(const json& p, rpc::Respond respond) {
           up.bind(1, now).bind(2, id).bind(3, agent).run();
         }
       },
-      [respond, result, n = to_mark.size(), alive = alive_](std::exception_ptr err) mutable {
+      [this, agent, to_mark, respond, result, alive = alive_](std::exception_ptr err) mutable {
         if (!*alive) return;
         if (err) {
           respond(rpc::Error{rpc::kHandlerError, "could not mark messages read: " + describe_exception(err), nullptr});
           return;
         }
-        result["marked_read"] = n;
+        result["marked_read"] = to_mark.size();
         respond(result);
+        if (router_) router_->messages_read(agent, to_mark);
       });
 }
 
@@ -624,9 +678,14 @@ void Messaging::h_mark_read(const json& p, rpc::Respond respond) {
   const std::string now = now_rfc3339();
   auto marked = std::make_shared<int64_t>(0);
   auto unknown = std::make_shared<std::vector<std::string>>();
+  auto newly_read = std::make_shared<std::vector<std::string>>();
   store_.write(
-      [agent, ids, all, now, marked, unknown](sql::Db& db) {
+      [agent, ids, all, now, marked, unknown, newly_read](sql::Db& db) {
         if (all) {
+          auto sel = db.cached("SELECT message_id FROM deliveries WHERE recipient_id=?1 AND "
+                               "read_at IS NULL AND delivered_at IS NOT NULL");
+          sel.bind(1, agent);
+          while (sel.step()) newly_read->push_back(sel.text(0));
           db.cached("UPDATE deliveries SET read_at=?1 WHERE recipient_id=?2 AND read_at IS NULL "
                     "AND delivered_at IS NOT NULL")
               .bind(1, now)
@@ -648,16 +707,20 @@ void Messaging::h_mark_read(const json& p, rpc::Respond respond) {
           }
           up.reset();
           up.bind(1, now).bind(2, id).bind(3, agent).run();
-          *marked += db.changes();
+          if (db.changes() > 0) {
+            *marked += 1;
+            newly_read->push_back(id);
+          }
         }
       },
-      [respond, marked, unknown, alive = alive_](std::exception_ptr err) {
+      [this, agent, respond, marked, unknown, newly_read, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;
         if (err) {
           respond(rpc::Error{rpc::kHandlerError, "could not mark messages read: " + describe_exception(err), nullptr});
           return;
         }
         respond(json{{"marked_count", *marked}, {"not_in_inbox", *unknown}});
+        if (router_ && !newly_read->empty()) router_->messages_read(agent, *newly_read);
       });
 }
 
@@ -747,6 +810,230 @@ void Messaging::deliver_to_waiters(const StoredMessage& m) {
                                                 {"created_at", m.created_at}}})}});
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers: inbound messages and proxies.
+
+void Messaging::apply_inbound(const InboundMessage& in,
+                              std::function<void(std::string, std::string)> done) {
+  std::vector<std::string> recipients;
+  if (in.broadcast) {
+    for (const auto& [id, a] : agents_)
+      if (!a.is_proxy()) recipients.push_back(id);
+  } else {
+    for (std::string t : in.to) {
+      if (!t.empty() && t[0] == '@') t.erase(0, 1);
+      auto a = agents_.find(t);
+      if (a == agents_.end() || a->second.is_proxy()) {
+        done("", "no agent named @" + t + " here");
+        return;
+      }
+      recipients.push_back(t);
+    }
+  }
+  std::sort(recipients.begin(), recipients.end());
+  recipients.erase(std::unique(recipients.begin(), recipients.end()), recipients.end());
+
+  // The author shows up here as <our prefix for them>:<name>, a proxy, so that replying to it
+  // routes back over the same peer without any configuration.
+  const std::string author_id = in.prefix + ":" + in.author;
+  std::optional<Agent> new_proxy;
+  if (!agents_.count(author_id)) {
+    Agent p;
+    p.agent_id = author_id;
+    p.kind = "proxy";
+    p.peer_name = in.peer;
+    p.remote_name = in.author;
+    p.registered_at = p.last_seen_at = now_rfc3339();
+    new_proxy = p;
+  }
+  std::optional<std::string> reply_to;
+  if (in.reply_to && load_message(*in.reply_to)) reply_to = in.reply_to;
+
+  auto m = std::make_shared<StoredMessage>();
+  m->message_id = new_message_id();
+  m->reply_to = reply_to;
+  m->author_id = author_id;
+  m->body = in.body;
+  m->format = in.format.empty() ? "markdown" : in.format;
+  m->audience = in.broadcast ? "broadcast:everyone" : "";
+  if (!in.broadcast)
+    for (const auto& r : recipients) m->audience += (m->audience.empty() ? "agent:" : ",agent:") + r;
+  m->created_at = now_rfc3339();
+  m->origin_daemon = in.origin_daemon;
+  m->origin_message_id = in.origin_id;
+  m->recipients = recipients;
+  auto existing = std::make_shared<std::string>();
+  const std::string new_thread = new_thread_id();
+  const std::string peer = in.peer;
+
+  store_.write(
+      [m, existing, new_proxy, new_thread, peer](sql::Db& db) {
+        // Exactly once: a redelivery after a lost ack finds the message already here.
+        auto dup = db.cached(
+            "SELECT message_id FROM messages WHERE origin_daemon=?1 AND origin_message_id=?2");
+        dup.bind(1, *m->origin_daemon).bind(2, *m->origin_message_id);
+        if (dup.step()) {
+          *existing = dup.text(0);
+          return;
+        }
+        if (new_proxy) {
+          db.cached("INSERT OR IGNORE INTO agents(agent_id, kind, role, peer_name, remote_name, "
+                    "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
+              .bind(1, new_proxy->agent_id)
+              .bind(2, *new_proxy->peer_name)
+              .bind(3, *new_proxy->remote_name)
+              .bind(4, new_proxy->registered_at)
+              .run();
+        }
+        if (m->reply_to) {
+          db.cached("UPDATE messages SET thread_id=COALESCE(thread_id, ?1) WHERE message_id=?2")
+              .bind(1, new_thread)
+              .bind(2, *m->reply_to)
+              .run();
+          auto st = db.cached("SELECT thread_id FROM messages WHERE message_id=?1");
+          st.bind(1, *m->reply_to);
+          if (st.step()) m->thread_id = st.opt_text(0);
+        }
+        db.cached(
+              "INSERT INTO messages(message_id, thread_id, reply_to, author_id, body, format, "
+              "audience, created_at, origin_daemon, origin_message_id) "
+              "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+            .bind(1, m->message_id)
+            .bind(2, m->thread_id)
+            .bind(3, m->reply_to)
+            .bind(4, m->author_id)
+            .bind(5, m->body)
+            .bind(6, m->format)
+            .bind(7, m->audience)
+            .bind(8, m->created_at)
+            .bind(9, m->origin_daemon)
+            .bind(10, m->origin_message_id)
+            .run();
+        m->seq = db.last_insert_rowid();
+        auto ins = db.cached(
+            "INSERT INTO deliveries(recipient_id, seq, message_id, delivered_at) "
+            "VALUES(?1,?2,?3,?4)");
+        for (const auto& r : m->recipients) {
+          ins.reset();
+          ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind(4, m->created_at).run();
+        }
+        db.cached("INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
+            .bind(1, peer)
+            .bind(2, m->message_id)
+            .bind(3, *m->origin_message_id)
+            .run();
+      },
+      [this, m, existing, new_proxy, done, alive = alive_](std::exception_ptr err) {
+        if (!*alive) return;
+        if (err) {
+          done("", "could not store the message: " + describe_exception(err));
+          return;
+        }
+        if (!existing->empty()) {
+          done(*existing, "");
+          return;
+        }
+        if (new_proxy && !agents_.count(new_proxy->agent_id)) agents_[new_proxy->agent_id] = *new_proxy;
+        done(m->message_id, "");
+        announce(*m);
+      });
+}
+
+void Messaging::add_proxy(const std::string& peer, const std::string& prefix,
+                          const std::string& remote_name, std::function<void(std::string)> done) {
+  if (auto err = check_agent_name(remote_name); !err.empty()) {
+    done(err);
+    return;
+  }
+  Agent p;
+  p.agent_id = prefix + ":" + remote_name;
+  p.kind = "proxy";
+  p.peer_name = peer;
+  p.remote_name = remote_name;
+  p.registered_at = p.last_seen_at = now_rfc3339();
+  if (auto it = agents_.find(p.agent_id); it != agents_.end()) {
+    done("proxy @" + p.agent_id + " is already registered");
+    return;
+  }
+  store_.write(
+      [p](sql::Db& db) {
+        db.cached("INSERT INTO agents(agent_id, kind, role, peer_name, remote_name, "
+                  "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
+            .bind(1, p.agent_id)
+            .bind(2, *p.peer_name)
+            .bind(3, *p.remote_name)
+            .bind(4, p.registered_at)
+            .run();
+      },
+      [this, p, done, alive = alive_](std::exception_ptr err) {
+        if (!*alive) return;
+        if (err) {
+          done("could not register proxy: " + describe_exception(err));
+          return;
+        }
+        agents_[p.agent_id] = p;
+        done("");
+      });
+}
+
+void Messaging::remove_proxies(const std::string& peer, const std::string& proxy_id,
+                               std::function<void(std::string)> done) {
+  std::vector<std::string> ids;
+  for (const auto& [id, a] : agents_)
+    if (a.is_proxy() && a.peer_name == peer && (proxy_id.empty() || id == proxy_id)) ids.push_back(id);
+  if (!proxy_id.empty() && ids.empty()) {
+    done("no proxy @" + proxy_id + " is registered");
+    return;
+  }
+  store_.write(
+      [ids](sql::Db& db) {
+        for (const auto& id : ids) db.cached("DELETE FROM agents WHERE agent_id=?1").bind(1, id).run();
+      },
+      [this, ids, done, alive = alive_](std::exception_ptr err) {
+        if (!*alive) return;
+        if (err) {
+          done("could not unregister proxies: " + describe_exception(err));
+          return;
+        }
+        for (const auto& id : ids) agents_.erase(id);
+        done("");
+      });
+}
+
+void Messaging::rename_proxies(const std::string& peer, const std::string& old_prefix,
+                               const std::string& new_prefix, std::function<void(std::string)> done) {
+  std::vector<std::pair<std::string, std::string>> renames;
+  for (const auto& [id, a] : agents_) {
+    if (!a.is_proxy() || a.peer_name != peer) continue;
+    if (id.rfind(old_prefix + ":", 0) != 0) continue;
+    std::string to = new_prefix + ":" + id.substr(old_prefix.size() + 1);
+    if (agents_.count(to)) {
+      done("cannot rename: @" + to + " already exists");
+      return;
+    }
+    renames.emplace_back(id, to);
+  }
+  store_.write(
+      [renames](sql::Db& db) {
+        for (const auto& [from, to] : renames)
+          db.cached("UPDATE agents SET agent_id=?2 WHERE agent_id=?1").bind(1, from).bind(2, to).run();
+      },
+      [this, renames, done, alive = alive_](std::exception_ptr err) {
+        if (!*alive) return;
+        if (err) {
+          done("could not rename proxies: " + describe_exception(err));
+          return;
+        }
+        for (const auto& [from, to] : renames) {
+          auto node = agents_.extract(from);
+          node.key() = to;
+          node.mapped().agent_id = to;
+          agents_.insert(std::move(node));
+        }
+        done("");
+      });
 }
 
 }  // namespace thrum::core

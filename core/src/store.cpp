@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS agents (
   intent TEXT NOT NULL DEFAULT '',
   session_id TEXT,
   session_started_at TEXT,
-  peer_daemon_id TEXT,                        -- proxies: the peer they live on
+  peer_name TEXT,                             -- proxies: the peer they live on
   remote_name TEXT,                           -- proxies: the agent's name over there
   registered_at TEXT NOT NULL,
   last_seen_at TEXT NOT NULL
@@ -50,9 +50,28 @@ CREATE TABLE IF NOT EXISTS deliveries (
   message_id TEXT NOT NULL,
   delivered_at TEXT,                          -- NULL while queued for a peer
   read_at TEXT,
+  failed TEXT,                                -- why a peer refused it (never retried)
   PRIMARY KEY (recipient_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS deliveries_message ON deliveries(message_id, recipient_id);
+-- Durable per-peer queue of what still has to cross a link, in order.
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  peer TEXT NOT NULL,
+  kind TEXT NOT NULL,                         -- 'deliver' | 'receipt'
+  message_id TEXT,
+  payload TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_peer ON outbox(peer, id);
+-- Our message id <-> the peer's id for the same message, both directions, so replies thread.
+CREATE TABLE IF NOT EXISTS message_map (
+  peer TEXT NOT NULL,
+  local_id TEXT NOT NULL,
+  remote_id TEXT NOT NULL,
+  PRIMARY KEY (peer, local_id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS message_map_remote ON message_map(peer, remote_id);
 )sql";
 
 }  // namespace

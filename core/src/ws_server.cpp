@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "peer_link.hpp"
 #include "thrum/core/json_rpc.hpp"
 
 namespace thrum::core {
@@ -35,6 +36,7 @@ bool loopback_origin(const std::string& origin) {
 class WsSession;
 struct Registry {
   std::set<std::shared_ptr<WsSession>> sessions;
+  std::function<void(std::unique_ptr<PeerUpgrade>)> peer_handler;
 };
 
 /// One `/ws` client.
@@ -149,8 +151,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       s->start(std::move(req));
       return;
     }
-    if (target == "/peer") {
-      return respond(http::status::not_found, "peer links are not available on this daemon yet\n");
+    if (target == "/peer" && websocket::is_upgrade(req) && registry_->peer_handler) {
+      beast::error_code ec;
+      auto remote = stream_.socket().remote_endpoint(ec);
+      std::string remote_text = ec ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
+      auto& ioc = static_cast<asio::io_context&>(stream_.get_executor().context());
+      int fd = stream_.release_socket().release();
+      auto up = std::make_unique<PeerUpgrade>(PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text});
+      registry_->peer_handler(std::move(up));
+      return;
     }
     respond(http::status::not_found, "not found: WebSocket endpoints are /ws and /peer\n");
   }
@@ -240,6 +249,10 @@ void WsServer::broadcast(const std::string& method, const nlohmann::json& params
   const std::string text = rpc::make_notification(method, params);
   auto sessions = impl_->registry->sessions;  // send() may close and erase
   for (auto& s : sessions) s->send(text);
+}
+
+void WsServer::set_peer_handler(std::function<void(std::unique_ptr<PeerUpgrade>)> handler) {
+  impl_->registry->peer_handler = std::move(handler);
 }
 
 std::size_t WsServer::client_count() const { return impl_->registry->sessions.size(); }

@@ -32,7 +32,7 @@ struct Agent {
   std::string intent;
   std::optional<std::string> session_id;
   std::optional<std::string> session_started_at;
-  std::optional<std::string> peer_daemon_id;  ///< proxies only
+  std::optional<std::string> peer_name;  ///< proxies only: the peer they live on
   std::optional<std::string> remote_name;     ///< proxies only
   std::string registered_at;
   std::string last_seen_at;
@@ -56,6 +56,51 @@ struct StoredMessage {
   std::optional<std::string> origin_daemon;
   std::optional<std::string> origin_message_id;
   std::vector<std::string> recipients;
+};
+
+/// What must cross a peer link for one message, stored with it in the same transaction.
+struct OutboxItem {
+  std::string peer;
+  std::string kind;  ///< "deliver" | "receipt"
+  std::string message_id;
+  nlohmann::json payload;
+  /// Delivery rows created queued (delivered_at NULL) until the peer acknowledges.
+  std::vector<std::string> queued_recipients;
+};
+
+/// A message that arrived over a peer link, to be stored for local agents.
+struct InboundMessage {
+  std::string peer;           ///< our name for the sending daemon
+  std::string prefix;         ///< our proxy prefix for it
+  std::string origin_daemon;  ///< its daemon id
+  std::string origin_id;      ///< its id for the message
+  std::string author;         ///< the sending agent's name over there
+  std::vector<std::string> to;
+  bool broadcast = false;
+  std::string body;
+  std::string format = "markdown";
+  std::string created_at;
+  std::optional<std::string> reply_to;  ///< our id for the parent, when the sender knew it
+};
+
+/// The peer layer as Messaging sees it (implemented by PeerManager). Loop thread only.
+class Router {
+ public:
+  virtual ~Router() = default;
+  /// Outbox items for a message addressed to `proxies` (and to every peer when `broadcast`).
+  /// Throws rpc::Failure when a proxy's peer is gone.
+  virtual std::vector<OutboxItem> route(const StoredMessage& m, const std::vector<const Agent*>& proxies,
+                                        bool broadcast) = 0;
+  /// After the commit of queued items: deliver them.
+  virtual void kick(const std::string& peer) = 0;
+  /// The peer that owns `prefix`, for error hints.
+  virtual std::optional<std::string> peer_for_prefix(const std::string& prefix) const = 0;
+  /// {"active"|"offline"|"unknown", role} of a proxy, from the live link.
+  virtual std::pair<std::string, std::string> proxy_presence(const Agent& proxy) const = 0;
+  /// A local agent read these messages (after the commit): send read receipts.
+  virtual void messages_read(const std::string& reader, const std::vector<std::string>& message_ids) = 0;
+  /// Local agents changed: re-announce presence.
+  virtual void agents_changed() = 0;
 };
 
 /// Agents and messages on this daemon (SPEC §5): the JSON-RPC methods `agent.*`, `team.list`
@@ -82,6 +127,21 @@ class Messaging {
   static nlohmann::json notification_params(const StoredMessage& m);
 
   const std::map<std::string, Agent>& agents() const { return agents_; }
+
+  void set_router(Router* r) { router_ = r; }
+  /// Stores a message from a peer (idempotent on origin daemon + id). `done(local_id, "")`, or
+  /// `done("", reason)` when it cannot be delivered here (no such agent). Loop thread.
+  void apply_inbound(const InboundMessage& in,
+                     std::function<void(std::string local_id, std::string refused)> done);
+  /// Registers the proxy `<prefix>:<remote_name>` for `peer`. `done("")` or an error.
+  void add_proxy(const std::string& peer, const std::string& prefix, const std::string& remote_name,
+                 std::function<void(std::string error)> done);
+  /// Unregisters proxies: one (`proxy_id`), or all of `peer`'s when proxy_id is empty.
+  void remove_proxies(const std::string& peer, const std::string& proxy_id,
+                      std::function<void(std::string error)> done);
+  /// Renames every proxy of `peer` from `old_prefix:` to `new_prefix:`.
+  void rename_proxies(const std::string& peer, const std::string& old_prefix,
+                      const std::string& new_prefix, std::function<void(std::string error)> done);
   /// Validates an agent name (SPEC §5); returns an error message or "".
   static std::string check_agent_name(const std::string& name);
 
@@ -101,6 +161,7 @@ class Messaging {
   void load_agents();
   void write_identity_file(const Agent& a);
   void deliver_to_waiters(const StoredMessage& m);
+  void announce(const StoredMessage& m);
   std::optional<StoredMessage> load_message(const std::string& id) const;
   nlohmann::json message_json(const StoredMessage& m, const std::string& viewer) const;
   nlohmann::json recipient_states(const std::string& message_id) const;
@@ -110,6 +171,7 @@ class Messaging {
   EventLoop& loop_;
   std::map<std::string, Agent> agents_;
   std::vector<MessageObserver> observers_;
+  Router* router_ = nullptr;
 
   struct Waiter {
     uint64_t id;

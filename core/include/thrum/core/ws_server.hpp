@@ -15,6 +15,7 @@ namespace thrum::core {
 namespace rpc {
 class Dispatcher;
 }
+struct PeerUpgrade;  // core/src/peer_link.hpp
 
 /// The loopback WebSocket server on 127.0.0.1:<ws.port>. `/ws` serves local programs the same
 /// JSON-RPC methods as the Unix socket (one request per text frame) plus pushed notifications;
@@ -35,6 +36,9 @@ class WsServer {
                         std::optional<unsigned short> preferred);
   /// Pushes a JSON-RPC notification to every open `/ws` connection.
   void broadcast(const std::string& method, const nlohmann::json& params);
+  /// Receives every WebSocket upgrade to `/peer` (authentication is the peer layer's job).
+  /// Without a handler such requests get 404.
+  void set_peer_handler(std::function<void(std::unique_ptr<PeerUpgrade>)> handler);
   /// Number of open `/ws` connections.
   std::size_t client_count() const;
   /// Stops accepting and closes every connection.

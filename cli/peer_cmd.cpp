@@ -1,0 +1,324 @@
+// thrum peer add|join|list|status|remove|configure and thrum who-has (SPEC §6).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+
+#include "cli.hpp"
+#include "client.hpp"
+#include "format.hpp"
+#include "thrum/core/config.hpp"
+#include "thrum/core/ids.hpp"
+#include "thrum/core/pairing.hpp"
+
+namespace thrum::cli {
+using namespace std::chrono_literals;
+
+namespace {
+
+const char* kTypeHelp =
+    "--type is required. Choose one:\n"
+    "\n"
+    "  --type tailscale   Cross-host via Tailscale (requires THRUM_TS_AUTHKEY or --auth-key).\n"
+    "                     Use when the other daemon is on a different machine\n"
+    "                     reachable through your tailnet.\n"
+    "\n"
+    "  --type local       Same-host sibling repos.\n"
+    "                     Use when both daemons run on the same machine and\n"
+    "                     you want loopback-only messaging (no tsnet, no LAN).\n"
+    "\n"
+    "  --type network     Same-LAN, no Tailscale. Requires --address <ip>.\n"
+    "                     Use when both daemons are on the same network\n"
+    "                     segment and you want direct TCP (TLS) without tsnet.\n"
+    "\n"
+    "  --type repair      Re-verify an existing peer entry.\n"
+    "                     Use when peers.json has drifted (e.g. after a\n"
+    "                     daemon_id rotation) and you want to reconcile via\n"
+    "                     stored secrets without a full re-pair. Valid only\n"
+    "                     on 'peer join'.";
+
+void check_type(const std::string& type, bool join) {
+  if (type.empty()) throw UsageError(kTypeHelp);
+  if (type == "repair" && !join)
+    throw UsageError(
+        "Error: --type repair is not valid for 'peer add'.\n"
+        "Use 'thrum peer join --type repair <peer-name>' to reconcile an existing peer.");
+  if (type != "local" && type != "network" && type != "tailscale" && type != "repair")
+    throw UsageError("Error: unknown --type \"" + type + "\"\n\n" + kTypeHelp);
+}
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted = true; }
+
+struct AddArgs {
+  std::string type, address, auth_key;
+};
+
+int cmd_add(Context& ctx, const AddArgs& a) {
+  check_type(a.type, false);
+  auto paths = require_repo(ctx);
+  RpcClient client(paths.sock);
+  json params = {{"type", a.type}};
+  if (!a.address.empty()) params["address"] = a.address;
+  if (!a.auth_key.empty()) params["auth_key"] = a.auth_key;
+  json started = client.call("peer.start_pairing", params);
+  const std::string peercode = started.value("peercode", "");
+  if (ctx.g.json) {
+    print_json(started);
+  } else {
+    std::cout << "Waiting for connection...\n\n"
+              << "Share this with the other machine:\n"
+              << "  thrum peer join --type " << a.type << " --peercode " << peercode << "\n"
+              << std::flush;
+  }
+  // Ctrl-C cancels the session on the daemon instead of leaving the code valid.
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  const bool tty = ::isatty(STDOUT_FILENO) && !ctx.g.json;
+  json result;
+  for (;;) {
+    if (g_interrupted) {
+      try {
+        RpcClient c2(paths.sock);
+        c2.call("peer.cancel_pairing", json::object(), 5s);
+      } catch (const std::exception&) {
+      }
+      if (tty) std::cout << "\r\033[K";
+      std::cerr << "Pairing cancelled.\n";
+      return 130;
+    }
+    result = client.call("peer.wait_pairing", {{"timeout_ms", 1000}}, 15s);
+    if (result.value("status", "") == "paired") break;
+    if (tty) {
+      long long s = result.value("remaining_ms", 0LL) / 1000;
+      std::printf("\r  Expires in %lld:%02lld ", s / 60, s % 60);
+      std::fflush(stdout);
+    }
+  }
+  if (tty) std::cout << "\r\033[K";
+  if (ctx.g.json) {
+    print_json(result);
+    return 0;
+  }
+  const std::string name = result.value("peer_name", "");
+  std::cout << "\nPaired with \"" << name << "\" (" << result.value("peer_address", "") << "). Syncing started.\n";
+  if (!ctx.g.quiet)
+    std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
+              << " add-agent <agent-name>\n";
+  return 0;
+}
+
+struct JoinArgs {
+  std::string type, peercode_flag, positional, repo_path, address, peer_name, auth_key;
+};
+
+int cmd_join(Context& ctx, const JoinArgs& a) {
+  check_type(a.type, true);
+  auto paths = require_repo(ctx);
+  json params = {{"type", a.type}};
+  if (a.type == "repair") {
+    std::string name = !a.peer_name.empty() ? a.peer_name : a.positional;
+    if (name.empty()) throw UsageError("Error: --type repair requires a peer name (positional arg or --peer-name)");
+    params["peer_name"] = name;
+    RpcClient client(paths.sock);
+    json r = client.call("peer.join", params, 60s);
+    if (ctx.g.json) {
+      print_json(r);
+      return 0;
+    }
+    std::cout << "Repaired \"" << r.value("peer_name", name) << "\" (" << r.value("peer_address", "") << ").\n";
+    return 0;
+  }
+  std::string code = !a.peercode_flag.empty() && a.peercode_flag != "-" ? a.peercode_flag : a.positional;
+  if (code.empty() && !::isatty(STDIN_FILENO)) std::getline(std::cin, code);
+  if (code.empty())
+    throw UsageError("Error: missing peercode: pass --peercode <name:ip:port:code>, as an argument, or on stdin");
+  auto config = core::Config::load(paths);
+  std::string err;
+  if (!core::pairing::parse_peercode(code, config.pairing_code_length(), err)) throw Error(err);
+  if (a.type == "local" && a.repo_path.empty())
+    throw UsageError("Error: --type local requires --repo-path <path of the other repo>");
+  params["peercode"] = code;
+  if (!a.repo_path.empty()) params["repo_path"] = std::filesystem::absolute(a.repo_path).string();
+  if (!a.address.empty()) params["address"] = a.address;
+  if (!a.auth_key.empty()) params["auth_key"] = a.auth_key;
+  RpcClient client(paths.sock);
+  json r = client.call("peer.join", params, 60s);
+  if (ctx.g.json) {
+    print_json(r);
+    return 0;
+  }
+  const std::string name = r.value("peer_name", "");
+  std::cout << "Paired with \"" << name << "\" (" << r.value("peer_address", "") << "). Syncing started.\n";
+  if (!ctx.g.quiet)
+    std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
+              << " add-agent <agent-name>\n";
+  return 0;
+}
+
+std::string fit(const std::string& s, size_t width) {
+  if (display_width(s) <= width) return s;
+  return s.substr(0, width - 3) + "...";
+}
+
+int cmd_list(Context& ctx) {
+  auto paths = require_repo(ctx);
+  RpcClient client(paths.sock);
+  json r = client.call("peer.list");
+  if (ctx.g.json) {
+    print_json(r["peers"]);
+    return 0;
+  }
+  const auto& peers = r["peers"];
+  if (peers.empty()) {
+    std::cout << "No peers paired. Use 'thrum peer add' to start pairing.\n";
+    return 0;
+  }
+  std::printf("%-20s %-22s %-18s %s\n", "NAME", "ADDRESS", "LAST SYNC", "LAST SEQ");
+  for (const auto& p : peers) {
+    const std::string name = p.value("name", "");
+    std::printf("%-20s %-22s %-18s %lld\n", fit(name, 20).c_str(), fit(p.value("address", ""), 22).c_str(),
+                ago_long(p.value("last_sync", "")).c_str(), static_cast<long long>(p.value("last_seq", 0LL)));
+    if (p.value("reconcile_status", "") == "drift_reconcile_failed")
+      std::printf("  └─ drift detected — run: thrum peer join --type repair %s\n", name.c_str());
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+std::string since_short(const std::string& ts) {
+  auto t = core::parse_rfc3339(ts);
+  if (!t) return "never";
+  auto d = std::chrono::duration_cast<std::chrono::seconds>(core::Clock::now() - *t);
+  return duration_short(std::max(d, std::chrono::seconds(0))) + " ago";
+}
+
+int cmd_status(Context& ctx) {
+  auto paths = require_repo(ctx);
+  RpcClient client(paths.sock);
+  json r = client.call("peer.status");
+  if (ctx.g.json) {
+    print_json(r["peers"]);
+    return 0;
+  }
+  const auto& peers = r["peers"];
+  if (peers.empty()) {
+    std::cout << "No peers paired. Use 'thrum peer add' to start pairing.\n";
+    return 0;
+  }
+  std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %s\n", "NAME", "ADDRESS", "HAS_TOKEN", "PAIRED_AT",
+              "LAST_SYNC", "TRANSPORT", "STATE", "QUEUED");
+  for (const auto& p : peers) {
+    auto paired = core::parse_rfc3339(p.value("paired_at", ""));
+    std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %lld\n", fit(p.value("name", ""), 20).c_str(),
+                fit(p.value("address", ""), 22).c_str(), p.value("has_token", false) ? "true" : "false",
+                paired ? core::rfc3339_seconds(*paired).c_str() : "-", since_short(p.value("last_sync", "")).c_str(),
+                p.value("transport", "").c_str(), p.value("state", "").c_str(),
+                static_cast<long long>(p.value("queued", 0LL)));
+    if (p.contains("last_error")) std::printf("  └─ %s\n", p["last_error"].get<std::string>().c_str());
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
+int cmd_remove(Context& ctx, const std::string& name) {
+  auto paths = require_repo(ctx);
+  RpcClient client(paths.sock);
+  json r = client.call("peer.remove", {{"name", name}});
+  if (ctx.g.json) {
+    print_json(r);
+    return 0;
+  }
+  long long dropped = r.value("dropped", 0LL);
+  std::cout << "✓ Removed peer \"" << name << "\". Dropped " << dropped << " queued message"
+            << (dropped == 1 ? "" : "s") << ".\n";
+  if (!r.value("told_peer", false))
+    std::cout << "  The peer was not connected; it will see the link refused.\n";
+  return 0;
+}
+
+int cmd_configure(Context& ctx, const std::string& peer, const std::string& action, const std::string& value) {
+  auto paths = require_repo(ctx);
+  RpcClient client(paths.sock);
+  json r = client.call("peer.configure", {{"peer", peer}, {"action", action}, {"value", value}});
+  if (ctx.g.json) {
+    print_json(r);
+    return 0;
+  }
+  std::cout << "✓ " << peer << ": " << action << " " << value << "\n";
+  if (action == "add-agent" && !ctx.g.quiet)
+    std::cout << "  Send to it with: thrum send \"...\" --to @" << r.value("proxy", "") << "\n";
+  return 0;
+}
+
+int cmd_who_has(Context& ctx, const std::string& file) {
+  auto paths = require_repo(ctx);
+  RpcClient client(paths.sock);
+  json r = client.call("who_has", {{"file", file}}, 15s);
+  if (ctx.g.json) {
+    print_json(r);
+    return 0;
+  }
+  if (r["agents"].empty()) {
+    std::cout << "No agent has uncommitted changes to " << file << ".\n";
+    return 0;
+  }
+  for (const auto& a : r["agents"])
+    std::cout << "@" << a.value("agent_id", "") << (a.value("via_peer", false) ? "  (via peer)" : "") << "\n";
+  if (r.value("incomplete", false)) std::cout << "(some peers did not answer in time)\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_peer_commands(CLI::App& app, Context& ctx) {
+  auto* peer = app.add_subcommand("peer", "Pair with other daemons and manage peers");
+  peer->require_subcommand(1);
+
+  auto aa = std::make_shared<AddArgs>();
+  auto* add = peer->add_subcommand("add", "Start pairing and wait for a peer to connect");
+  add->add_option("--type", aa->type, "Transport: tailscale | local | network (REQUIRED)");
+  add->add_option("--address", aa->address, "IP this daemon listens on (--type network)");
+  add->add_option("--auth-key", aa->auth_key, "Tailscale auth key (--type tailscale)");
+  add->callback([&ctx, aa] { ctx.action = [&ctx, aa] { return cmd_add(ctx, *aa); }; });
+
+  auto ja = std::make_shared<JoinArgs>();
+  auto* join = peer->add_subcommand("join", "Join a peer with its peercode (or repair one)");
+  join->add_option("--type", ja->type, "Transport: tailscale | local | network | repair (REQUIRED)");
+  join->add_option("--peercode", ja->peercode_flag, "The peercode printed by 'thrum peer add'");
+  join->add_option("peercode_or_name", ja->positional, "Peercode (or the peer name with --type repair)");
+  join->add_option("--repo-path", ja->repo_path, "The other repo's path (--type local)");
+  join->add_option("--address", ja->address, "IP this daemon uses (--type network)");
+  join->add_option("--peer-name", ja->peer_name, "Existing peer name for --type repair");
+  join->add_option("--auth-key", ja->auth_key, "Tailscale auth key (--type tailscale)");
+  join->callback([&ctx, ja] { ctx.action = [&ctx, ja] { return cmd_join(ctx, *ja); }; });
+
+  peer->add_subcommand("list", "List paired peers")->callback([&ctx] { ctx.action = [&ctx] { return cmd_list(ctx); }; });
+  peer->add_subcommand("status", "Per-peer health, auth and queue")->callback([&ctx] {
+    ctx.action = [&ctx] { return cmd_status(ctx); };
+  });
+
+  auto rm_name = std::make_shared<std::string>();
+  auto* rm = peer->add_subcommand("remove", "Remove a peer: close its link, drop its queue and proxies");
+  rm->add_option("name", *rm_name, "Peer name")->required();
+  rm->callback([&ctx, rm_name] { ctx.action = [&ctx, rm_name] { return cmd_remove(ctx, *rm_name); }; });
+
+  auto cf = std::make_shared<std::array<std::string, 3>>();
+  auto* cfg = peer->add_subcommand("configure", "add-agent | remove-agent <agent>, or set-prefix <prefix>");
+  cfg->add_option("peer", (*cf)[0], "Peer name")->required();
+  cfg->add_option("action", (*cf)[1], "add-agent | remove-agent | set-prefix")->required()
+      ->check(CLI::IsMember({"add-agent", "remove-agent", "set-prefix"}));
+  cfg->add_option("value", (*cf)[2], "Agent name, or the new prefix")->required();
+  cfg->callback([&ctx, cf] { ctx.action = [&ctx, cf] { return cmd_configure(ctx, (*cf)[0], (*cf)[1], (*cf)[2]); }; });
+
+  auto wh = std::make_shared<std::string>();
+  auto* who = app.add_subcommand("who-has", "Agents (here and on peers) with uncommitted changes to FILE");
+  who->add_option("file", *wh, "File path")->required();
+  who->callback([&ctx, wh] { ctx.action = [&ctx, wh] { return cmd_who_has(ctx, *wh); }; });
+}
+
+}  // namespace thrum::cli

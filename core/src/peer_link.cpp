@@ -1,0 +1,239 @@
+#include "peer_link.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+namespace thrum::core {
+
+using namespace peerwire;
+using Json = nlohmann::json;
+
+Socket adopt_fd(asio::io_context& ioc, int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int family = AF_INET;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) family = ss.ss_family;
+  int protocol = family == AF_UNIX ? 0 : IPPROTO_TCP;
+  Socket s(ioc);
+  boost::system::error_code ec;
+  s.assign(asio::generic::stream_protocol(family, protocol), fd, ec);
+  if (ec) {
+    ::close(fd);
+    throw boost::system::system_error(ec, "adopt socket");
+  }
+  return s;
+}
+
+void reject_upgrade(std::unique_ptr<PeerUpgrade> up, http::status status, const std::string& body) {
+  auto res = std::make_shared<http::response<http::string_body>>(status, 11);
+  res->set(http::field::content_type, "text/plain");
+  res->body() = body + "\n";
+  res->prepare_payload();
+  res->keep_alive(false);
+  auto holder = std::shared_ptr<PeerUpgrade>(std::move(up));
+  http::async_write(holder->socket, *res, [holder, res](beast::error_code, std::size_t) {
+    beast::error_code ec;
+    holder->socket.shutdown(Socket::shutdown_both, ec);
+    holder->socket.close(ec);
+  });
+}
+
+PeerLink::PeerLink(Socket sock, Timing t)
+    : ws_(std::move(sock)), timing_(t), ping_timer_(ws_.get_executor()) {
+  ws_.read_message_max(kMaxFrameBytes);
+  last_rx_ = std::chrono::steady_clock::now();
+}
+
+PeerLink::~PeerLink() = default;
+
+void PeerLink::accept(std::unique_ptr<PeerUpgrade> up, Timing t,
+                      std::function<void(std::shared_ptr<PeerLink>)> on_open) {
+  auto req = std::make_shared<Request>(std::move(up->request));
+  auto link = std::make_shared<PeerLink>(std::move(up->socket), t);
+  link->ws_.async_accept(*req, [link, req, on_open = std::move(on_open)](beast::error_code ec) {
+    if (ec) {
+      link->open_ = false;
+      return;
+    }
+    on_open(link);
+  });
+}
+
+void PeerLink::connect(Socket sock, const std::string& host, const std::string& token, Timing t,
+                       std::function<void(std::shared_ptr<PeerLink>, std::string, int)> done) {
+  auto link = std::make_shared<PeerLink>(std::move(sock), t);
+  link->ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+    req.set(http::field::user_agent, "thrum-peer/1");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+  }));
+  auto res = std::make_shared<websocket::response_type>();
+  // The handshake must not hang on a peer that accepted TCP but never answers.
+  auto timer = std::make_shared<asio::steady_timer>(link->ws_.get_executor());
+  timer->expires_after(std::chrono::seconds(10));
+  timer->async_wait([link](beast::error_code ec) {
+    if (!ec) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(link->ws_).close(ignored);
+    }
+  });
+  link->ws_.async_handshake(*res, host, "/peer",
+                            [link, res, timer, done = std::move(done)](beast::error_code ec) {
+                              timer->cancel();
+                              if (ec) {
+                                link->open_ = false;
+                                int status = static_cast<int>(res->result_int());
+                                std::string why = ec.message();
+                                if (status >= 400) why = "HTTP " + std::to_string(status) + ": " +
+                                                         (res->body().empty() ? std::string(res->reason()) : res->body());
+                                while (!why.empty() && why.back() == '\n') why.pop_back();
+                                done(nullptr, why, status);
+                                return;
+                              }
+                              done(link, "", 101);
+                            });
+}
+
+void PeerLink::start(RequestHandler on_request, CloseHandler on_close) {
+  on_request_ = std::move(on_request);
+  on_close_ = std::move(on_close);
+  started_ = true;
+  ws_.control_callback([this](websocket::frame_type, beast::string_view) {
+    last_rx_ = std::chrono::steady_clock::now();
+  });
+  read();
+  arm_ping();
+}
+
+void PeerLink::arm_ping() {
+  if (!open_) return;
+  ping_timer_.expires_after(timing_.ping_interval);
+  std::weak_ptr<PeerLink> weak = shared_from_this();
+  ping_timer_.async_wait([weak](beast::error_code ec) {
+    auto self = weak.lock();
+    if (ec || !self || !self->open_) return;
+    if (std::chrono::steady_clock::now() - self->last_rx_ > self->timing_.dead_after) {
+      self->close("no traffic for " + std::to_string(self->timing_.dead_after.count()) + " ms");
+      return;
+    }
+    self->ws_.async_ping({}, [weak](beast::error_code ec2) {
+      auto s = weak.lock();
+      if (ec2 && s) s->close("ping failed: " + ec2.message());
+    });
+    self->arm_ping();
+  });
+}
+
+void PeerLink::read() {
+  auto self = shared_from_this();
+  ws_.async_read(buf_, [self](beast::error_code ec, std::size_t) {
+    if (!self->open_) return;
+    if (ec) {
+      self->close(ec == websocket::error::message_too_big ? "frame over 4 MiB"
+                  : ec == websocket::error::closed        ? "closed by peer"
+                                                          : ec.message());
+      return;
+    }
+    self->last_rx_ = std::chrono::steady_clock::now();
+    std::string text = beast::buffers_to_string(self->buf_.data());
+    self->buf_.consume(self->buf_.size());
+    self->on_frame(std::move(text));
+    if (self->open_) self->read();
+  });
+}
+
+void PeerLink::on_frame(std::string text) {
+  Json msg = Json::parse(text, nullptr, false);
+  if (msg.is_discarded() || !msg.is_object()) {
+    send(rpc::make_response(nullptr, rpc::Error{rpc::kParseError, "Parse error", nullptr}, true));
+    return;
+  }
+  if (msg.contains("method") && msg["method"].is_string()) {
+    const std::string method = msg["method"].get<std::string>();
+    Json params = msg.contains("params") && msg["params"].is_object() ? msg["params"] : Json::object();
+    const bool has_id = msg.contains("id") && !msg["id"].is_null();
+    Json id = has_id ? msg["id"] : Json(nullptr);
+    std::weak_ptr<PeerLink> weak = shared_from_this();
+    rpc::Respond respond = [weak, id, has_id](rpc::Outcome o) {
+      if (!has_id) return;
+      if (auto s = weak.lock()) s->send(rpc::make_response(id, o, true));
+    };
+    try {
+      on_request_(method, params, std::move(respond));
+    } catch (const rpc::Failure& f) {
+      if (has_id) send(rpc::make_response(id, rpc::Error{f.code, f.what(), nullptr}, true));
+    } catch (const std::exception& e) {
+      spdlog::error("peer request failed method={} error=\"{}\"", method, e.what());
+      if (has_id) send(rpc::make_response(id, rpc::Error{rpc::kInternalError, e.what(), nullptr}, true));
+    }
+    return;
+  }
+  if (msg.contains("id") && msg["id"].is_number_integer()) {
+    auto it = pending_.find(msg["id"].get<int64_t>());
+    if (it == pending_.end()) return;
+    auto reply = std::move(it->second);
+    pending_.erase(it);
+    if (msg.contains("error") && msg["error"].is_object()) {
+      reply(rpc::Error{msg["error"].value("code", rpc::kHandlerError),
+                       msg["error"].value("message", "error"), nullptr});
+    } else {
+      reply(msg.contains("result") ? msg["result"] : Json(nullptr));
+    }
+  }
+}
+
+void PeerLink::call(const std::string& method, const Json& params, Reply reply) {
+  if (!open_) {
+    reply(rpc::Error{rpc::kHandlerError, "link closed", nullptr});
+    return;
+  }
+  const int64_t id = next_id_++;
+  pending_.emplace(id, std::move(reply));
+  send(Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump(
+      -1, ' ', false, Json::error_handler_t::replace));
+}
+
+void PeerLink::notify(const std::string& method, const Json& params) {
+  if (!open_) return;
+  send(rpc::make_notification(method, params));
+}
+
+void PeerLink::send(std::string text) {
+  if (!open_) return;
+  queue_.push_back(std::move(text));
+  if (queue_.size() == 1) write_front();
+}
+
+void PeerLink::write_front() {
+  auto self = shared_from_this();
+  ws_.text(true);
+  ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, std::size_t) {
+    if (!self->open_) return;
+    if (ec) {
+      self->close("write failed: " + ec.message());
+      return;
+    }
+    self->queue_.pop_front();
+    if (!self->queue_.empty()) self->write_front();
+  });
+}
+
+void PeerLink::close(const std::string& reason) {
+  if (!open_) return;
+  open_ = false;
+  ping_timer_.cancel();
+  beast::error_code ec;
+  beast::get_lowest_layer(ws_).shutdown(Socket::shutdown_both, ec);
+  beast::get_lowest_layer(ws_).close(ec);
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [id, reply] : pending) reply(rpc::Error{rpc::kHandlerError, "link closed: " + reason, nullptr});
+  if (on_close_) {
+    auto cb = std::move(on_close_);
+    on_close_ = nullptr;
+    cb(reason);
+  }
+}
+
+}  // namespace thrum::core

@@ -1,0 +1,109 @@
+#pragma once
+// Internal to the core (includes Beast): one WebSocket to another daemon carrying JSON-RPC 2.0
+// in both directions. Included only by peer_*.cpp and ws_server.cpp.
+
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "thrum/core/json_rpc.hpp"
+
+namespace thrum::core {
+
+namespace peerwire {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+using Socket = asio::generic::stream_protocol::socket;
+using Request = http::request<http::string_body>;
+}  // namespace peerwire
+
+/// A `/peer` upgrade request that arrived on one of our listeners, handed to the peer layer.
+struct PeerUpgrade {
+  peerwire::Socket socket;
+  peerwire::Request request;
+  std::string remote;  ///< "ip:port" of the other end, for logs
+};
+
+/// Wraps a connected stream-socket fd (from a transport plugin or an acceptor) for Asio.
+/// Takes ownership of `fd`. Throws boost::system::system_error.
+peerwire::Socket adopt_fd(peerwire::asio::io_context& ioc, int fd);
+
+/// Writes a plain HTTP error response (e.g. 401) and closes the socket.
+void reject_upgrade(std::unique_ptr<PeerUpgrade> up, peerwire::http::status status,
+                    const std::string& body);
+
+class PeerLink : public std::enable_shared_from_this<PeerLink> {
+ public:
+  using Json = nlohmann::json;
+  /// A request from the other side; answer exactly once.
+  using RequestHandler =
+      std::function<void(const std::string& method, const Json& params, rpc::Respond respond)>;
+  using CloseHandler = std::function<void(const std::string& reason)>;
+  using Reply = std::function<void(rpc::Outcome)>;
+
+  struct Timing {
+    std::chrono::milliseconds ping_interval{5000};
+    std::chrono::milliseconds dead_after{15000};
+  };
+
+  /// Server side: completes the WebSocket handshake on an accepted upgrade.
+  static void accept(std::unique_ptr<PeerUpgrade> up, Timing t,
+                     std::function<void(std::shared_ptr<PeerLink>)> on_open);
+  /// Client side: WebSocket handshake on `sock` to `host` (for the Host header) at /peer, with
+  /// `Authorization: Bearer <token>` when `token` is not empty. `done` gets the link, or an
+  /// error text and the HTTP status (401 = token rejected).
+  static void connect(peerwire::Socket sock, const std::string& host, const std::string& token,
+                      Timing t,
+                      std::function<void(std::shared_ptr<PeerLink>, std::string error, int http_status)> done);
+
+  explicit PeerLink(peerwire::Socket sock, Timing t);
+  ~PeerLink();
+
+  /// Start reading; must be called once handlers are set.
+  void start(RequestHandler on_request, CloseHandler on_close);
+  /// Sends a request; `reply` runs with the answer, or with an error if the link closes first.
+  void call(const std::string& method, const Json& params, Reply reply);
+  void notify(const std::string& method, const Json& params);
+  /// Closes now; pending calls fail with `reason`. Idempotent.
+  void close(const std::string& reason);
+  bool is_open() const { return open_; }
+  std::size_t pending_calls() const { return pending_.size(); }
+
+  static constexpr std::size_t kMaxFrameBytes = 4u << 20;
+
+ private:
+  void read();
+  void on_frame(std::string text);
+  void send(std::string text);
+  void write_front();
+  void arm_ping();
+
+  peerwire::websocket::stream<peerwire::Socket> ws_;
+  peerwire::beast::flat_buffer buf_;
+  std::deque<std::string> queue_;
+  std::map<int64_t, Reply> pending_;
+  int64_t next_id_ = 1;
+  RequestHandler on_request_;
+  CloseHandler on_close_;
+  bool open_ = true;
+  bool started_ = false;
+  Timing timing_;
+  peerwire::asio::steady_timer ping_timer_;
+  std::chrono::steady_clock::time_point last_rx_;
+};
+
+}  // namespace thrum::core

@@ -1,0 +1,1479 @@
+#include "thrum/core/peer_manager.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <array>
+#include <cstdio>
+#include <map>
+#include <random>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "peer_link.hpp"
+#include "thrum/core/fs_util.hpp"
+#include "thrum/core/ids.hpp"
+#include "thrum/core/json_rpc.hpp"
+#include "thrum/core/pairing.hpp"
+#include "thrum/core/peer_registry.hpp"
+#include "thrum/core/store.hpp"
+#include "thrum/core/timing.hpp"
+
+namespace thrum::core {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+using Steady = std::chrono::steady_clock;
+using rpc::fail;
+using rpc::fail_params;
+
+namespace {
+
+constexpr int kWindow = 256;  // peer.deliver requests in flight per link
+
+const std::set<std::string> kPeerTypes = {"local", "network", "tailscale"};
+
+std::string err_text(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  } catch (...) {
+    return "unknown error";
+  }
+}
+
+sdk::Endpoint parse_endpoint(const std::string& addr) {
+  sdk::Endpoint e;
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return e;
+  e.ip = addr.substr(0, colon);
+  try {
+    long p = std::stol(addr.substr(colon + 1));
+    if (p > 0 && p < 65536) e.port = static_cast<std::uint16_t>(p);
+  } catch (...) {
+  }
+  return e;
+}
+
+std::string endpoint_text(const sdk::Endpoint& e) { return e.ip + ":" + std::to_string(e.port); }
+
+std::string bearer_token(const peerwire::Request& req) {
+  auto it = req.find(peerwire::http::field::authorization);
+  if (it == req.end()) return "";
+  std::string v(it->value());
+  if (v.size() > 7 && (v.compare(0, 7, "Bearer ") == 0 || v.compare(0, 7, "bearer ") == 0))
+    return v.substr(7);
+  return "";
+}
+
+/// `git status --porcelain -- file` in `worktree` is not empty.
+bool has_changes(const std::string& worktree, const std::string& file) {
+  auto quote = [](const std::string& s) {
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  std::string cmd = "git -C " + quote(worktree) + " status --porcelain -- " + quote(file) + " 2>/dev/null";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return false;
+  std::array<char, 256> buf{};
+  bool any = std::fgets(buf.data(), buf.size(), f) != nullptr;
+  ::pclose(f);
+  return any;
+}
+
+}  // namespace
+
+struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
+  // -- state ------------------------------------------------------------------------------------
+  struct PeerState {
+    std::shared_ptr<PeerLink> link;
+    uint64_t generation = 0;
+    std::string state = "idle";
+    std::string last_error;
+    timing::Backoff backoff;
+    std::shared_ptr<asio::steady_timer> retry;
+    bool dialing = false;
+    int inflight = 0;
+    int64_t cursor = 0;
+    bool presence_known = false;
+    std::map<std::string, std::pair<std::string, std::string>> presence;  // name -> status, role
+    std::string watched_port;
+    std::vector<rpc::Respond> repair_waiters;
+  };
+
+  struct PairingSession {
+    std::string code;
+    std::string transport;
+    std::string advertised;
+    Steady::time_point started, expires;
+    int attempts_left = 3;
+    enum class State { kOpen, kLocked, kConsumed, kPaired, kCancelled, kFailed } state = State::kOpen;
+    std::string paired_name, paired_address, failure;
+    std::vector<std::pair<rpc::Respond, std::shared_ptr<asio::steady_timer>>> waiters;
+  };
+
+  /// Per unauthenticated (pairing) connection.
+  struct PairCtx {
+    std::string nonce_l, nonce_j, joiner_id;
+    std::optional<PeerRecord> pending;
+  };
+
+  Impl(Options o, asio::io_context& ioc, Store& store, Messaging& messaging, TransportLookup t)
+      : opts(std::move(o)), ioc(ioc), store(store), messaging(messaging), transports(std::move(t)),
+        registry(opts.paths.peers, opts.daemon_id), pool(2), tick_timer(ioc),
+        rng(std::random_device{}()) {}
+
+  Options opts;
+  asio::io_context& ioc;
+  Store& store;
+  Messaging& messaging;
+  TransportLookup transports;
+  PeerRegistry registry;
+  asio::thread_pool pool;
+  asio::steady_timer tick_timer;
+  std::mt19937_64 rng;
+  std::map<std::string, PeerState> states;
+  std::optional<PairingSession> session;
+  unsigned short ws_port = 0;
+  bool stopping = false;
+  Steady::time_point last_flush = Steady::now();
+  Steady::time_point last_presence = Steady::now();
+
+  const timing::Constants& tc() const { return timing::constants(); }
+  PeerLink::Timing link_timing() const { return {tc().ping_interval, tc().dead_after}; }
+
+  std::string self_name(const std::string& transport) const {
+    if (opts.peers_name) return *opts.peers_name;
+    return transport == "local" ? opts.repo_name : opts.hostname;
+  }
+
+  json identity(const std::string& transport, const std::string& address) const {
+    return {{"daemon_id", opts.daemon_id},       {"name", self_name(transport)},
+            {"repo_name", opts.repo_name},       {"hostname", opts.hostname},
+            {"repo_path", opts.paths.root.string()}, {"git_origin_url", opts.git_origin_url},
+            {"address", address}};
+  }
+
+  std::string own_address(const std::string& transport) {
+    if (transport == "local") return "127.0.0.1:" + std::to_string(ws_port);
+    return "";
+  }
+
+  ITransportHandle transport(const std::string& id, std::string& why) {
+    ITransportHandle t = transports ? transports(id, &why) : nullptr;
+    if (!t && why.empty()) why = "no transport plugin \"" + id + "\" is loaded";
+    return t;
+  }
+
+  void touch(PeerRecord& r, int64_t messages = 0) {
+    r.last_sync = now_rfc3339();
+    r.last_seq += messages;
+    registry.mark_dirty();
+  }
+
+  // -- housekeeping -----------------------------------------------------------------------------
+  void tick() {
+    if (stopping) return;
+    tick_timer.expires_after(tc().port_file_poll);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    tick_timer.async_wait([weak](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping) return;
+      self->on_tick();
+      self->tick();
+    });
+  }
+
+  void on_tick() {
+    expire_session();
+    // Local dialers follow the other repo's ws.port at once instead of waiting out a backoff.
+    for (const auto& rec : registry.peers()) {
+      if (rec.role != "dialer" || rec.transport != "local" || rec.repo_path.empty()) continue;
+      auto& st = states[rec.name];
+      if (st.link || st.dialing || !rec.removed_by_peer.empty() ||
+          rec.reconcile_status == "drift_reconcile_failed")
+        continue;
+      auto port = read_port_file(std::filesystem::path(rec.repo_path) / ".thrum/var/ws.port");
+      std::string seen = port ? std::to_string(*port) : "";
+      if (seen != st.watched_port) {
+        st.watched_port = seen;
+        if (port) {
+          spdlog::info("peer port file changed peer={} port={}; reconnecting now", rec.name, seen);
+          connect(rec.name);
+        }
+      }
+    }
+    if (Steady::now() - last_flush >= tc().registry_flush) {
+      registry.flush_if_dirty();
+      last_flush = Steady::now();
+    }
+    if (Steady::now() - last_presence >= std::chrono::seconds(10)) {
+      last_presence = Steady::now();
+      for (auto& [name, st] : states)
+        if (st.link) send_presence(st.link);
+    }
+  }
+
+  // -- pairing: listener side -------------------------------------------------------------------
+  void expire_session() {
+    if (!session || session->state != PairingSession::State::kOpen) return;
+    if (Steady::now() < session->expires) return;
+    finish_session(PairingSession::State::kFailed, "pairing code expired; run 'thrum peer add' again");
+    spdlog::info("pairing session expired");
+  }
+
+  void finish_session(PairingSession::State state, const std::string& failure) {
+    if (!session) return;
+    session->state = state;
+    session->failure = failure;
+    auto waiters = std::move(session->waiters);
+    session->waiters.clear();
+    for (auto& [respond, timer] : waiters) {
+      if (timer) timer->cancel();
+      respond_wait(respond);
+    }
+  }
+
+  void respond_wait(const rpc::Respond& respond) {
+    using S = PairingSession::State;
+    if (!session) {
+      respond(rpc::Error{rpc::kHandlerError, "no pairing session in progress", nullptr});
+      return;
+    }
+    switch (session->state) {
+      case S::kPaired:
+        respond(json{{"status", "paired"}, {"peer_name", session->paired_name},
+                     {"peer_address", session->paired_address}});
+        return;
+      case S::kOpen:
+      case S::kConsumed: {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(session->expires - Steady::now());
+        respond(json{{"status", "waiting"}, {"remaining_ms", std::max<int64_t>(0, left.count())}});
+        return;
+      }
+      default:
+        respond(rpc::Error{rpc::kHandlerError, session->failure, nullptr});
+    }
+  }
+
+  void h_start_pairing(const json& p, rpc::Respond respond) {
+    rpc::Params params(p);
+    std::string type = params.str("type");
+    if (type == "repair")
+      fail("--type repair is not valid for 'peer add' (use 'thrum peer join --type repair <name>')");
+    if (!kPeerTypes.count(type)) fail("unknown peer type \"" + type + "\" (use local, network or tailscale)");
+    std::string why;
+    auto t = transport(type, why);
+    if (!t) fail("transport \"" + type + "\" is not available: " + why);
+    expire_session();
+    if (session && session->state == PairingSession::State::kOpen) {
+      auto age = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - session->started);
+      fail("pairing already in progress (started " + std::to_string(age.count()) + "s ago)");
+    }
+    auto adv = t->advertise(sdk::AdvertiseSpec{params.opt_str("address").value_or(""), ws_port});
+    if (!adv) fail(adv.status().message);
+    PairingSession s;
+    s.code = pairing::generate_code(opts.pairing_code_length);
+    s.transport = type;
+    s.advertised = endpoint_text(adv.value());
+    s.started = Steady::now();
+    s.expires = s.started + tc().pairing_expiry;
+    s.attempts_left = tc().pairing_attempts;
+    if (session) finish_session(PairingSession::State::kCancelled, "pairing cancelled: a new session started");
+    session = std::move(s);
+    pairing::Peercode pc{self_name(type), adv.value().ip, adv.value().port, session->code};
+    spdlog::info("pairing session started transport={} address={} expires_in_ms={}", type,
+                 session->advertised, tc().pairing_expiry.count());
+    respond(json{{"peercode", pairing::format_peercode(pc)},
+                 {"name", pc.name},
+                 {"address", session->advertised},
+                 {"transport", type},
+                 {"expires_in_ms", tc().pairing_expiry.count()}});
+  }
+
+  void h_wait_pairing(const json& p, rpc::Respond respond) {
+    rpc::Params params(p);
+    int64_t timeout = std::clamp<int64_t>(params.opt_int("timeout_ms").value_or(360000), 0, 360000);
+    expire_session();
+    if (!session || session->state != PairingSession::State::kOpen || timeout == 0) {
+      if (!session || session->state != PairingSession::State::kConsumed || timeout == 0) {
+        respond_wait(respond);
+        return;
+      }
+    }
+    auto timer = std::make_shared<asio::steady_timer>(ioc);
+    timer->expires_after(std::chrono::milliseconds(timeout));
+    session->waiters.emplace_back(respond, timer);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    timer->async_wait([weak, timer](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || !self->session) return;
+      auto& ws = self->session->waiters;
+      for (auto it = ws.begin(); it != ws.end(); ++it) {
+        if (it->second != timer) continue;
+        auto r = std::move(it->first);
+        ws.erase(it);
+        self->expire_session();
+        self->respond_wait(r);
+        return;
+      }
+    });
+  }
+
+  void h_cancel_pairing(rpc::Respond respond) {
+    if (session && (session->state == PairingSession::State::kOpen ||
+                    session->state == PairingSession::State::kConsumed)) {
+      finish_session(PairingSession::State::kCancelled, "pairing cancelled");
+      spdlog::info("pairing session cancelled");
+      respond(json{{"status", "cancelled"}});
+      return;
+    }
+    respond(json{{"status", "none"}});
+  }
+
+  void accept_pairing(std::unique_ptr<PeerUpgrade> up) {
+    expire_session();
+    if (!session) {
+      spdlog::warn("peer link refused reason=\"no token and no pairing session\" remote={}", up->remote);
+      reject_upgrade(std::move(up), peerwire::http::status::unauthorized,
+                     "no pairing session in progress (run 'thrum peer add' on this side)");
+      return;
+    }
+    std::weak_ptr<Impl> weak = shared_from_this();
+    PeerLink::accept(std::move(up), link_timing(), [weak](std::shared_ptr<PeerLink> link) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto ctx = std::make_shared<PairCtx>();
+      std::weak_ptr<PeerLink> wl = link;
+      link->start(
+          [weak, ctx, wl](const std::string& method, const json& params, rpc::Respond respond) {
+            auto s = weak.lock();
+            if (!s) return;
+            s->on_pair_request(ctx, wl.lock(), method, params, std::move(respond));
+          },
+          [](const std::string&) {});
+    });
+  }
+
+  void on_pair_request(const std::shared_ptr<PairCtx>& ctx, const std::shared_ptr<PeerLink>& link,
+                       const std::string& method, const json& p, rpc::Respond respond) {
+    using S = PairingSession::State;
+    expire_session();
+    auto session_error = [&]() -> std::string {
+      if (!session) return "no pairing session in progress; run 'thrum peer add' again";
+      if (session->state == S::kOpen) return "";
+      if (session->state == S::kConsumed && method == "pair.confirm") return "";
+      if (session->state == S::kLocked) return "too many failed attempts; run 'thrum peer add' again";
+      if (session->state == S::kFailed || session->state == S::kCancelled) return session->failure;
+      return "this pairing code was already used; run 'thrum peer add' again";
+    };
+    if (auto e = session_error(); !e.empty()) {
+      respond(rpc::Error{rpc::kHandlerError, e, nullptr});
+      return;
+    }
+    rpc::Params params(p);
+    if (method == "pair.hello") {
+      std::string t = params.str("transport");
+      if (t != session->transport) {
+        respond(rpc::Error{rpc::kHandlerError,
+                           "this pairing session is for --type " + session->transport + ", not " + t, nullptr});
+        return;
+      }
+      ctx->nonce_j = params.str("nonce");
+      ctx->joiner_id = params.str("daemon_id");
+      ctx->nonce_l = pairing::generate_nonce();
+      respond(json{{"nonce", ctx->nonce_l}, {"daemon_id", opts.daemon_id}, {"cert_sha256", ""}});
+      return;
+    }
+    if (method == "pair.proof") {
+      if (ctx->nonce_l.empty()) fail("pair.hello must come first");
+      std::string proof = params.str("proof");
+      pairing::Transcript tr{ctx->nonce_l, ctx->nonce_j, opts.daemon_id, ctx->joiner_id, "", "", session->transport};
+      if (!pairing::equal_ct(proof, pairing::proof(session->code, "joiner", tr))) {
+        session->attempts_left--;
+        spdlog::warn("pairing attempt failed reason=\"wrong code\" attempts_remaining={}", session->attempts_left);
+        if (session->attempts_left <= 0) {
+          finish_session(S::kLocked, "too many failed attempts; run 'thrum peer add' again");
+          respond(rpc::Error{rpc::kHandlerError, "too many failed attempts; run 'thrum peer add' again", nullptr});
+        } else {
+          respond(rpc::Error{rpc::kHandlerError,
+                             "invalid pairing code (" + std::to_string(session->attempts_left) +
+                                 (session->attempts_left == 1 ? " attempt" : " attempts") + " remaining)",
+                             nullptr});
+        }
+        return;
+      }
+      const json& id = p.contains("identity") && p["identity"].is_object() ? p["identity"] : json::object();
+      PeerRecord r;
+      r.name = registry.unique_name(id.value("name", "peer"));
+      r.address = id.value("address", "");
+      r.daemon_id = ctx->joiner_id;
+      r.token = pairing::generate_token();
+      r.transport = session->transport;
+      r.role = "listener";
+      r.proxy_prefix = registry.unique_prefix(r.name);
+      r.paired_at = now_rfc3339();
+      r.last_sync = r.paired_at;
+      r.remote_repo_name = id.value("repo_name", "");
+      r.remote_hostname = id.value("hostname", "");
+      r.remote_repo_path = id.value("repo_path", "");
+      r.remote_git_origin_url = id.value("git_origin_url", "");
+      ctx->pending = r;
+      session->state = S::kConsumed;  // the code is single-use from here on
+      respond(json{{"proof", pairing::proof(session->code, "listener", tr)},
+                   {"token", r.token},
+                   {"identity", identity(session->transport, session->advertised)}});
+      return;
+    }
+    if (method == "pair.confirm") {
+      if (!ctx->pending) fail("pair.proof must succeed first");
+      PeerRecord r = *ctx->pending;
+      try {
+        registry.upsert(r);
+      } catch (const std::exception& e) {
+        finish_session(S::kFailed, std::string("could not save peers.json: ") + e.what());
+        respond(rpc::Error{rpc::kHandlerError, "the other side could not save the pairing", nullptr});
+        return;
+      }
+      session->paired_name = r.name;
+      session->paired_address = r.address;
+      spdlog::info("paired peer={} transport={} role=listener address={}", r.name, r.transport, r.address);
+      finish_session(S::kPaired, "");
+      respond(json{{"ok", true}, {"name", r.name}});
+      if (link) {
+        // Let the answer go out before the pairing connection is closed.
+        std::weak_ptr<PeerLink> wl = link;
+        auto t = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(200));
+        t->async_wait([wl, t](boost::system::error_code) {
+          if (auto l = wl.lock()) l->close("pairing complete");
+        });
+      }
+      return;
+    }
+    respond(rpc::Error{rpc::kMethodNotFound,
+                       "method '" + method + "' is not available before pairing", nullptr});
+  }
+
+  // -- pairing: joiner side ---------------------------------------------------------------------
+  void h_join(const json& p, rpc::Respond respond) {
+    rpc::Params params(p);
+    std::string type = params.str("type");
+    if (type == "repair") {
+      repair(params, std::move(respond));
+      return;
+    }
+    if (!kPeerTypes.count(type)) fail("unknown peer type \"" + type + "\" (use local, network, tailscale or repair)");
+    std::string perr;
+    auto pc = pairing::parse_peercode(params.str("peercode"), opts.pairing_code_length, perr);
+    if (!pc) fail_params(perr);
+    std::string why;
+    auto t = transport(type, why);
+    if (!t) fail("transport \"" + type + "\" is not available: " + why);
+    std::string repo_path = params.opt_str("repo_path").value_or("");
+    if (t->capabilities().needs_repo_path) {
+      if (repo_path.empty()) fail("--type " + type + " requires --repo-path <path of the other repo>");
+      std::error_code ec;
+      auto canon = std::filesystem::weakly_canonical(repo_path, ec);
+      if (!ec) repo_path = canon.string();
+      if (!std::filesystem::is_directory(std::filesystem::path(repo_path) / ".thrum"))
+        fail("--repo-path " + repo_path + " has no .thrum/ directory (is it the other repo? run 'thrum init' there)");
+      if (std::filesystem::path(repo_path) == opts.paths.root) fail("--repo-path points at this repo; give the other repo's path");
+    }
+    sdk::Endpoint ep{pc->ip, pc->port};
+    std::weak_ptr<Impl> weak = shared_from_this();
+    auto code = pc->code;
+    dial(t, ep, [weak, respond, type, repo_path, code, ep](int fd, std::string error) {
+      auto self = weak.lock();
+      if (!self) return;
+      if (fd < 0) {
+        respond(rpc::Error{rpc::kHandlerError, "cannot reach " + endpoint_text(ep) + ": " + error, nullptr});
+        return;
+      }
+      self->pair_over(fd, ep, type, repo_path, code, respond);
+    });
+  }
+
+  void pair_over(int fd, sdk::Endpoint ep, std::string type, std::string repo_path, std::string code,
+                 rpc::Respond respond) {
+    peerwire::Socket sock = adopt_fd(ioc, fd);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    PeerLink::connect(std::move(sock), endpoint_text(ep), "", link_timing(),
+        [weak, respond, type, repo_path, code, ep](std::shared_ptr<PeerLink> link, std::string error, int status) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (!link) {
+            std::string msg = status == 401 ? "no pairing session on " + endpoint_text(ep) +
+                                                  " (the code expired or was used; run 'thrum peer add' again)"
+                                            : "cannot pair with " + endpoint_text(ep) + ": " + error;
+            respond(rpc::Error{rpc::kHandlerError, msg, nullptr});
+            return;
+          }
+          link->start([](const std::string&, const json&, rpc::Respond r) {
+                        r(rpc::Error{rpc::kMethodNotFound, "not accepted while pairing", nullptr});
+                      },
+                      [](const std::string&) {});
+          auto nonce_j = pairing::generate_nonce();
+          link->call("pair.hello", {{"daemon_id", self->opts.daemon_id}, {"nonce", nonce_j}, {"transport", type}},
+              [weak, link, respond, type, repo_path, code, ep, nonce_j](rpc::Outcome o) {
+                auto s2 = weak.lock();
+                if (!s2) return;
+                if (!o.ok()) {
+                  link->close("pairing refused");
+                  respond(o.error());
+                  return;
+                }
+                const json& hello = o.result();
+                pairing::Transcript tr{hello.value("nonce", ""), nonce_j, hello.value("daemon_id", ""),
+                                       s2->opts.daemon_id, hello.value("cert_sha256", ""), "", type};
+                json proof_params = {{"proof", pairing::proof(code, "joiner", tr)},
+                                     {"identity", s2->identity(type, s2->own_address(type))}};
+                link->call("pair.proof", proof_params, [weak, link, respond, type, repo_path, code, ep, tr](rpc::Outcome o2) {
+                  auto s3 = weak.lock();
+                  if (!s3) return;
+                  if (!o2.ok()) {
+                    link->close("pairing refused");
+                    respond(o2.error());
+                    return;
+                  }
+                  const json& res = o2.result();
+                  if (!pairing::equal_ct(res.value("proof", ""), pairing::proof(code, "listener", tr))) {
+                    spdlog::error("pairing aborted reason=\"listener proof mismatch\" address={}", endpoint_text(ep));
+                    link->close("listener proof mismatch");
+                    respond(rpc::Error{rpc::kHandlerError,
+                                       "the other side could not prove it holds the pairing code; not paired", nullptr});
+                    return;
+                  }
+                  const json& id = res.contains("identity") && res["identity"].is_object() ? res["identity"] : json::object();
+                  PeerRecord r;
+                  r.name = s3->registry.unique_name(id.value("name", "peer"));
+                  r.address = endpoint_text(ep);
+                  r.daemon_id = tr.listener_daemon_id;
+                  r.token = res.value("token", "");
+                  r.transport = type;
+                  r.role = "dialer";
+                  r.proxy_prefix = s3->registry.unique_prefix(r.name);
+                  r.repo_path = repo_path;
+                  r.paired_at = now_rfc3339();
+                  r.last_sync = r.paired_at;
+                  r.remote_repo_name = id.value("repo_name", "");
+                  r.remote_hostname = id.value("hostname", "");
+                  r.remote_repo_path = id.value("repo_path", "");
+                  r.remote_git_origin_url = id.value("git_origin_url", "");
+                  if (r.token.size() != 64) {
+                    link->close("bad token");
+                    respond(rpc::Error{rpc::kHandlerError, "the other side sent no usable token; not paired", nullptr});
+                    return;
+                  }
+                  try {
+                    s3->registry.upsert(r);
+                  } catch (const std::exception& e) {
+                    link->close("save failed");
+                    respond(rpc::Error{rpc::kHandlerError, std::string("could not save peers.json: ") + e.what(), nullptr});
+                    return;
+                  }
+                  spdlog::info("paired peer={} transport={} role=dialer address={}", r.name, r.transport, r.address);
+                  link->call("pair.confirm", json::object(), [weak, link, respond, r](rpc::Outcome o3) {
+                    auto s4 = weak.lock();
+                    link->close("pairing complete");
+                    if (!s4) return;
+                    if (!o3.ok()) {
+                      respond(rpc::Error{rpc::kHandlerError, "pairing not confirmed by the other side: " + o3.error().message, nullptr});
+                      return;
+                    }
+                    respond(json{{"status", "paired"}, {"peer_name", r.name}, {"peer_address", r.address},
+                                 {"proxy_prefix", r.proxy_prefix}});
+                    s4->states[r.name];
+                    s4->connect(r.name);
+                  });
+                });
+              });
+        });
+  }
+
+  // -- links ------------------------------------------------------------------------------------
+  /// Resolve + dial on the worker pool; `done(fd, error)` runs on the loop.
+  template <class F>
+  void dial(ITransportHandle t, std::optional<sdk::Endpoint> ep, F done, sdk::PeerRecordView view = {}) {
+    auto timeout = tc().dial_timeout;
+    asio::post(pool, [this, weak = std::weak_ptr<Impl>(shared_from_this()), t, ep, view, timeout, done]() mutable {
+      int fd = -1;
+      std::string error;
+      sdk::Endpoint target;
+      if (ep) {
+        target = *ep;
+      } else {
+        auto r = t->resolve(view);
+        if (!r) error = r.status().message;
+        else target = r.value();
+      }
+      if (error.empty()) {
+        auto d = t->dial(target, timeout);
+        if (d) fd = d.value();
+        else error = d.status().message;
+      }
+      asio::post(ioc, [weak, fd, error, done]() mutable {
+        if (!weak.lock()) {
+          if (fd >= 0) ::close(fd);
+          return;
+        }
+        done(fd, error);
+      });
+    });
+  }
+
+  sdk::PeerRecordView view_of(const PeerRecord& r) {
+    sdk::PeerRecordView v;
+    v.name = r.name;
+    v.address = parse_endpoint(r.address);
+    v.transport = r.transport;
+    v.repo_path = r.repo_path;
+    return v;
+  }
+
+  void connect(const std::string& name) {
+    if (stopping) return;
+    auto* rec = registry.find(name);
+    if (!rec || rec->role != "dialer") return;
+    auto& st = states[name];
+    if (st.link || st.dialing) return;
+    if (!rec->removed_by_peer.empty()) {
+      st.state = "removed by peer";
+      return;
+    }
+    std::string why;
+    auto t = transport(rec->transport, why);
+    if (!t) {
+      st.state = "disabled";
+      st.last_error = why;
+      fail_repair_waiters(st, "transport \"" + rec->transport + "\" is not available: " + why);
+      return;
+    }
+    if (st.retry) st.retry->cancel();
+    st.dialing = true;
+    st.state = "connecting";
+    std::weak_ptr<Impl> weak = shared_from_this();
+    const std::string token = rec->token;
+    dial(t, std::nullopt, [weak, name, token](int fd, std::string error) {
+      auto self = weak.lock();
+      if (!self) return;
+      auto& ps = self->states[name];
+      if (!self->registry.find(name)) {  // removed while dialing
+        if (fd >= 0) ::close(fd);
+        ps.dialing = false;
+        return;
+      }
+      if (fd < 0) {
+        ps.dialing = false;
+        self->connect_failed(name, error);
+        return;
+      }
+      self->handshake(name, fd, token);
+    }, view_of(*rec));
+  }
+
+  void handshake(const std::string& name, int fd, const std::string& token) {
+    peerwire::Socket sock = adopt_fd(ioc, fd);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    auto* rec = registry.find(name);
+    std::string host = rec ? rec->address : "127.0.0.1";
+    PeerLink::connect(std::move(sock), host, token, link_timing(),
+        [weak, name](std::shared_ptr<PeerLink> link, std::string error, int status) {
+          auto self = weak.lock();
+          if (!self) return;
+          auto& st = self->states[name];
+          if (!link) {
+            st.dialing = false;
+            if (status == 401) {
+              self->token_rejected(name);
+              return;
+            }
+            self->connect_failed(name, error);
+            return;
+          }
+          auto* peer = self->registry.find(name);
+          if (!peer) {
+            st.dialing = false;
+            link->close("peer removed");
+            return;
+          }
+          self->attach(name, link);
+          json hello = self->identity(peer->transport, self->own_address(peer->transport));
+          link->call("peer.hello", hello, [weak, name, link](rpc::Outcome o) {
+            auto me = weak.lock();
+            if (!me) return;
+            auto& cur = me->states[name];
+            cur.dialing = false;
+            if (!o.ok()) {
+              link->close("hello refused: " + o.error().message);
+              return;
+            }
+            me->on_hello_answer(name, o.result());
+            me->link_up(name);
+          });
+        });
+  }
+
+  void token_rejected(const std::string& name) {
+    auto& st = states[name];
+    st.state = "drift_reconcile_failed";
+    st.last_error = "token rejected";
+    if (auto* rec = registry.find(name)) {
+      rec->reconcile_status = "drift_reconcile_failed";
+      registry.save();
+    }
+    spdlog::warn("peer link refused by peer peer={} reason=\"token rejected\"; not retrying", name);
+    fail_repair_waiters(st, "peer \"" + name + "\" no longer recognises our token; re-pair with 'thrum peer add' on " +
+                                name + " and 'thrum peer join' here");
+  }
+
+  void connect_failed(const std::string& name, const std::string& error) {
+    auto& st = states[name];
+    st.last_error = error;
+    st.backoff.failures++;
+    fail_repair_waiters(st, "cannot reach peer \"" + name + "\": " + error);
+    schedule_retry(name);
+    spdlog::debug("peer dial failed peer={} failures={} error=\"{}\"", name, st.backoff.failures, error);
+  }
+
+  void schedule_retry(const std::string& name) {
+    if (stopping) return;
+    auto& st = states[name];
+    auto delay = timing::next_delay(st.backoff, tc(), rng);
+    st.state = timing::quarantined(st.backoff, tc())
+                   ? "quarantined"
+                   : "backoff " + std::to_string((delay.count() + 999) / 1000) + "s";
+    st.retry = std::make_shared<asio::steady_timer>(ioc, delay);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    st.retry->async_wait([weak, name](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      self->connect(name);
+    });
+  }
+
+  /// Makes `link` the live link for `name`, replacing any older one at once.
+  void attach(const std::string& name, const std::shared_ptr<PeerLink>& link) {
+    auto& st = states[name];
+    if (st.link && st.link != link) st.link->close("replaced by a new link");
+    st.link = link;
+    st.generation++;
+    st.inflight = 0;
+    st.cursor = 0;
+    st.presence_known = false;
+    const uint64_t gen = st.generation;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    link->start(
+        [weak, name](const std::string& method, const json& params, rpc::Respond respond) {
+          auto self = weak.lock();
+          if (!self) return;
+          self->on_peer_request(name, method, params, std::move(respond));
+        },
+        [weak, name, gen](const std::string& reason) {
+          auto self = weak.lock();
+          if (!self) return;
+          self->link_down(name, gen, reason);
+        });
+  }
+
+  void link_up(const std::string& name) {
+    auto& st = states[name];
+    st.state = "connected";
+    st.last_error.clear();
+    st.backoff.healthy_since = Steady::now();
+    if (auto* rec = registry.find(name)) {
+      if (rec->reconcile_status == "drift_reconcile_failed") {
+        rec->reconcile_status.clear();
+        registry.save();
+      }
+      touch(*rec);
+    }
+    spdlog::info("peer link up peer={}", name);
+    auto waiters = std::move(st.repair_waiters);
+    st.repair_waiters.clear();
+    for (auto& w : waiters) {
+      auto* rec = registry.find(name);
+      w(json{{"status", "repaired"}, {"peer_name", name}, {"peer_address", rec ? rec->address : ""}});
+    }
+    send_presence(st.link);
+    pump(name);
+  }
+
+  void link_down(const std::string& name, uint64_t gen, const std::string& reason) {
+    auto it = states.find(name);
+    if (it == states.end()) return;
+    auto& st = it->second;
+    if (st.generation != gen) return;  // an older link, already replaced
+    st.link.reset();
+    st.inflight = 0;
+    st.cursor = 0;
+    st.presence_known = false;
+    spdlog::info("peer link down peer={} reason=\"{}\"", name, reason);
+    auto* rec = registry.find(name);
+    if (!rec || stopping) return;
+    if (rec->role == "dialer" && rec->removed_by_peer.empty()) {
+      st.dialing = false;
+      timing::on_disconnect(st.backoff, Steady::now(), tc());
+      schedule_retry(name);
+    } else if (rec->role == "listener") {
+      st.state = rec->removed_by_peer.empty() ? "waiting for peer" : "removed by peer";
+    }
+  }
+
+  void fail_repair_waiters(PeerState& st, const std::string& error) {
+    auto waiters = std::move(st.repair_waiters);
+    st.repair_waiters.clear();
+    for (auto& w : waiters) w(rpc::Error{rpc::kHandlerError, error, nullptr});
+  }
+
+  void accept_link(std::unique_ptr<PeerUpgrade> up, const std::string& token) {
+    auto* rec = registry.find_by_token(token);
+    if (!rec) {
+      spdlog::warn("peer link refused reason=\"unknown token\" remote={}", up->remote);
+      reject_upgrade(std::move(up), peerwire::http::status::unauthorized, "unknown peer token");
+      return;
+    }
+    const std::string name = rec->name;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    PeerLink::accept(std::move(up), link_timing(), [weak, name](std::shared_ptr<PeerLink> link) {
+      auto self = weak.lock();
+      if (!self || !self->registry.find(name)) {
+        if (link) link->close("peer removed");
+        return;
+      }
+      self->attach(name, link);
+      self->states[name].state = "connected";
+      spdlog::info("peer link accepted peer={}", name);
+    });
+  }
+
+  void on_hello_answer(const std::string& name, const json& id) {
+    auto* rec = registry.find(name);
+    if (!rec) return;
+    bool changed = false;
+    auto upd = [&](std::string& field, const char* key) {
+      std::string v = id.value(key, "");
+      if (!v.empty() && v != field) {
+        field = v;
+        changed = true;
+      }
+    };
+    std::string old_id = rec->daemon_id;
+    upd(rec->daemon_id, "daemon_id");
+    upd(rec->remote_repo_name, "repo_name");
+    upd(rec->remote_hostname, "hostname");
+    upd(rec->remote_repo_path, "repo_path");
+    upd(rec->remote_git_origin_url, "git_origin_url");
+    if (rec->role == "listener") upd(rec->address, "address");
+    if (old_id != rec->daemon_id) spdlog::info("peer daemon id changed peer={} new={}", name, rec->daemon_id);
+    if (changed) registry.save();
+  }
+
+  // -- requests from an authenticated peer ------------------------------------------------------
+  void on_peer_request(const std::string& name, const std::string& method, const json& p, rpc::Respond respond) {
+    auto* rec = registry.find(name);
+    if (!rec) {
+      respond(rpc::Error{rpc::kHandlerError, "peer removed", nullptr});
+      return;
+    }
+    if (method == "peer.hello") {
+      on_hello_answer(name, p);
+      touch(*rec);
+      respond(identity(rec->transport, own_address(rec->transport)));
+      auto& st = states[name];
+      if (st.link) {
+        send_presence(st.link);
+        pump(name);
+      }
+      return;
+    }
+    if (method == "peer.deliver") {
+      InboundMessage in;
+      in.peer = name;
+      in.prefix = rec->proxy_prefix;
+      in.origin_daemon = p.value("origin_daemon", rec->daemon_id);
+      in.origin_id = p.value("message_id", "");
+      in.author = p.value("author", "");
+      if (p.contains("to") && p["to"].is_array())
+        for (const auto& t : p["to"])
+          if (t.is_string()) in.to.push_back(t.get<std::string>());
+      in.broadcast = p.value("broadcast", false);
+      in.body = p.value("body", "");
+      in.format = p.value("format", "markdown");
+      in.created_at = p.value("created_at", "");
+      if (p.contains("reply_to") && p["reply_to"].is_string()) in.reply_to = p["reply_to"].get<std::string>();
+      if (in.origin_id.empty() || in.author.empty() || Messaging::check_agent_name(in.author) != "") {
+        respond(json{{"refused", "malformed delivery"}});
+        return;
+      }
+      std::weak_ptr<Impl> weak = shared_from_this();
+      messaging.apply_inbound(in, [weak, name, respond](std::string local_id, std::string refused) {
+        auto self = weak.lock();
+        if (!self) return;
+        if (!refused.empty()) {
+          spdlog::warn("peer delivery refused peer={} reason=\"{}\"", name, refused);
+          respond(json{{"refused", refused}});
+          return;
+        }
+        if (auto* r = self->registry.find(name)) self->touch(*r, 1);
+        respond(json{{"message_id", local_id}});
+      });
+      return;
+    }
+    if (method == "peer.receipt") {
+      std::string id = p.value("message_id", "");
+      std::string reader = p.value("reader", "");
+      std::string at = p.value("read_at", now_rfc3339());
+      std::string recipient = rec->proxy_prefix + ":" + reader;
+      store.write(
+          [id, recipient, at](sql::Db& db) {
+            db.cached("UPDATE deliveries SET read_at=COALESCE(read_at, ?1) WHERE message_id=?2 AND recipient_id=?3")
+                .bind(1, at)
+                .bind(2, id)
+                .bind(3, recipient)
+                .run();
+          },
+          [respond](std::exception_ptr err) {
+            if (err) respond(rpc::Error{rpc::kHandlerError, err_text(err), nullptr});
+            else respond(json{{"ok", true}});
+          });
+      return;
+    }
+    if (method == "peer.presence") {
+      auto& st = states[name];
+      st.presence.clear();
+      if (p.contains("agents") && p["agents"].is_array())
+        for (const auto& a : p["agents"])
+          st.presence[a.value("name", "")] = {a.value("status", "unknown"), a.value("role", "")};
+      st.presence_known = true;
+      respond(json{{"ok", true}});
+      return;
+    }
+    if (method == "peer.who_has") {
+      std::string file = p.value("file", "");
+      local_who_has(file, [respond](json agents) { respond(json{{"agents", agents}}); });
+      return;
+    }
+    if (method == "peer.removed") {
+      rec->removed_by_peer = now_rfc3339();
+      registry.save();
+      spdlog::warn("peer removed us peer={}", name);
+      auto& st = states[name];
+      st.state = "removed by peer";
+      respond(json{{"ok", true}});
+      if (st.link) {
+        auto link = st.link;
+        auto t = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(100));
+        t->async_wait([link, t](boost::system::error_code) { link->close("removed by peer"); });
+      }
+      return;
+    }
+    respond(rpc::Error{rpc::kMethodNotFound, "method '" + method + "' is not registered", nullptr});
+  }
+
+  void send_presence(const std::shared_ptr<PeerLink>& link) {
+    if (!link || !link->is_open()) return;
+    json agents = json::array();
+    for (const auto& [id, a] : messaging.agents())
+      if (!a.is_proxy()) agents.push_back({{"name", id}, {"role", a.role}, {"status", a.active() ? "active" : "offline"}});
+    link->call("peer.presence", {{"agents", agents}}, [](rpc::Outcome) {});
+  }
+
+  // -- outbox -----------------------------------------------------------------------------------
+  void pump(const std::string& name) {
+    auto it = states.find(name);
+    if (it == states.end() || !it->second.link || !it->second.link->is_open()) return;
+    auto& st = it->second;
+    if (st.inflight >= kWindow) return;
+    auto q = store.reader().cached(
+        "SELECT id, kind, message_id, payload FROM outbox WHERE peer=?1 AND id>?2 ORDER BY id LIMIT ?3");
+    q.bind(1, name).bind(2, st.cursor).bind(3, static_cast<int64_t>(kWindow - st.inflight));
+    struct Row {
+      int64_t id;
+      std::string kind, message_id;
+      json payload;
+    };
+    std::vector<Row> rows;
+    while (q.step()) rows.push_back(Row{q.integer(0), q.text(1), q.text(2), json::parse(q.text(3), nullptr, false)});
+    const uint64_t gen = st.generation;
+    auto link = st.link;
+    for (auto& row : rows) {
+      st.cursor = row.id;
+      st.inflight++;
+      std::weak_ptr<Impl> weak = shared_from_this();
+      const std::string method = row.kind == "receipt" ? "peer.receipt" : "peer.deliver";
+      json payload = row.payload.is_object() ? row.payload : json::object();
+      auto queued = payload.contains("queued_recipients") ? payload["queued_recipients"] : json::array();
+      payload.erase("queued_recipients");
+      link->call(method, payload, [weak, name, gen, row_id = row.id, kind = row.kind,
+                                   message_id = row.message_id, queued](rpc::Outcome o) {
+        auto self = weak.lock();
+        if (!self) return;
+        auto sit = self->states.find(name);
+        if (sit == self->states.end() || sit->second.generation != gen) return;  // resent on the next link
+        sit->second.inflight--;
+        if (!o.ok()) {
+          // The link is going away (its close resets the cursor) or the peer failed to store:
+          // leave the row for the next link.
+          spdlog::debug("peer delivery not acknowledged peer={} error=\"{}\"", name, o.error().message);
+          return;
+        }
+        self->acknowledged(name, row_id, kind, message_id, queued, o.result());
+        self->pump(name);
+      });
+    }
+  }
+
+  void acknowledged(const std::string& name, int64_t row_id, const std::string& kind,
+                    const std::string& message_id, const json& queued, const json& result) {
+    const std::string remote_id = result.value("message_id", "");
+    const std::string refused = result.value("refused", "");
+    const std::string now = now_rfc3339();
+    std::vector<std::string> recipients;
+    for (const auto& r : queued)
+      if (r.is_string()) recipients.push_back(r.get<std::string>());
+    if (!refused.empty()) spdlog::warn("peer refused message peer={} message={} reason=\"{}\"", name, message_id, refused);
+    store.write(
+        [name, row_id, kind, message_id, recipients, remote_id, refused, now](sql::Db& db) {
+          db.cached("DELETE FROM outbox WHERE id=?1").bind(1, row_id).run();
+          if (kind != "deliver") return;
+          for (const auto& r : recipients) {
+            if (refused.empty())
+              db.cached("UPDATE deliveries SET delivered_at=?1 WHERE message_id=?2 AND recipient_id=?3")
+                  .bind(1, now).bind(2, message_id).bind(3, r).run();
+            else
+              db.cached("UPDATE deliveries SET failed=?1 WHERE message_id=?2 AND recipient_id=?3")
+                  .bind(1, refused).bind(2, message_id).bind(3, r).run();
+          }
+          if (!remote_id.empty())
+            db.cached("INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
+                .bind(1, name).bind(2, message_id).bind(3, remote_id).run();
+        },
+        [](std::exception_ptr err) {
+          if (err) spdlog::error("outbox ack failed error=\"{}\"", err_text(err));
+        });
+    if (auto* rec = registry.find(name)) touch(*rec, kind == "deliver" ? 1 : 0);
+  }
+
+  int64_t queued_count(const std::string& name) {
+    auto q = store.reader().cached("SELECT count(*) FROM outbox WHERE peer=?1 AND kind='deliver'");
+    q.bind(1, name);
+    q.step();
+    return q.integer(0);
+  }
+
+  // -- who-has ----------------------------------------------------------------------------------
+  void local_who_has(const std::string& file, std::function<void(json)> done) {
+    std::map<std::string, std::vector<std::string>> by_worktree;
+    for (const auto& [id, a] : messaging.agents())
+      if (!a.is_proxy() && !a.worktree.empty()) by_worktree[a.worktree].push_back(id);
+    asio::post(pool, [this, weak = std::weak_ptr<Impl>(shared_from_this()), by_worktree, file, done] {
+      json agents = json::array();
+      for (const auto& [wt, ids] : by_worktree)
+        if (!file.empty() && has_changes(wt, file))
+          for (const auto& id : ids) agents.push_back(id);
+      asio::post(ioc, [weak, agents, done] {
+        if (weak.lock()) done(agents);
+      });
+    });
+  }
+
+  void h_who_has(const json& p, rpc::Respond respond) {
+    rpc::Params params(p);
+    std::string file = params.str("file");
+    struct Gather {
+      json agents = json::array();
+      int pending = 1;
+      rpc::Respond respond;
+      bool done = false;
+    };
+    auto g = std::make_shared<Gather>();
+    g->respond = respond;
+    auto finish = [g] {
+      if (--g->pending == 0 && !g->done) {
+        g->done = true;
+        g->respond(json{{"agents", g->agents}});
+      }
+    };
+    for (auto& [name, st] : states) {
+      if (!st.link || !st.link->is_open()) continue;
+      auto* rec = registry.find(name);
+      if (!rec) continue;
+      g->pending++;
+      std::string prefix = rec->proxy_prefix;
+      st.link->call("peer.who_has", {{"file", file}}, [g, prefix, finish](rpc::Outcome o) {
+        if (o.ok() && o.result().contains("agents"))
+          for (const auto& a : o.result()["agents"])
+            if (a.is_string()) g->agents.push_back({{"agent_id", prefix + ":" + a.get<std::string>()}, {"via_peer", true}});
+        finish();
+      });
+    }
+    // A peer that does not answer in time is left out rather than holding the answer.
+    auto t = std::make_shared<asio::steady_timer>(ioc, std::chrono::seconds(3));
+    t->async_wait([g, t](boost::system::error_code) {
+      if (!g->done) {
+        g->done = true;
+        g->respond(json{{"agents", g->agents}, {"incomplete", true}});
+      }
+    });
+    local_who_has(file, [g, finish](json local) {
+      for (const auto& a : local) g->agents.push_back({{"agent_id", a}, {"via_peer", false}});
+      finish();
+    });
+  }
+
+  // -- list / status / remove / configure / repair ----------------------------------------------
+  json describe(const PeerRecord& r) {
+    json j = r.to_json(false);
+    j["has_token"] = !r.token.empty();
+    auto it = states.find(r.name);
+    std::string state = "idle";
+    if (it != states.end()) state = it->second.state;
+    if (!r.reconcile_status.empty()) state = r.reconcile_status;
+    if (!r.removed_by_peer.empty()) state = "removed by peer";
+    std::string why;
+    if (!transport(r.transport, why)) state = "disabled";
+    if (r.role == "listener" && (it == states.end() || !it->second.link) && state != "disabled" &&
+        r.removed_by_peer.empty() && r.reconcile_status.empty())
+      state = "waiting for peer";
+    j["state"] = state;
+    if (it != states.end() && !it->second.last_error.empty()) j["last_error"] = it->second.last_error;
+    if (state == "disabled" && !why.empty()) j["last_error"] = "transport \"" + r.transport + "\" is not available: " + why;
+    j["queued"] = queued_count(r.name);
+    j["connected"] = it != states.end() && it->second.link != nullptr;
+    return j;
+  }
+
+  void h_list(rpc::Respond respond) {
+    json peers = json::array();
+    for (const auto& r : registry.peers()) peers.push_back(describe(r));
+    respond(json{{"peers", peers}});
+  }
+
+  PeerRecord& require_peer(const std::string& name) {
+    auto* rec = registry.find(name);
+    if (!rec) {
+      std::string names;
+      for (const auto& r : registry.peers()) names += (names.empty() ? "" : ", ") + r.name;
+      fail("peer \"" + name + "\" not found" + (names.empty() ? " (no peers paired)" : " (paired: " + names + ")"));
+    }
+    return *rec;
+  }
+
+  void h_remove(const json& p, rpc::Respond respond) {
+    rpc::Params params(p);
+    std::string name = params.str("name");
+    PeerRecord rec = require_peer(name);
+    auto& st = states[name];
+    bool told = false;
+    if (st.link && st.link->is_open()) {
+      st.link->notify("peer.removed", json::object());
+      told = true;
+      auto link = st.link;
+      // Close right after the notice is written; the link is dead to us from now on.
+      auto t = std::make_shared<asio::steady_timer>(ioc, std::chrono::milliseconds(50));
+      t->async_wait([link, t](boost::system::error_code) { link->close("peer removed"); });
+    }
+    if (st.retry) st.retry->cancel();
+    fail_repair_waiters(st, "peer \"" + name + "\" was removed");
+    st.generation++;  // late answers on the old link are ignored
+    states.erase(name);
+    registry.remove(name);
+    auto dropped = std::make_shared<int64_t>(0);
+    std::string prefix = rec.proxy_prefix;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    store.write(
+        [name, dropped, prefix](sql::Db& db) {
+          auto c = db.cached("SELECT count(*) FROM outbox WHERE peer=?1 AND kind='deliver'");
+          c.bind(1, name);
+          if (c.step()) *dropped = c.integer(0);
+          db.cached("DELETE FROM outbox WHERE peer=?1").bind(1, name).run();
+          db.cached("DELETE FROM message_map WHERE peer=?1").bind(1, name).run();
+          db.cached("UPDATE deliveries SET failed='peer removed' WHERE delivered_at IS NULL AND "
+                    "failed IS NULL AND substr(recipient_id, 1, length(?1) + 1) = ?1 || ':'")
+              .bind(1, prefix).run();
+        },
+        [weak, name, dropped, told, respond](std::exception_ptr err) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (err) {
+            respond(rpc::Error{rpc::kHandlerError, "removed, but could not drop its queue: " + err_text(err), nullptr});
+            return;
+          }
+          self->messaging.remove_proxies(name, "", [name, dropped, told, respond](std::string e) {
+            if (!e.empty()) spdlog::error("proxy cleanup failed peer={} error=\"{}\"", name, e);
+            spdlog::info("peer removed peer={} dropped_queued={} told_peer={}", name, *dropped, told);
+            respond(json{{"removed", name}, {"dropped", *dropped}, {"told_peer", told}});
+          });
+        });
+  }
+
+  void h_configure(const json& p, rpc::Respond respond) {
+    rpc::Params params(p);
+    std::string name = params.str("peer");
+    std::string action = params.str("action");
+    std::string value = params.str("value");
+    PeerRecord& rec = require_peer(name);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    if (action == "add-agent") {
+      if (auto e = Messaging::check_agent_name(value); !e.empty()) fail(e);
+      messaging.add_proxy(name, rec.proxy_prefix, value, [weak, name, value, respond](std::string e) {
+        auto self = weak.lock();
+        if (!self) return;
+        if (!e.empty()) {
+          respond(rpc::Error{rpc::kHandlerError, e, nullptr});
+          return;
+        }
+        if (auto* r = self->registry.find(name)) {
+          if (std::find(r->remote_agents.begin(), r->remote_agents.end(), value) == r->remote_agents.end())
+            r->remote_agents.push_back(value);
+          self->registry.save();
+          respond(json{{"ok", true}, {"action", "add-agent"}, {"agent", value},
+                       {"proxy", r->proxy_prefix + ":" + value}});
+        }
+      });
+      return;
+    }
+    if (action == "remove-agent") {
+      messaging.remove_proxies(name, rec.proxy_prefix + ":" + value, [weak, name, value, respond](std::string e) {
+        auto self = weak.lock();
+        if (!self) return;
+        if (!e.empty()) {
+          respond(rpc::Error{rpc::kHandlerError, e, nullptr});
+          return;
+        }
+        if (auto* r = self->registry.find(name)) {
+          r->remote_agents.erase(std::remove(r->remote_agents.begin(), r->remote_agents.end(), value), r->remote_agents.end());
+          self->registry.save();
+        }
+        respond(json{{"ok", true}, {"action", "remove-agent"}, {"agent", value}});
+      });
+      return;
+    }
+    if (action == "set-prefix") {
+      if (PeerRegistry::slug(value) != value)
+        fail("invalid prefix \"" + value + "\": use 1-16 characters from a-z, 0-9 and '-'");
+      if (auto* other = registry.find_by_prefix(value); other && other->name != name)
+        fail("prefix \"" + value + "\" is already used by peer \"" + other->name + "\"");
+      std::string old = rec.proxy_prefix;
+      messaging.rename_proxies(name, old, value, [weak, name, value, respond](std::string e) {
+        auto self = weak.lock();
+        if (!self) return;
+        if (!e.empty()) {
+          respond(rpc::Error{rpc::kHandlerError, e, nullptr});
+          return;
+        }
+        if (auto* r = self->registry.find(name)) {
+          r->proxy_prefix = value;
+          self->registry.save();
+        }
+        respond(json{{"ok", true}, {"action", "set-prefix"}, {"prefix", value}});
+      });
+      return;
+    }
+    fail("unknown action \"" + action + "\" (use add-agent, remove-agent or set-prefix)");
+  }
+
+  void repair(const rpc::Params& params, rpc::Respond respond) {
+    std::string name = params.opt_str("peer_name").value_or("");
+    if (name.empty()) fail("--type repair requires a peer name (positional or --peer-name)");
+    PeerRecord& rec = require_peer(name);
+    if (rec.role != "dialer")
+      fail("peer \"" + name + "\" dials this daemon (it ran 'thrum peer join'); run the repair on " + name + "'s side");
+    rec.reconcile_status.clear();
+    rec.removed_by_peer.clear();
+    registry.save();
+    auto& st = states[name];
+    if (st.link && st.link->is_open()) {
+      respond(json{{"status", "repaired"}, {"peer_name", name}, {"peer_address", rec.address}});
+      return;
+    }
+    st.repair_waiters.push_back(std::move(respond));
+    st.backoff.failures = 0;
+    if (st.retry) st.retry->cancel();
+    st.dialing = false;
+    connect(name);
+  }
+
+  // -- Router -----------------------------------------------------------------------------------
+  std::vector<OutboxItem> route(const StoredMessage& m, const std::vector<const Agent*>& proxies, bool broadcast) {
+    std::map<std::string, OutboxItem> items;
+    auto item_for = [&](const PeerRecord& rec) -> OutboxItem& {
+      auto& it = items[rec.name];
+      if (it.peer.empty()) {
+        it.peer = rec.name;
+        it.kind = "deliver";
+        it.message_id = m.message_id;
+        it.payload = {{"message_id", m.message_id}, {"origin_daemon", opts.daemon_id},
+                      {"author", m.author_id}, {"to", json::array()}, {"broadcast", false},
+                      {"body", m.body}, {"format", m.format}, {"created_at", m.created_at}};
+        if (m.reply_to) {
+          auto q = store.reader().cached("SELECT remote_id FROM message_map WHERE peer=?1 AND local_id=?2");
+          q.bind(1, rec.name).bind(2, *m.reply_to);
+          if (q.step()) it.payload["reply_to"] = q.text(0);
+        }
+      }
+      return it;
+    };
+    for (const Agent* a : proxies) {
+      auto* rec = a->peer_name ? registry.find(*a->peer_name) : nullptr;
+      if (!rec) fail("@" + a->agent_id + " cannot be reached: its peer was removed");
+      auto& it = item_for(*rec);
+      it.payload["to"].push_back(a->remote_name.value_or(""));
+      it.queued_recipients.push_back(a->agent_id);
+    }
+    if (broadcast) {
+      for (const auto& rec : registry.peers()) {
+        if (!rec.removed_by_peer.empty()) continue;
+        auto& it = item_for(rec);
+        it.payload["broadcast"] = true;
+        it.queued_recipients.push_back(rec.proxy_prefix + ":*");
+      }
+    }
+    std::vector<OutboxItem> out;
+    for (auto& [name, it] : items) {
+      it.payload["queued_recipients"] = it.queued_recipients;
+      out.push_back(std::move(it));
+    }
+    return out;
+  }
+
+  std::pair<std::string, std::string> proxy_presence(const Agent& proxy) const {
+    if (!proxy.peer_name) return {"unknown", ""};
+    auto it = states.find(*proxy.peer_name);
+    if (it == states.end() || !it->second.link) {
+      std::string role;
+      if (it != states.end()) {
+        auto p = it->second.presence.find(proxy.remote_name.value_or(""));
+        if (p != it->second.presence.end()) role = p->second.second;
+      }
+      return {"offline", role};
+    }
+    auto p = it->second.presence.find(proxy.remote_name.value_or(""));
+    if (p == it->second.presence.end()) return {"unknown", ""};
+    return p->second;
+  }
+
+  void messages_read(const std::string& reader, const std::vector<std::string>& ids) {
+    std::vector<std::pair<std::string, std::string>> receipts;  // peer, remote id
+    for (const auto& id : ids) {
+      auto q = store.reader().cached(
+          "SELECT mm.peer, mm.remote_id FROM messages m JOIN message_map mm ON mm.local_id = m.message_id "
+          "WHERE m.message_id=?1 AND m.origin_daemon IS NOT NULL AND m.audience != 'broadcast:everyone'");
+      q.bind(1, id);
+      if (q.step()) receipts.emplace_back(q.text(0), q.text(1));
+    }
+    if (receipts.empty()) return;
+    const std::string now = now_rfc3339();
+    std::weak_ptr<Impl> weak = shared_from_this();
+    store.write(
+        [receipts, reader, now](sql::Db& db) {
+          for (const auto& [peer, remote] : receipts)
+            db.cached("INSERT INTO outbox(peer, kind, message_id, payload, created_at) VALUES(?1,'receipt',?2,?3,?4)")
+                .bind(1, peer)
+                .bind(2, remote)
+                .bind(3, json{{"message_id", remote}, {"reader", reader}, {"read_at", now}}.dump())
+                .bind(4, now)
+                .run();
+        },
+        [weak, receipts](std::exception_ptr err) {
+          auto self = weak.lock();
+          if (!self || err) return;
+          std::set<std::string> peers;
+          for (const auto& r : receipts) peers.insert(r.first);
+          for (const auto& p : peers) self->pump(p);
+        });
+  }
+};
+
+// -------------------------------------------------------------------------------------------------
+
+PeerManager::PeerManager(Options opts, asio::io_context& ioc, Store& store, Messaging& messaging,
+                         TransportLookup transports)
+    : impl_(std::make_shared<Impl>(std::move(opts), ioc, store, messaging, std::move(transports))) {}
+
+PeerManager::~PeerManager() { shutdown(); }
+
+void PeerManager::register_methods(rpc::Dispatcher& d) {
+  auto impl = impl_;
+  auto unix_only = rpc::Dispatcher::kUnix;
+  d.add("peer.start_pairing", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_start_pairing(p, std::move(r)); }, unix_only);
+  d.add("peer.wait_pairing", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_wait_pairing(p, std::move(r)); }, unix_only);
+  d.add("peer.cancel_pairing", [impl](const json&, const rpc::CallContext&, rpc::Respond r) { impl->h_cancel_pairing(std::move(r)); }, unix_only);
+  d.add("peer.join", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_join(p, std::move(r)); }, unix_only);
+  d.add("peer.list", [impl](const json&, const rpc::CallContext&, rpc::Respond r) { impl->h_list(std::move(r)); });
+  d.add("peer.status", [impl](const json&, const rpc::CallContext&, rpc::Respond r) { impl->h_list(std::move(r)); });
+  d.add("peer.remove", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_remove(p, std::move(r)); }, unix_only);
+  d.add("peer.configure", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_configure(p, std::move(r)); }, unix_only);
+  d.add("who_has", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_who_has(p, std::move(r)); });
+}
+
+void PeerManager::start(unsigned short ws_port) {
+  impl_->ws_port = ws_port;
+  // Proxies named in peers.json exist as agents (e.g. after a database was moved aside).
+  for (const auto& rec : impl_->registry.peers()) {
+    impl_->states[rec.name].state = rec.role == "dialer" ? "connecting" : "waiting for peer";
+    for (const auto& a : rec.remote_agents) {
+      if (!impl_->messaging.agents().count(rec.proxy_prefix + ":" + a))
+        impl_->messaging.add_proxy(rec.name, rec.proxy_prefix, a, [](std::string) {});
+    }
+  }
+  if (impl_->opts.auto_connect)
+    for (const auto& rec : impl_->registry.peers())
+      if (rec.role == "dialer") impl_->connect(rec.name);
+  impl_->tick();
+}
+
+void PeerManager::handle_upgrade(std::unique_ptr<PeerUpgrade> up) {
+  std::string token = bearer_token(up->request);
+  if (token.empty())
+    impl_->accept_pairing(std::move(up));
+  else
+    impl_->accept_link(std::move(up), token);
+}
+
+void PeerManager::shutdown() {
+  if (!impl_ || impl_->stopping) return;
+  impl_->stopping = true;
+  impl_->tick_timer.cancel();
+  for (auto& [name, st] : impl_->states) {
+    if (st.retry) st.retry->cancel();
+    if (st.link) st.link->close("daemon shutting down");
+  }
+  impl_->registry.flush_if_dirty();
+  impl_->pool.stop();
+  impl_->pool.join();
+}
+
+json PeerManager::summary() const {
+  int connected = 0;
+  for (const auto& [n, st] : impl_->states)
+    if (st.link) ++connected;
+  return {{"connected", connected}, {"total", impl_->registry.peers().size()}};
+}
+
+std::vector<std::string> PeerManager::problems() const { return impl_->registry.problems(); }
+
+std::vector<OutboxItem> PeerManager::route(const StoredMessage& m, const std::vector<const Agent*>& proxies, bool broadcast) {
+  return impl_->route(m, proxies, broadcast);
+}
+void PeerManager::kick(const std::string& peer) { impl_->pump(peer); }
+std::optional<std::string> PeerManager::peer_for_prefix(const std::string& prefix) const {
+  for (const auto& r : impl_->registry.peers())
+    if (r.proxy_prefix == prefix) return r.name;
+  return std::nullopt;
+}
+std::pair<std::string, std::string> PeerManager::proxy_presence(const Agent& proxy) const {
+  return impl_->proxy_presence(proxy);
+}
+void PeerManager::messages_read(const std::string& reader, const std::vector<std::string>& ids) {
+  impl_->messages_read(reader, ids);
+}
+void PeerManager::agents_changed() {
+  for (auto& [name, st] : impl_->states)
+    if (st.link) impl_->send_presence(st.link);
+}
+
+}  // namespace thrum::core
