@@ -485,7 +485,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     sdk::Endpoint ep{pc->ip, pc->port};
     std::weak_ptr<Impl> weak = shared_from_this();
     auto code = pc->code;
-    dial(t, ep, [weak, respond, type, repo_path, code, ep](int fd, std::string error) {
+    dial(t, ep, [weak, respond, type, repo_path, code, ep](int fd, std::string error, sdk::Endpoint) {
       auto self = weak.lock();
       if (!self) return;
       if (fd < 0) {
@@ -614,12 +614,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         if (d) fd = d.value();
         else error = d.status().message;
       }
-      asio::post(ioc, [weak, fd, error, done]() mutable {
+      asio::post(ioc, [weak, fd, error, done, target]() mutable {
         if (!weak.lock()) {
           if (fd >= 0) ::close(fd);
           return;
         }
-        done(fd, error);
+        done(fd, error, target);
       });
     });
   }
@@ -656,7 +656,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.state = "connecting";
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string token = rec->token;
-    dial(t, std::nullopt, [weak, name, token](int fd, std::string error) {
+    dial(t, std::nullopt, [weak, name, token](int fd, std::string error, sdk::Endpoint target) {
       auto self = weak.lock();
       if (!self) return;
       auto& ps = self->states[name];
@@ -670,17 +670,16 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         self->connect_failed(name, error);
         return;
       }
-      self->handshake(name, fd, token);
+      self->handshake(name, fd, token, target);
     }, view_of(*rec));
   }
 
-  void handshake(const std::string& name, int fd, const std::string& token) {
+  void handshake(const std::string& name, int fd, const std::string& token, sdk::Endpoint target) {
     peerwire::Socket sock = adopt_fd(ioc, fd);
     std::weak_ptr<Impl> weak = shared_from_this();
-    auto* rec = registry.find(name);
-    std::string host = rec ? rec->address : "127.0.0.1";
+    const std::string host = endpoint_text(target);
     PeerLink::connect(std::move(sock), host, token, link_timing(),
-        [weak, name](std::shared_ptr<PeerLink> link, std::string error, int status) {
+        [weak, name, host](std::shared_ptr<PeerLink> link, std::string error, int status) {
           auto self = weak.lock();
           if (!self) return;
           auto& st = self->states[name];
@@ -698,6 +697,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
             st.dialing = false;
             link->close("peer removed");
             return;
+          }
+          if (peer->address != host) {
+            // Where the transport found the peer now (local: its current ws.port).
+            spdlog::info("peer address updated peer={} from={} to={}", name, peer->address, host);
+            peer->address = host;
+            self->registry.save();
           }
           self->attach(name, link);
           json hello = self->identity(peer->transport, self->own_address(peer->transport));
