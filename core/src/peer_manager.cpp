@@ -165,6 +165,20 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   ITransportHandle transport(const std::string& id, std::string& why) {
     ITransportHandle t = transports ? transports(id, &why) : nullptr;
     if (!t && why.empty()) why = "no transport plugin \"" + id + "\" is loaded";
+    if (t) {
+      // What the core can host today: links on the loopback server, in the clear. A transport
+      // that needs its own listener or TLS is refused here, by name, rather than pairing into
+      // a link that could never come up.
+      auto caps = t->capabilities();
+      if (caps.provides_listener) {
+        why = "this daemon cannot yet run listeners for plugin transports (only the loopback server)";
+        return nullptr;
+      }
+      if (caps.needs_tls) {
+        why = "this daemon cannot yet wrap links in TLS";
+        return nullptr;
+      }
+    }
     return t;
   }
 
@@ -595,8 +609,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
 
   // -- links ------------------------------------------------------------------------------------
   /// Resolve + dial on the worker pool; `done(fd, error)` runs on the loop.
+  /// Dials `ep` when given, else resolves `view` through the transport first.
   template <class F>
-  void dial(ITransportHandle t, std::optional<sdk::Endpoint> ep, F done, sdk::PeerRecordView view = {}) {
+  void dial(ITransportHandle t, std::optional<sdk::Endpoint> ep, F done,
+            std::shared_ptr<const sdk::PeerRecordView> view = nullptr) {
     auto timeout = tc().dial_timeout;
     asio::post(pool, [this, weak = std::weak_ptr<Impl>(shared_from_this()), t, ep, view, timeout, done]() mutable {
       int fd = -1;
@@ -605,7 +621,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (ep) {
         target = *ep;
       } else {
-        auto r = t->resolve(view);
+        auto r = view ? t->resolve(*view) : sdk::Result<sdk::Endpoint>(sdk::Status::error(sdk::Errc::kInvalidArgument, "nothing to resolve"));
         if (!r) error = r.status().message;
         else target = r.value();
       }
@@ -671,7 +687,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         return;
       }
       self->handshake(name, fd, token, target);
-    }, view_of(*rec));
+    }, std::make_shared<const sdk::PeerRecordView>(view_of(*rec)));
   }
 
   void handshake(const std::string& name, int fd, const std::string& token, sdk::Endpoint target) {

@@ -1,0 +1,3 @@
+# `thrum plugins list|check` (included from cli/CMakeLists.txt).
+target_sources(thrum PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/plugins_cmd.cpp)
+target_compile_definitions(thrum PRIVATE THRUM_HAVE_PLUGINS_CLI=1)

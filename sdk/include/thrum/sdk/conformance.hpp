@@ -1,0 +1,311 @@
+#pragma once
+/// @file
+/// The transport conformance suite: GoogleTest cases that check a transport keeps the contract of
+/// transport.hpp. Header-only; needs GoogleTest (`find_package(GTest)`, link GTest::gtest).
+///
+/// Run it over a built plugin with the installed runner:
+///
+///     thrum-transport-conformance path/to/libthrum_transport_<id>.so [--options JSON] [--bind IP]
+///
+/// or from your own test binary, over a transport you construct yourself:
+///
+///     thrum::sdk::conformance::Target t;
+///     t.name = "mine";
+///     t.create = [] { return new MyTransport(&my_host); };
+///     t.destroy = [](thrum::sdk::ITransport* p) { delete p; };
+///     thrum::sdk::conformance::register_tests(t);   // before RUN_ALL_TESTS()
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "thrum/sdk/plugin.hpp"
+
+namespace thrum::sdk::conformance {
+
+/// What to test and how to make it.
+struct Target {
+  /// Test suite name suffix: cases are registered as `Conformance_<name>.<Case>`.
+  std::string name = "transport";
+  /// The plugin's descriptor, when testing a loaded plugin; nullptr skips the descriptor case.
+  const ThrumTransportPluginDescriptor* descriptor = nullptr;
+  /// The plugin's file name (for the id check); empty skips that check.
+  std::string file_name;
+  /// Makes a fresh, unconfigured transport (one per case). Required.
+  std::function<ITransport*()> create;
+  /// Releases what `create` returned. Required.
+  std::function<void(ITransport*)> destroy;
+  /// Passed to configure() before each case.
+  std::string options_json = "{}";
+  /// Used for ListenSpec::bind_ip and AdvertiseSpec::requested_ip.
+  std::string bind_ip = "127.0.0.1";
+  /// Dial timeout the cases use.
+  std::chrono::milliseconds dial_timeout{2000};
+};
+
+namespace detail {
+
+inline bool wait_readable(int fd, std::chrono::milliseconds timeout) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1 && (p.revents & POLLIN) != 0;
+}
+
+inline bool send_all(int fd, const std::string& data) {
+  std::size_t off = 0;
+  while (off < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+inline std::string recv_exact(int fd, std::size_t size, std::chrono::milliseconds timeout) {
+  std::string out;
+  char buf[4096];
+  while (out.size() < size && wait_readable(fd, timeout)) {
+    const ssize_t n = ::recv(fd, buf, std::min(sizeof buf, size - out.size()), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+/// Base of every case: a fresh configured transport, released after the case. Members are public
+/// so that the case bodies (lambdas) can use them.
+class Case : public ::testing::Test {
+ public:
+  explicit Case(const Target& t) : target_(t) {}
+
+  void SetUp() override {
+    transport_ = target_.create();
+    ASSERT_NE(transport_, nullptr) << "the factory returned null";
+    const Status st = transport_->configure(target_.options_json);
+    ASSERT_TRUE(st.ok()) << "configure(" << target_.options_json << ") failed: " << st.message;
+  }
+  void TearDown() override {
+    for (int fd : fds_) ::close(fd);
+    listener_.reset();
+    if (transport_ != nullptr) target_.destroy(transport_);
+  }
+  int keep(int fd) {
+    fds_.push_back(fd);
+    return fd;
+  }
+  bool has_listener() const { return transport_->capabilities().provides_listener; }
+  /// Listens and advertises; fills listener_ and returns the endpoint to dial.
+  Endpoint listen_and_advertise() {
+    ListenSpec spec;
+    spec.bind_ip = target_.bind_ip;
+    spec.options_json = target_.options_json;
+    auto l = transport_->listen(spec);
+    EXPECT_TRUE(l.ok()) << "listen failed: " << l.status().message;
+    if (!l.ok()) return {};
+    listener_ = std::move(l).value();
+    EXPECT_NE(listener_, nullptr);
+    if (!listener_) return {};
+    AdvertiseSpec a;
+    a.requested_ip = target_.bind_ip;
+    a.listen_port = listener_->local_endpoint().port;
+    auto ep = transport_->advertise(a);
+    EXPECT_TRUE(ep.ok()) << "advertise failed: " << ep.status().message;
+    return ep.ok() ? ep.value() : Endpoint{};
+  }
+
+  const Target& target_;
+  ITransport* transport_ = nullptr;
+  std::unique_ptr<IListener> listener_;
+  std::vector<int> fds_;
+};
+
+template <class F>
+void add(const Target& t, const char* name, F body) {
+  const std::string suite = "Conformance_" + t.name;
+  ::testing::RegisterTest(suite.c_str(), name, nullptr, nullptr, __FILE__, __LINE__,
+                          [&t, body]() -> ::testing::Test* {
+                            struct Impl : Case {
+                              Impl(const Target& tt, F b) : Case(tt), b_(b) {}
+                              void TestBody() override { b_(*this); }
+                              F b_;
+                            };
+                            return new Impl(t, body);
+                          });
+}
+
+}  // namespace detail
+
+/// Registers the suite's cases for `target`. `target` must outlive RUN_ALL_TESTS().
+inline void register_tests(const Target& target) {
+  using detail::add;
+  using detail::Case;
+
+  add(target, "DescriptorIsSane", [](Case& c) {
+    auto& a = c;
+    const auto* d = a.target_.descriptor;
+    if (d == nullptr) GTEST_SKIP() << "no descriptor (transport constructed directly)";
+    EXPECT_GE(d->struct_size, sizeof(ThrumTransportPluginDescriptor));
+    EXPECT_EQ(d->abi_major, THRUM_SDK_ABI_MAJOR);
+    EXPECT_LE(d->abi_minor, THRUM_SDK_ABI_MINOR);
+    ASSERT_NE(d->toolchain_tag, nullptr);
+    EXPECT_STREQ(d->toolchain_tag, THRUM_SDK_TOOLCHAIN_TAG);
+    ASSERT_NE(d->id, nullptr);
+    ASSERT_NE(d->plugin_version, nullptr);
+    EXPECT_STRNE(d->plugin_version, "");
+    ASSERT_NE(d->sdk_version, nullptr);
+    EXPECT_NE(d->create, nullptr);
+    EXPECT_NE(d->destroy, nullptr);
+    EXPECT_EQ(a.transport_->id(), std::string_view(d->id))
+        << "ITransport::id() differs from the descriptor";
+    if (!a.target_.file_name.empty()) {
+      EXPECT_EQ(a.target_.file_name, "libthrum_transport_" + std::string(d->id) + ".so");
+    }
+  });
+
+  add(target, "IdIsValidAndCapabilitiesAreStable", [](Case& c) {
+    auto& a = c;
+    const std::string id(a.transport_->id());
+    ASSERT_FALSE(id.empty());
+    for (char ch : id)
+      EXPECT_TRUE((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_') << id;
+    const Capabilities c1 = a.transport_->capabilities();
+    for (int i = 0; i < 3; ++i) {
+      const Capabilities c2 = a.transport_->capabilities();
+      EXPECT_EQ(c1.needs_tls, c2.needs_tls);
+      EXPECT_EQ(c1.loopback_only, c2.loopback_only);
+      EXPECT_EQ(c1.needs_repo_path, c2.needs_repo_path);
+      EXPECT_EQ(c1.needs_address, c2.needs_address);
+      EXPECT_EQ(c1.provides_listener, c2.provides_listener);
+    }
+    EXPECT_EQ(a.transport_->id(), id) << "id() changed between calls";
+  });
+
+  add(target, "ConfigureRefusesGarbageWithAMessage", [](Case& c) {
+    auto& a = c;
+    const Status st = a.transport_->configure("{\"thrum_conformance_no_such_option\": 1}");
+    if (st.ok())
+      GTEST_SKIP() << "transport ignores unknown options (allowed, but refusing them is better)";
+    EXPECT_FALSE(st.message.empty()) << "a refusal must say why";
+  });
+
+  add(target, "ListenGivesAPollableFd", [](Case& c) {
+    auto& a = c;
+    if (!a.has_listener()) GTEST_SKIP() << "transport has no listener of its own";
+    a.listen_and_advertise();
+    ASSERT_TRUE(a.listener_);
+    const int fd = a.listener_->fd();
+    ASSERT_GE(fd, 0);
+    pollfd p{fd, POLLIN, 0};
+    ASSERT_GE(::poll(&p, 1, 0), 0);
+    EXPECT_EQ(p.revents & POLLNVAL, 0) << "fd() is not a valid descriptor";
+    EXPECT_EQ(p.revents & POLLIN, 0) << "readable with nobody connecting";
+    auto none = a.listener_->accept();
+    EXPECT_FALSE(none.ok()) << "accept() with nothing pending must fail, not block";
+    EXPECT_NE(a.listener_->local_endpoint().port, 0)
+        << "local_endpoint() must report the bound port";
+  });
+
+  add(target, "DialAdvertisedEndpointAcceptAndBytesFlowBothWays", [](Case& c) {
+    auto& a = c;
+    if (!a.has_listener()) GTEST_SKIP() << "transport has no listener of its own";
+    const Endpoint ep = a.listen_and_advertise();
+    ASSERT_TRUE(a.listener_);
+    ASSERT_NE(ep.port, 0);
+    auto dialed = a.transport_->dial(ep, a.target_.dial_timeout);
+    ASSERT_TRUE(dialed.ok()) << "dial(" << ep.ip << ":" << ep.port
+                             << ") failed: " << dialed.status().message;
+    const int client = a.keep(dialed.value());
+    ASSERT_TRUE(detail::wait_readable(a.listener_->fd(), a.target_.dial_timeout))
+        << "listener fd never became readable after a dial";
+    auto accepted = a.listener_->accept();
+    ASSERT_TRUE(accepted.ok()) << "accept failed: " << accepted.status().message;
+    const int server = a.keep(accepted.value());
+    ASSERT_GE(server, 0);
+
+    const std::string ping(100000, 'p');  // larger than one socket buffer write on some systems
+    std::string got;
+    {
+      // Writer and reader at once so that a large payload cannot deadlock on full buffers.
+      std::thread writer([&] { EXPECT_TRUE(detail::send_all(client, ping)); });
+      got = detail::recv_exact(server, ping.size(), a.target_.dial_timeout);
+      writer.join();
+    }
+    EXPECT_EQ(got.size(), ping.size());
+    EXPECT_EQ(got, ping) << "bytes from dialer to acceptor differ";
+    ASSERT_TRUE(detail::send_all(server, "pong"));
+    EXPECT_EQ(detail::recv_exact(client, 4, a.target_.dial_timeout), "pong")
+        << "bytes from acceptor to dialer";
+  });
+
+  add(target, "DialToClosedEndpointFailsWithinTimeout", [](Case& c) {
+    auto& a = c;
+    if (!a.has_listener()) GTEST_SKIP() << "transport has no listener of its own";
+    const Endpoint ep = a.listen_and_advertise();
+    ASSERT_TRUE(a.listener_);
+    a.listener_->close();
+    const auto timeout = std::chrono::milliseconds(1000);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = a.transport_->dial(ep, timeout);
+    const auto took = std::chrono::steady_clock::now() - start;
+    if (r.ok()) a.keep(r.value());
+    EXPECT_FALSE(r.ok()) << "dial to a closed listener succeeded";
+    EXPECT_NE(r.status().code, 0);
+    EXPECT_FALSE(r.status().message.empty()) << "a failed dial must say why";
+    EXPECT_LT(took, timeout + std::chrono::milliseconds(500)) << "dial ignored its timeout";
+  });
+
+  add(target, "ValidateAddressChangeExplainsRejections", [](Case& c) {
+    auto& a = c;
+    Endpoint from{a.target_.bind_ip, 40000};
+    EXPECT_TRUE(a.transport_->validate_address_change(from, from).ok())
+        << "no change must be accepted";
+    int rejected = 0;
+    for (const Endpoint& to : {Endpoint{"203.0.113.77", 40001}, Endpoint{a.target_.bind_ip, 0}}) {
+      const Status st = a.transport_->validate_address_change(from, to);
+      if (st.ok()) continue;
+      ++rejected;
+      EXPECT_EQ(st.code, static_cast<int>(Errc::kRejected)) << st.message;
+      EXPECT_FALSE(st.message.empty()) << "a rejection must name the rule";
+    }
+    EXPECT_GT(rejected, 0) << "accepted a move to another network and to port 0";
+  });
+
+  add(target, "ListenerCloseIsIdempotent", [](Case& c) {
+    auto& a = c;
+    if (!a.has_listener()) GTEST_SKIP() << "transport has no listener of its own";
+    a.listen_and_advertise();
+    ASSERT_TRUE(a.listener_);
+    a.listener_->close();
+    EXPECT_EQ(a.listener_->fd(), -1) << "fd() after close()";
+    a.listener_->close();
+    EXPECT_FALSE(a.listener_->accept().ok()) << "accept() after close()";
+    // And the transport can listen again afterwards (the core rebuilds listeners).
+    a.listener_.reset();
+    a.listen_and_advertise();
+    EXPECT_TRUE(a.listener_);
+  });
+
+  add(target, "ResolveAnswersWithoutCrashing", [](Case& c) {
+    auto& a = c;
+    PeerRecordView peer;
+    peer.name = "conformance";
+    peer.address = Endpoint{a.target_.bind_ip, 40000};
+    peer.transport = std::string(a.transport_->id());
+    auto r = a.transport_->resolve(peer);
+    if (!r.ok()) {
+      EXPECT_FALSE(r.status().message.empty()) << "a failed resolve must say why";
+    }
+  });
+}
+
+}  // namespace thrum::sdk::conformance

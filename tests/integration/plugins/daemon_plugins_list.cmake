@@ -1,0 +1,60 @@
+# A daemon loads the uds plugin built against the installed SDK and lists it as enabled.
+# -DTHRUM=<thrum binary> -DWORK=<scratch dir> -DUDS_DIR=<dir with libthrum_transport_uds.so>
+# [-DLOCAL_DIR=<dir with libthrum_transport_local.so>]
+#
+# To prove the list comes from the daemon (what it loaded at start) and not from the CLI's own
+# scan, the policy file is changed to disable uds after the daemon started: the daemon must
+# still say "enabled".
+file(REMOVE_RECURSE ${WORK})
+file(MAKE_DIRECTORY ${WORK}/repo)
+set(dirs "${UDS_DIR}")
+set(transports "  uds: { enabled: true, dir: ${WORK}/sockets }\n")
+if(LOCAL_DIR)
+  set(dirs "${dirs}, ${LOCAL_DIR}")
+  string(APPEND transports "  local: { enabled: true }\n")
+endif()
+file(WRITE ${WORK}/policy.yaml "plugin_dirs: [${dirs}]\ntransports:\n${transports}")
+set(ENV{THRUM_POLICY} ${WORK}/policy.yaml)
+unset(ENV{THRUM_PLUGIN_PATH})
+
+function(thrum)
+  execute_process(COMMAND ${THRUM} --repo ${WORK}/repo ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out
+                  ERROR_VARIABLE err TIMEOUT 60)
+  set(rc ${rc} PARENT_SCOPE)
+  set(out "${out}${err}" PARENT_SCOPE)
+endfunction()
+
+thrum(init)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "thrum init failed: ${out}")
+endif()
+thrum(daemon start)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "thrum daemon start failed: ${out}")
+endif()
+
+file(WRITE ${WORK}/policy.yaml "plugin_dirs: [${dirs}]\ntransports:\n  uds: { enabled: false }\n")
+thrum(--json plugins list)
+set(list_rc ${rc})
+set(list_out "${out}")
+thrum(daemon stop)
+message("${list_out}")
+if(NOT list_rc EQUAL 0)
+  message(FATAL_ERROR "thrum plugins list failed (${list_rc})")
+endif()
+string(JSON n LENGTH "${list_out}" plugins)
+set(found "")
+math(EXPR last "${n} - 1")
+foreach(i RANGE ${last})
+  string(JSON id GET "${list_out}" plugins ${i} id)
+  if(id STREQUAL "uds")
+    string(JSON found GET "${list_out}" plugins ${i} status)
+    string(JSON path GET "${list_out}" plugins ${i} path)
+  endif()
+endforeach()
+if(NOT found STREQUAL "enabled")
+  message(FATAL_ERROR "uds is \"${found}\" in the daemon's list, expected \"enabled\"")
+endif()
+if(NOT path STREQUAL "${UDS_DIR}/libthrum_transport_uds.so")
+  message(FATAL_ERROR "uds loaded from ${path}, expected ${UDS_DIR}/libthrum_transport_uds.so")
+endif()
