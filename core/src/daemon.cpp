@@ -103,8 +103,15 @@ int run_daemon(const DaemonOptions& opts) {
     return 1;
   }
 
-  setup_daemon_logging(paths.log);
   const auto started = Clock::now();
+  // Right after the lock, so a racing second start can name us (it reads this file).
+  try {
+    lock->write_pid_file(rfc3339_seconds(started));
+  } catch (const std::exception& e) {
+    std::cerr << "Error: " << e.what() << "\n";
+    return 1;
+  }
+  setup_daemon_logging(paths.log);
   const auto started_steady = std::chrono::steady_clock::now();
   spdlog::info("daemon starting pid={} repo={} version={}", ::getpid(), paths.root.string(),
                THRUM_VERSION);
@@ -237,7 +244,6 @@ int run_daemon(const DaemonOptions& opts) {
   });
 
   try {
-    lock->write_pid_file(rfc3339_seconds(started));
     unix_server.start();
     auto required = env_ws ? env_ws : config.ws_port();
     ws_port = ws.listen(required, read_port_file(paths.ws_port_last));

@@ -57,6 +57,7 @@ std::unique_ptr<DaemonLock> DaemonLock::try_acquire(const RepoPaths& paths) {
 }
 
 DaemonLock::~DaemonLock() {
+  if (wrote_pid_) remove_pid_file();
   ::flock(fd_, LOCK_UN);
   ::close(fd_);
 }
@@ -67,9 +68,13 @@ void DaemonLock::write_pid_file(const std::string& started_at) {
                         {"started_at", started_at},
                         {"socket_path", paths_.sock.string()}};
   atomic_write_file(paths_.pid, doc.dump(2) + "\n", 0600);
+  wrote_pid_ = true;
 }
 
-void DaemonLock::remove_pid_file() { ::unlink(paths_.pid.c_str()); }
+void DaemonLock::remove_pid_file() {
+  ::unlink(paths_.pid.c_str());
+  wrote_pid_ = false;
+}
 
 std::optional<int> running_daemon(const RepoPaths& paths) {
   int fd = ::open(paths.lock.c_str(), O_RDWR | O_CLOEXEC);

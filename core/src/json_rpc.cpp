@@ -84,10 +84,16 @@ void Dispatcher::call(const std::string& method, const json& params, const CallC
     respond(Error{kMethodNotFound, "method '" + method + "' is not registered", nullptr});
     return;
   }
+  // The handler gets a copy: if it throws while validating, we still hold one to answer with.
   try {
-    it->second.handler(params, ctx, std::move(respond));
+    it->second.handler(params, ctx, respond);
   } catch (const Failure& f) {
     respond(Error{f.code, f.what(), nullptr});
+  } catch (const nlohmann::json::exception& e) {
+    respond(Error{kInvalidParams, std::string("Invalid params: ") + e.what(), nullptr});
+  } catch (const std::exception& e) {
+    spdlog::error("rpc handler failed method={} error=\"{}\"", method, e.what());
+    respond(Error{kInternalError, "Internal error: " + std::string(e.what()), nullptr});
   }
 }
 

@@ -85,9 +85,10 @@ void PeerLink::connect(Socket sock, const std::string& host, const std::string& 
                                 link->open_ = false;
                                 int status = static_cast<int>(res->result_int());
                                 std::string why = ec.message();
-                                if (status >= 400) why = "HTTP " + std::to_string(status) + ": " +
-                                                         (res->body().empty() ? std::string(res->reason()) : res->body());
-                                while (!why.empty() && why.back() == '\n') why.pop_back();
+                                if (status >= 400)
+                                  why = res->body().empty() ? "HTTP " + std::to_string(status) + " " + std::string(res->reason())
+                                                            : res->body();
+                                while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
                                 done(nullptr, why, status);
                                 return;
                               }

@@ -349,11 +349,22 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   }
 
   void accept_pairing(std::unique_ptr<PeerUpgrade> up) {
+    using S = PairingSession::State;
     expire_session();
-    if (!session) {
-      spdlog::warn("peer link refused reason=\"no token and no pairing session\" remote={}", up->remote);
-      reject_upgrade(std::move(up), peerwire::http::status::unauthorized,
-                     "no pairing session in progress (run 'thrum peer add' on this side)");
+    // Without a token, a WebSocket is opened only while a code is waiting to be used; the
+    // refusal says why, so the joiner can tell the user what to do.
+    std::string refusal;
+    if (!session || session->state == S::kPaired)
+      refusal = "no pairing session in progress (run 'thrum peer add' on this side)";
+    else if (session->state == S::kConsumed)
+      refusal = "this pairing code was already used; run 'thrum peer add' again";
+    else if (session->state == S::kLocked)
+      refusal = "too many failed attempts; run 'thrum peer add' again";
+    else if (session->state != S::kOpen)
+      refusal = session->failure;
+    if (!refusal.empty()) {
+      spdlog::warn("peer link refused reason=\"no token; {}\" remote={}", refusal, up->remote);
+      reject_upgrade(std::move(up), peerwire::http::status::unauthorized, refusal);
       return;
     }
     std::weak_ptr<Impl> weak = shared_from_this();
@@ -519,9 +530,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           auto self = weak.lock();
           if (!self) return;
           if (!link) {
-            std::string msg = status == 401 ? "no pairing session on " + endpoint_text(ep) +
-                                                  " (the code expired or was used; run 'thrum peer add' again)"
-                                            : "cannot pair with " + endpoint_text(ep) + ": " + error;
+            // A 401 body is the listener's reason (expired, locked out, no session).
+            std::string msg = status == 401 ? error : "cannot pair with " + endpoint_text(ep) + ": " + error;
             respond(rpc::Error{rpc::kHandlerError, msg, nullptr});
             return;
           }

@@ -28,7 +28,8 @@ class DaemonLock {
   DaemonLock(const DaemonLock&) = delete;
   DaemonLock& operator=(const DaemonLock&) = delete;
 
-  /// Writes this process's pid file atomically.
+  /// Writes this process's pid file atomically. It is removed again when the lock is released
+  /// (before the flock is dropped), however the daemon exits.
   void write_pid_file(const std::string& started_at);
   void remove_pid_file();
 
@@ -36,6 +37,7 @@ class DaemonLock {
   DaemonLock(RepoPaths paths, int fd) : paths_(std::move(paths)), fd_(fd) {}
   RepoPaths paths_;
   int fd_;
+  bool wrote_pid_ = false;
 };
 
 /// The pid of the daemon holding the repo's lock, if one is running (0 when the lock is held

@@ -1,0 +1,138 @@
+#pragma once
+
+// Shared by the benchmarks: a throwaway repo with a running daemon, driven through the real
+// `thrum` binary (THRUM_TEST_BINARY) and raw Unix-socket connections.
+
+#include <stdlib.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/process.hpp"
+#include "support/rpc_socket.hpp"
+
+namespace thrum::bench {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+
+/// A temp repo with `thrum init` done and the daemon started; stopped and removed on destruction.
+class BenchRepo {
+ public:
+  BenchRepo() {
+    std::string tmpl = (fs::temp_directory_path() / "thrum-bench-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    base_ = tmpl;
+    root_ = base_ / "repo";
+    fs::create_directories(root_);
+    must({"init"});
+    must({"daemon", "start"});
+  }
+  ~BenchRepo() {
+    test::run_thrum({"daemon", "stop"}, root_);
+    std::error_code ec;
+    fs::remove_all(base_, ec);
+  }
+  const fs::path& root() const { return root_; }
+  fs::path sock() const { return root_ / ".thrum" / "var" / "thrum.sock"; }
+
+  test::RunResult must(const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env = {}) const {
+    auto r = test::run_thrum(args, root_, env);
+    if (r.exit_code != 0) {
+      std::string a;
+      for (const auto& x : args) a += " " + x;
+      throw std::runtime_error("thrum" + a + " failed: " + r.out + r.err);
+    }
+    return r;
+  }
+  void register_agent(const std::string& name) const {
+    must({"quickstart", "--name", name, "--role", "bench"}, {{"THRUM_NAME", name}});
+  }
+
+ private:
+  fs::path base_, root_;
+};
+
+struct Summary {
+  double min, median, p90, p99, max, mean;
+};
+
+inline Summary summarize(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) {
+    size_t i = static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5);
+    return v[std::min(i, v.size() - 1)];
+  };
+  double sum = 0;
+  for (double x : v) sum += x;
+  return Summary{v.front(), at(0.5), at(0.9), at(0.99), v.back(), sum / static_cast<double>(v.size())};
+}
+
+inline std::string machine_description() {
+  std::string cpu;
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  utsname u{};
+  ::uname(&u);
+  return cpu + ", " + std::to_string(std::thread::hardware_concurrency()) + " logical CPUs, " +
+         u.sysname + " " + u.release;
+}
+
+/// `clients` persistent Unix-socket connections, each with one send outstanding, `total` sends
+/// in all, from agents s0..s<clients-1> to `to`. Returns (seconds, per-request latencies in ms).
+inline std::pair<double, std::vector<double>> send_burst(const fs::path& sock, int clients, int total,
+                                                         const std::string& to, const std::string& tag) {
+  std::vector<std::vector<double>> lat(static_cast<size_t>(clients));
+  std::atomic<int> ready{0};
+  std::atomic<bool> go{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> ts;
+  for (int c = 0; c < clients; ++c) {
+    ts.emplace_back([&, c] {
+      test::UnixRpcClient conn(sock);
+      const std::string agent = "s" + std::to_string(c);
+      const int n = total / clients + (c < total % clients ? 1 : 0);
+      lat[static_cast<size_t>(c)].reserve(static_cast<size_t>(n));
+      ++ready;
+      while (!go) std::this_thread::yield();
+      for (int i = 0; i < n; ++i) {
+        const auto t0 = steady::now();
+        auto r = conn.call("message.send", {{"caller_agent_id", agent},
+                                            {"to", to},
+                                            {"content", tag + " c" + std::to_string(c) + " #" +
+                                                            std::to_string(i)}});
+        const auto t1 = steady::now();
+        if (!r.is_object() || !r.contains("result")) ++failures;
+        lat[static_cast<size_t>(c)].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+      }
+    });
+  }
+  while (ready < clients) std::this_thread::yield();
+  const auto start = steady::now();
+  go = true;
+  for (auto& t : ts) t.join();
+  const double secs = std::chrono::duration<double>(steady::now() - start).count();
+  if (failures) throw std::runtime_error(std::to_string(failures.load()) + " sends failed");
+  std::vector<double> all;
+  for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
+  return {secs, all};
+}
+
+}  // namespace thrum::bench

@@ -1,0 +1,99 @@
+// `thrum inbox` wall time on a 1,000-message inbox: the real CLI binary, spawned and waited for,
+// stdout to /dev/null, default --limit (20). The first run marks the 20 shown messages read (one
+// durable write); later runs find them read and only read.
+//
+//   thrum_bench_inbox [--runs 50] [--messages 1000]
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "bench_common.hpp"
+
+extern char** environ;
+using namespace thrum::bench;
+
+namespace {
+
+/// Wall time in ms of one `thrum args...` run in `cwd` as agent `name`, output discarded.
+double time_program(const std::string& program, const fs::path& cwd, const std::string& name,
+                    std::vector<std::string> args) {
+  args.insert(args.begin(), program);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e)
+    if (std::strncmp(*e, "THRUM_NAME=", 11) != 0) env_s.emplace_back(*e);
+  env_s.push_back("THRUM_NAME=" + name);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  pid_t pid = 0;
+  const auto t0 = steady::now();
+  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0)
+    throw std::runtime_error("posix_spawn failed");
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const auto t1 = steady::now();
+  posix_spawn_file_actions_destroy(&fa);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("thrum failed");
+  return std::chrono::duration<double, std::milli>(t1 - t0).count();
+}
+
+double time_cli(const fs::path& cwd, const std::string& name, std::vector<std::string> args) {
+  return time_program(THRUM_TEST_BINARY, cwd, name, std::move(args));
+}
+
+void report(const char* what, const std::vector<double>& v) {
+  const auto s = summarize(v);
+  std::printf("| %s | %zu | %.2f | **%.2f** | **%.2f** | %.2f | %.2f |\n", what, v.size(), s.min,
+              s.median, s.p90, s.max, s.mean);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 50, messages = 1000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--messages")) messages = std::atoi(argv[i + 1]);
+  }
+  std::printf("machine: %s\n", machine_description().c_str());
+  BenchRepo repo;
+  repo.register_agent("reader");
+  for (int c = 0; c < 4; ++c) repo.register_agent("s" + std::to_string(c));
+  send_burst(repo.sock(), 4, messages, "@reader", "inbox bench message with a realistic-ish body");
+  std::printf("inbox of @reader: %d messages; %d runs each\n\n", messages, runs);
+  std::printf("| command | runs | min ms | median ms | p90 ms | max ms | mean ms |\n");
+  std::printf("|---|---|---|---|---|---|---|\n");
+
+  std::vector<double> v;
+  for (int i = 0; i < runs; ++i) v.push_back(time_program("/bin/true", repo.root(), "reader", {}));
+  report("`/bin/true` (spawn + wait, this machine's floor)", v);
+  v.clear();
+  for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"--version"}));
+  report("`thrum --version` (process start, no daemon)", v);
+  v.clear();
+  for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"inbox", "--unread"}));
+  report("`thrum inbox --unread` (1,000 unread)", v);
+  v.clear();
+  for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"inbox"}));
+  report("`thrum inbox`", v);
+  v.clear();
+  for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"--json", "inbox"}));
+  report("`thrum --json inbox`", v);
+  return 0;
+}

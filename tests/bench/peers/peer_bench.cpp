@@ -1,0 +1,224 @@
+// Peer benchmarks (issue 4; docs/benchmarks-peers.md). Not a test: it measures and prints.
+//
+// Two throwaway repos, "main" and "api", each with its own real daemon (default timers, no
+// THRUM_TIME_SCALE), paired over the local transport with the real CLI; main has the proxy
+// api:reviewer. Three measurements:
+//
+//  1. latency: coordinator_main sends over one persistent Unix-socket connection (message.send
+//     to @api:reviewer); a WebSocket client on api's ws://127.0.0.1:<ws.port>/ws waits for the
+//     matching notification.message. One message in flight at a time; p50/p90/p99/max.
+//  2. throughput: N sends from C persistent connections as fast as they go; the clock stops
+//     when reviewer has all N stored on api (durable: committed to api's SQLite store).
+//  3. idle memory: VmRSS of both daemons after start + agent registration, and again with the
+//     peer link up and idle (after a settle period).
+//
+// Usage: thrum_bench_peers [--latency-samples N] [--throughput-messages N] [--clients C]
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bench_common.hpp"
+#include "support/helpers.hpp"
+#include "support/process.hpp"
+#include "support/rpc_socket.hpp"
+#include "support/streaming_child.hpp"
+
+namespace thrum::bench {
+namespace {
+
+/// A temp repo named `name` (the peer name defaults to the dir name) with a running daemon.
+class NamedRepo {
+ public:
+  explicit NamedRepo(const std::string& name) {
+    std::string tmpl = (fs::temp_directory_path() / "thrum-bench-peers-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    base_ = tmpl;
+    root_ = base_ / name;
+    fs::create_directories(root_);
+    must({"init"});
+    must({"daemon", "start"});
+  }
+  ~NamedRepo() {
+    test::run_thrum({"daemon", "stop"}, root_);
+    std::error_code ec;
+    if (!::getenv("THRUM_BENCH_KEEP")) fs::remove_all(base_, ec);
+  }
+  const fs::path& root() const { return root_; }
+  fs::path var() const { return root_ / ".thrum" / "var"; }
+  fs::path sock() const { return var() / "thrum.sock"; }
+  test::RunResult must(const std::vector<std::string>& args,
+                       const std::map<std::string, std::string>& env = {}) const {
+    auto r = test::run_thrum(args, root_, env);
+    if (r.exit_code != 0) {
+      std::string a;
+      for (const auto& x : args) a += " " + x;
+      throw std::runtime_error("thrum" + a + " failed: " + r.out + r.err);
+    }
+    return r;
+  }
+  int pid() const {
+    auto doc = test::parse_json(test::slurp(var() / "thrum.pid"));
+    return doc.is_object() ? doc.value("pid", -1) : -1;
+  }
+
+ private:
+  fs::path base_, root_;
+};
+
+long rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  return -1;
+}
+
+int64_t total_for(test::UnixRpcClient& c, const std::string& agent) {
+  auto r = c.call("message.list", {{"caller_agent_id", agent}, {"limit", 1}, {"unread", false}, {"mark_read", false}});
+  if (!r.contains("result")) throw std::runtime_error("message.list failed: " + r.dump());
+  return r["result"].value("total", int64_t{-1});
+}
+
+std::string peer_state(const NamedRepo& r, const std::string& peer) {
+  auto doc = test::parse_json(test::run_thrum({"--json", "peer", "status"}, r.root()).out);
+  if (doc.is_array())
+    for (const auto& p : doc)
+      if (p.value("name", "") == peer) return p.value("state", "");
+  return "";
+}
+
+void pair(NamedRepo& listener, NamedRepo& dialer) {
+  auto add = test::start_peer_add(listener.root(), "local");
+  auto code = test::wait_for_peercode(*add);
+  if (!code) throw std::runtime_error("peer add printed no peercode: " + add->out() + add->err());
+  dialer.must({"peer", "join", "--type", "local", "--peercode", *code, "--repo-path", listener.root().string()});
+  auto r = add->wait(std::chrono::seconds(30));
+  if (r.exit_code != 0) throw std::runtime_error("peer add failed: " + r.out + r.err);
+}
+
+void print_summary(const char* label, const Summary& s) {
+  std::printf("%-34s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", label, s.median, s.p90,
+              s.p99, s.max, s.mean);
+}
+
+}  // namespace
+}  // namespace thrum::bench
+
+int main(int argc, char** argv) {
+  using namespace thrum::bench;
+  using namespace std::chrono_literals;
+  int samples = 2000, messages = 20000, clients = 4;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--latency-samples")) samples = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--throughput-messages")) messages = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--clients")) clients = std::atoi(argv[i + 1]);
+  }
+  try {
+    std::printf("machine: %s\n", machine_description().c_str());
+    NamedRepo main_repo("main"), api("api");
+    main_repo.must({"quickstart", "--name", "coordinator_main", "--role", "coordinator"},
+                   {{"THRUM_NAME", "coordinator_main"}});
+    api.must({"quickstart", "--name", "reviewer", "--role", "reviewer"}, {{"THRUM_NAME", "reviewer"}});
+    for (int c = 0; c < clients; ++c)
+      main_repo.must({"quickstart", "--name", "s" + std::to_string(c), "--role", "bench"},
+                     {{"THRUM_NAME", "s" + std::to_string(c)}});
+
+    // -- idle memory, before pairing
+    std::this_thread::sleep_for(2s);
+    const long main_before = rss_kib(main_repo.pid()), api_before = rss_kib(api.pid());
+
+    pair(api, main_repo);
+    main_repo.must({"peer", "configure", "api", "add-agent", "reviewer"});
+    if (!thrum::test::wait_until([&] { return peer_state(main_repo, "api") == "connected"; }, 20s))
+      throw std::runtime_error("link did not come up");
+
+    // -- idle memory, with an idle link (past a ping or two)
+    std::this_thread::sleep_for(12s);
+    const long main_idle = rss_kib(main_repo.pid()), api_idle = rss_kib(api.pid());
+    std::printf("idle RSS before pairing:  main %ld KiB, api %ld KiB\n", main_before, api_before);
+    std::printf("idle RSS with idle link:  main %ld KiB (%+ld), api %ld KiB (%+ld)\n", main_idle,
+                main_idle - main_before, api_idle, api_idle - api_before);
+
+    // -- latency: send -> remote notification.message
+    auto port = thrum::test::read_ws_port(api.var());
+    if (!port) throw std::runtime_error("no ws.port for api");
+    thrum::test::WsRpcClient ws(*port);
+    if (!ws.call("health").contains("result")) throw std::runtime_error("ws health failed");
+    thrum::test::UnixRpcClient sender(main_repo.sock());
+    // Baseline on one daemon: the same send to a local agent, notification on main's own /ws.
+    auto main_port = thrum::test::read_ws_port(main_repo.var());
+    if (!main_port) throw std::runtime_error("no ws.port for main");
+    const int warmup = 100;
+    auto measure = [&](thrum::test::WsRpcClient& client, const std::string& to, const char* label) {
+      std::vector<double> lat, send_ret;
+      for (int i = 0; i < warmup + samples; ++i) {
+        const std::string body = std::string(label) + " " + std::to_string(i);
+        const auto t0 = steady::now();
+        auto r = sender.call("message.send", {{"caller_agent_id", "coordinator_main"},
+                                              {"to", json::array({to})},
+                                              {"content", body}});
+        const auto ts = steady::now();
+        if (!r.contains("result")) throw std::runtime_error("send failed: " + r.dump());
+        bool got = false;
+        while (!got) {
+          auto n = client.next_notification("notification.message", 10s);
+          if (!n) throw std::runtime_error("no notification.message within 10 s for sample " + std::to_string(i));
+          got = (*n)["params"].value("preview", "") == body;
+        }
+        const auto t1 = steady::now();
+        if (i >= warmup) {
+          lat.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+          send_ret.push_back(std::chrono::duration<double, std::milli>(ts - t0).count());
+        }
+      }
+      print_summary((std::string(label) + " send->notify (n=" + std::to_string(samples) + ")").c_str(),
+                    summarize(lat));
+      print_summary((std::string(label) + " message.send returns").c_str(), summarize(send_ret));
+    };
+    {
+      thrum::test::WsRpcClient local_ws(*main_port);
+      if (!local_ws.call("health").contains("result")) throw std::runtime_error("ws health failed");
+      measure(local_ws, "@s0", "local (one daemon)");
+    }
+    measure(ws, "@api:reviewer", "cross-peer");
+
+    // -- sustained durable throughput over the link
+    thrum::test::UnixRpcClient counter(api.sock());
+    const int64_t base = total_for(counter, "reviewer");
+    std::atomic<bool> sending_done{false};
+    const auto start = steady::now();
+    std::thread senders([&] {
+      auto res = send_burst(main_repo.sock(), clients, messages, "@api:reviewer", "tp");
+      std::printf("throughput sender side: %d sends in %.3f s = %.0f msgs/s (send p50 %.3f ms, p99 %.3f ms)\n",
+                  messages, res.first, messages / res.first, summarize(res.second).median,
+                  summarize(res.second).p99);
+      sending_done = true;
+    });
+    const auto deadline = start + 300s;
+    int64_t have = 0;
+    while ((have = total_for(counter, "reviewer") - base) < messages && steady::now() < deadline)
+      std::this_thread::sleep_for(2ms);
+    const double secs = std::chrono::duration<double>(steady::now() - start).count();
+    senders.join();
+    if (have < messages) throw std::runtime_error("only " + std::to_string(have) + " of " + std::to_string(messages) + " arrived");
+    std::printf("throughput end to end: %d msgs stored on the remote in %.3f s = %.0f msgs/s (%d sender connections)\n",
+                messages, secs, messages / secs, clients);
+    const long main_after = rss_kib(main_repo.pid()), api_after = rss_kib(api.pid());
+    std::printf("RSS after the run:        main %ld KiB, api %ld KiB\n", main_after, api_after);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench failed: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,451 @@
+// Peers over the local transport, end to end (issue 4 "Done when", SPEC §6–§7): two real repos
+// on this machine, each with its own real daemon, paired and driven through the real CLI.
+//
+// Every daemon runs with THRUM_TIME_SCALE=0.05 (see peer_env.hpp): link timers, backoff and the
+// pairing expiry are 20× shorter so that restarts and outages resolve in well under a second.
+#include <signal.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <regex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "e2e/peer_env.hpp"
+#include "support/helpers.hpp"
+#include "support/raw_http.hpp"
+#include "support/rpc_socket.hpp"
+
+namespace thrum::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// -- The brief's scenario --------------------------------------------------------------------
+
+TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
+  Pairing p;
+  ASSERT_NO_FATAL_FAILURE(pair(api_, main_, &p));
+  // Both sides print the brief's line.
+  EXPECT_TRUE(std::regex_search(p.add.out, std::regex(R"(Paired with "main" \(127\.0\.0\.1:\d+\)\. Syncing started\.)")))
+      << p.add.out;
+  EXPECT_TRUE(std::regex_search(p.join.out, std::regex(R"(Paired with "api" \(127\.0\.0\.1:\d+\)\. Syncing started\.)")))
+      << p.join.out;
+  EXPECT_NE(p.add.out.find("Waiting for connection...\n\nShare this with the other machine:\n"
+                           "  thrum peer join --type local --peercode api:127.0.0.1:"),
+            std::string::npos)
+      << p.add.out;
+
+  auto cfg = main_.thrum({"peer", "configure", "api", "add-agent", "reviewer"});
+  ASSERT_EQ(cfg.exit_code, 0) << cfg.out << cfg.err;
+  EXPECT_NE(cfg.out.find("✓ api: add-agent reviewer"), std::string::npos) << cfg.out;
+
+  // No restart needed: the proxy takes a message at once.
+  auto sent = main_.thrum({"send", "Auth module ready for review", "--to", "@api:reviewer"},
+                          TempRepo::as("coordinator_main"));
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  std::smatch mm;
+  ASSERT_TRUE(std::regex_search(sent.out, mm, std::regex(R"(Message sent: (msg_[0-9A-Za-z]+))"))) << sent.out;
+  const std::string original = mm[1];
+
+  // The reviewer gets it, authored by main's prefix:sender.
+  ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  EXPECT_EQ(sent_state(original), "delivered");
+  auto inbox = j(api_, "reviewer", {"inbox"});  // shows it, and so marks it read
+  ASSERT_EQ(inbox["messages"].size(), 1u) << inbox.dump(2);
+  const json& got = inbox["messages"][0];
+  EXPECT_EQ(got["author"], "main:coordinator_main");
+  EXPECT_EQ(got["body"], "Auth module ready for review");
+  const std::string remote_copy = got["message_id"].get<std::string>();
+
+  // Read receipt: the sender's `sent` shows read.
+  EXPECT_TRUE(wait_until([&] { return sent_state(original) == "read"; }, 10s)) << sent_state(original);
+
+  // Reply from the api side: goes back to main, into the same thread.
+  auto reply = api_.thrum({"reply", remote_copy, "LGTM, merging"}, TempRepo::as("reviewer"));
+  ASSERT_EQ(reply.exit_code, 0) << reply.out << reply.err;
+
+  json reply_seen;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto box = j(main_, "coordinator_main", {"inbox", "--unread"});
+        for (const auto& m : box["messages"])
+          if (m.value("body", "") == "LGTM, merging") reply_seen = m;
+        return reply_seen.is_object();
+      },
+      10s))
+      << peer_state(main_, "api");
+  EXPECT_EQ(reply_seen["author"], "api:reviewer");
+  EXPECT_EQ(reply_seen["reply_to"], original) << "the reply must point at main's own copy of the original";
+
+  // One thread on main: the original (in sent) and the reply (in the inbox) share a thread id.
+  auto outbox = j(main_, "coordinator_main", {"sent"});
+  json orig_in_sent;
+  for (const auto& m : outbox["messages"])
+    if (m.value("message_id", "") == original) orig_in_sent = m;
+  ASSERT_TRUE(orig_in_sent.is_object()) << outbox.dump(2);
+  ASSERT_TRUE(orig_in_sent["thread_id"].is_string()) << orig_in_sent.dump(2);
+  EXPECT_EQ(reply_seen["thread_id"], orig_in_sent["thread_id"]);
+
+  // One thread on api: reviewer's copy of the original and reviewer's reply (in sent) match.
+  auto api_box = j(api_, "reviewer", {"inbox", "--unread"});  // nothing unread; use the full list
+  auto api_all = j(api_, "reviewer", {"inbox", "--limit", "10"});
+  ASSERT_EQ(api_all["messages"].size(), 1u) << api_all.dump(2);
+  auto api_sent = j(api_, "reviewer", {"sent"});
+  ASSERT_EQ(api_sent["messages"].size(), 1u) << api_sent.dump(2);
+  EXPECT_TRUE(api_all["messages"][0]["thread_id"].is_string()) << api_all.dump(2);
+  EXPECT_EQ(api_all["messages"][0]["thread_id"], api_sent["messages"][0]["thread_id"]);
+  EXPECT_EQ(api_sent["messages"][0]["reply_to"], remote_copy);
+  (void)api_box;
+
+  // Replying again from main lands in the same thread on api (message map, both directions).
+  auto again = main_.thrum({"--json", "reply", reply_seen["message_id"].get<std::string>(), "thanks"},
+                           TempRepo::as("coordinator_main"));
+  ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
+  ASSERT_TRUE(wait_reviewer_total(2));
+  auto api_after = j(api_, "reviewer", {"inbox", "--limit", "10"});
+  ASSERT_EQ(api_after["messages"].size(), 2u);
+  EXPECT_EQ(api_after["messages"][0]["body"], "thanks");
+  EXPECT_EQ(api_after["messages"][0]["thread_id"], api_sent["messages"][0]["thread_id"]);
+
+  // And both peer lists show the other side.
+  auto ml = main_.thrum({"peer", "list"});
+  EXPECT_TRUE(std::regex_search(ml.out, std::regex(R"(\napi\s+127\.0\.0\.1:\d+\s+)"))) << ml.out;
+  auto al = api_.thrum({"peer", "list"});
+  EXPECT_TRUE(std::regex_search(al.out, std::regex(R"(\nmain\s+127\.0\.0\.1:\d+\s+)"))) << al.out;
+}
+
+TEST_F(MainAndApi, ProxyShowsInTeamAsActiveViaPeer) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  std::string last;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        last = main_.thrum({"team"}).out;
+        return std::regex_search(last, std::regex(R"(\napi:reviewer\s+reviewer\s+active \(via peer\))"));
+      },
+      10s))
+      << last;
+}
+
+TEST_F(MainAndApi, EveryoneReachesEachPeerOnceWithoutLoops) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(main_.register_agent("helper", "helper"));
+  ASSERT_NO_FATAL_FAILURE(api_.register_agent("tester", "tester"));
+  auto r = main_.thrum({"send", "standup in 5", "--to", "@everyone"}, TempRepo::as("coordinator_main"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  // Both of api's agents get one copy each.
+  ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  auto tester = j(api_, "tester", {"inbox", "--unread"});
+  EXPECT_TRUE(wait_until([&] { return j(api_, "tester", {"inbox", "--unread"})["messages"].size() == 1; }, 5s))
+      << tester.dump(2);
+  // And nothing comes back around: main's helper has exactly the local copy, the sender none.
+  auto from_api = api_.thrum({"send", "ack from api", "--to", "@everyone"}, TempRepo::as("reviewer"));
+  ASSERT_EQ(from_api.exit_code, 0) << from_api.err;
+  ASSERT_TRUE(wait_until(
+      [&] { return j(main_, "coordinator_main", {"inbox", "--unread"})["messages"].size() == 1; }, 5s));
+  auto helper = j(main_, "helper", {"inbox", "--unread"});
+  ASSERT_EQ(helper["messages"].size(), 2u) << helper.dump(2);  // "standup in 5" (local) + "ack from api"
+  auto coord = j(main_, "coordinator_main", {"inbox", "--unread"});
+  ASSERT_EQ(coord["messages"].size(), 1u) << coord.dump(2);
+  EXPECT_EQ(coord["messages"][0]["body"], "ack from api");
+  EXPECT_EQ(coord["messages"][0]["author"], "api:reviewer");
+  EXPECT_EQ(reviewer_unread()["messages"].size(), 1u) << "reviewer got its own broadcast back";
+}
+
+// -- Restarts --------------------------------------------------------------------------------
+
+TEST_F(MainAndApi, DialerRestartReconnectsWithoutRepairing) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(main_.stop_daemon());
+  ASSERT_NO_FATAL_FAILURE(start(main_));
+
+  auto list = main_.thrum({"peer", "list"});
+  EXPECT_NE(list.out.find("\napi "), std::string::npos) << list.out;
+  ASSERT_TRUE(wait_peer_state(main_, "api", "connected")) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_peer_state(api_, "main", "connected")) << peer_state(api_, "main");
+
+  const std::string id = send_to_reviewer("after dialer restart");
+  ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  EXPECT_EQ(reviewer_unread()["messages"][0]["body"], "after dialer restart");
+  EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s)) << sent_state(id);
+}
+
+TEST_F(MainAndApi, ListenerRestartReconnectsWithoutRepairing) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+
+  auto list = api_.thrum({"peer", "list"});
+  EXPECT_NE(list.out.find("\nmain "), std::string::npos) << list.out;
+  ASSERT_TRUE(wait_peer_state(main_, "api", "connected")) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_peer_state(api_, "main", "connected")) << peer_state(api_, "main");
+
+  const std::string id = send_to_reviewer("after listener restart");
+  ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  EXPECT_EQ(reviewer_unread()["messages"][0]["body"], "after listener restart");
+  EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s)) << sent_state(id);
+}
+
+TEST_F(MainAndApi, DialerFollowsListenerToNewWsPort) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  const auto old_port = read_ws_port(api_.var());
+  ASSERT_TRUE(old_port);
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  unsigned short new_port = 0;
+  do new_port = free_port();
+  while (new_port == *old_port);
+  ASSERT_NO_FATAL_FAILURE(start(api_, {{"THRUM_WS_PORT", std::to_string(new_port)}}));
+  ASSERT_EQ(read_ws_port(api_.var()), new_port);
+
+  ASSERT_TRUE(wait_peer_state(main_, "api", "connected")) << peer_state(main_, "api");
+  auto rec = peer_record(main_, "api");
+  EXPECT_EQ(rec.value("address", ""), "127.0.0.1:" + std::to_string(new_port)) << rec.dump();
+
+  const std::string id = send_to_reviewer("on the new port");
+  ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  EXPECT_EQ(reviewer_unread()["messages"][0]["body"], "on the new port");
+  EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s)) << sent_state(id);
+}
+
+// -- Other side down: durable, ordered, exactly once -----------------------------------------
+
+class Outage : public MainAndApi {
+ protected:
+  static constexpr int kCount = 1000;
+
+  /// kCount sends from coordinator_main to @api:reviewer over one Unix-socket connection (the
+  /// same message.send the CLI uses), bodies "m0000".."m0999". All must succeed.
+  void send_all() {
+    UnixRpcClient c(main_.var() / "thrum.sock");
+    for (int i = 0; i < kCount; ++i) {
+      char body[16];
+      std::snprintf(body, sizeof body, "m%04d", i);
+      auto r = c.call("message.send", {{"caller_agent_id", "coordinator_main"},
+                                       {"content", body},
+                                       {"to", json::array({"@api:reviewer"})}});
+      ASSERT_TRUE(r.contains("result")) << "send " << i << ": " << r.dump();
+      ids_.push_back(r["result"]["message_id"].get<std::string>());
+    }
+  }
+  /// What the sender and `peer status` show while api is down: everything queued.
+  void expect_all_queued() {
+    auto sent = j(main_, "coordinator_main", {"sent", "--limit", "1000"});
+    ASSERT_EQ(sent["messages"].size(), static_cast<size_t>(kCount));
+    int queued = 0;
+    for (const auto& m : sent["messages"])
+      for (const auto& r : m["recipients"])
+        if (r.value("agent_id", "") == "api:reviewer" && r.value("state", "") == "queued") ++queued;
+    EXPECT_EQ(queued, kCount);
+    auto rec = peer_record(main_, "api");
+    EXPECT_EQ(rec.value("queued", -1), kCount) << rec.dump();
+    EXPECT_NE(rec.value("state", ""), "connected") << rec.dump();
+  }
+  /// reviewer's inbox holds exactly m0000..m0999, once each, in order (inbox is newest first).
+  void expect_exactly_once_in_order() {
+    auto box = j(api_, "reviewer", {"inbox", "--limit", "1000"});
+    std::vector<std::string> bodies;
+    for (const auto& m : box["messages"]) bodies.push_back(m.value("body", ""));
+    std::reverse(bodies.begin(), bodies.end());
+    EXPECT_EQ(box.value("total", -1), kCount);
+    std::set<std::string> unique(bodies.begin(), bodies.end());
+    EXPECT_EQ(unique.size(), bodies.size()) << "duplicates delivered";
+    ASSERT_EQ(bodies.size(), static_cast<size_t>(kCount));
+    for (int i = 0; i < kCount; ++i) {
+      char want[16];
+      std::snprintf(want, sizeof want, "m%04d", i);
+      if (bodies[static_cast<size_t>(i)] != want) {
+        ADD_FAILURE() << "out of order at position " << i << ": got " << bodies[static_cast<size_t>(i)]
+                      << ", want " << want;
+        break;
+      }
+    }
+  }
+  /// How many messages reviewer has (read or not), straight from the daemon.
+  static int64_t total_of(UnixRpcClient& c) {
+    auto r = c.call("message.list", {{"caller_agent_id", "reviewer"}, {"limit", 1}, {"unread", false},
+                                     {"mark_read", false}});
+    return r.contains("result") ? r["result"].value("total", int64_t{-1}) : -1;
+  }
+
+  std::vector<std::string> ids_;
+};
+
+TEST_F(Outage, ThousandSendsQueueThenDeliverOnceInOrder) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  ASSERT_NO_FATAL_FAILURE(send_all());
+  ASSERT_NO_FATAL_FAILURE(expect_all_queued());
+
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
+      << peer_state(main_, "api");
+  // Give a duplicate the chance to show up before counting.
+  EXPECT_TRUE(wait_peer_state(main_, "api", "connected"));
+  ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+  EXPECT_EQ(sent_state(ids_.front()), "read");  // the inbox above showed and so read them all
+}
+
+TEST_F(Outage, ReceiverKilledMidDeliveryStillExactlyOnce) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  ASSERT_NO_FATAL_FAILURE(send_all());
+  ASSERT_NO_FATAL_FAILURE(expect_all_queued());
+
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  const int pid = api_.daemon_pid();
+  int64_t seen = 0;
+  {
+    UnixRpcClient c(api_.var() / "thrum.sock");
+    // Tight poll (no sleep): kill as soon as ~300 have arrived.
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      seen = total_of(c);
+      if (seen >= 300) break;
+    }
+  }
+  ASSERT_GE(seen, 300) << peer_state(main_, "api");
+  ::kill(pid, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s));
+  // The scenario only means something if delivery was really cut short.
+  EXPECT_LT(seen, kCount) << "all messages arrived before the kill; the receiver was not killed mid-delivery";
+
+  ASSERT_NO_FATAL_FAILURE(start(api_));  // recovers the stale pid file and socket
+  ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
+      << peer_state(main_, "api");
+  ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+}
+
+// -- Authentication on /peer ------------------------------------------------------------------
+
+/// peers.json without the link's own bookkeeping (last_sync, last_seq move while a link is up):
+/// what an unauthenticated request must never change. Compared, never printed (it holds tokens).
+std::string registry_shape(const fs::path& peers_json) {
+  auto doc = parse_json(slurp(peers_json));
+  if (!doc.is_object()) return "(unreadable)";
+  if (doc.contains("peers"))
+    for (auto& p : doc["peers"]) {
+      p.erase("last_sync");
+      p.erase("last_seq");
+    }
+  return doc.dump();
+}
+
+/// How many "peer link refused" lines `r`'s daemon.log has.
+size_t refusals_logged(const TempRepo& r) {
+  const std::string log = r.daemon_log();
+  size_t n = 0;
+  for (size_t at = log.find("peer link refused"); at != std::string::npos; at = log.find("peer link refused", at + 1))
+    ++n;
+  return n;
+}
+
+TEST_F(MainAndApi, PeerEndpointRefusesWrongTokenWith401) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  const fs::path peers_json = api_.var() / "peers.json";
+  const std::string before = registry_shape(peers_json);
+  ASSERT_NE(before, "(unreadable)");
+  const auto port = read_ws_port(api_.var());
+  ASSERT_TRUE(port);
+  const size_t refused_before = refusals_logged(api_);
+
+  // A well-formed token that api never issued.
+  const std::string wrong(64, 'a');
+  remember_secret(wrong);
+  auto bad = raw_http_exchange(*port, websocket_upgrade_request(*port, "/peer", {{"Authorization", "Bearer " + wrong}}));
+  EXPECT_EQ(bad.status, 401) << bad.raw;
+  EXPECT_EQ(bad.raw.find(wrong), std::string::npos) << "the refusal echoes the token";
+
+  // Logged, without the token.
+  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) > refused_before; }, 5s)) << api_.daemon_log();
+  EXPECT_EQ(api_.daemon_log().find(wrong), std::string::npos);
+
+  // Nothing changed: the registry is byte for byte the same and the real link is still up.
+  EXPECT_TRUE(registry_shape(peers_json) == before) << "peers.json changed";
+  EXPECT_EQ(peer_record(api_, "main").value("state", ""), "connected") << peer_state(api_, "main");
+  const std::string id = send_to_reviewer("still linked");
+  EXPECT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s));
+}
+
+TEST_F(MainAndApi, PeerEndpointRefusesNoTokenWhenNeverPairedWith401) {
+  // No `peer add` has ever run on api: an upgrade without a token has nothing to pair with.
+  const auto port = read_ws_port(api_.var());
+  ASSERT_TRUE(port);
+  auto none = raw_http_exchange(*port, websocket_upgrade_request(*port, "/peer"));
+  EXPECT_EQ(none.status, 401) << none.raw;
+  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) >= 1; }, 5s)) << api_.daemon_log();
+  EXPECT_FALSE(std::filesystem::exists(api_.var() / "peers.json") &&
+               !parse_json(slurp(api_.var() / "peers.json")).value("peers", json::array()).empty());
+}
+
+TEST_F(MainAndApi, PeerEndpointRefusesNoTokenAfterPairingFinishedWith401) {
+  // api paired once; its pairing session is over (paired). A token-less upgrade now must be
+  // refused like any other unauthenticated one: no session is in progress.
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  const fs::path peers_json = api_.var() / "peers.json";
+  const std::string before = registry_shape(peers_json);
+  const auto port = read_ws_port(api_.var());
+  ASSERT_TRUE(port);
+  const size_t refused_before = refusals_logged(api_);
+
+  auto none = raw_http_exchange(*port, websocket_upgrade_request(*port, "/peer"), 2s);
+  EXPECT_EQ(none.status, 401) << none.raw;
+  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) > refused_before; }, 3s)) << api_.daemon_log();
+  EXPECT_TRUE(registry_shape(peers_json) == before) << "peers.json changed";
+  EXPECT_EQ(peer_record(api_, "main").value("state", ""), "connected") << peer_state(api_, "main");
+}
+
+// -- peer remove -------------------------------------------------------------------------------
+
+TEST_F(MainAndApi, RemoveWhileLinkedDropsProxiesAndTellsTheOtherSide) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  const std::string id = send_to_reviewer("before remove");
+  ASSERT_TRUE(wait_reviewer_total(1));
+  ASSERT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s));
+
+  auto rm = main_.thrum({"peer", "remove", "api"});
+  ASSERT_EQ(rm.exit_code, 0) << rm.out << rm.err;
+  EXPECT_NE(rm.out.find("Removed peer \"api\". Dropped 0 queued messages."), std::string::npos) << rm.out;
+
+  // Its proxies are gone at once: sending to one fails as an unknown recipient.
+  auto send = main_.thrum({"send", "after remove", "--to", "@api:reviewer"}, TempRepo::as("coordinator_main"));
+  EXPECT_NE(send.exit_code, 0) << send.out;
+  EXPECT_NE(send.err.find("unknown recipient @api:reviewer"), std::string::npos) << send.err;
+  EXPECT_EQ(main_.thrum({"peer", "list"}).out.find("\napi "), std::string::npos);
+
+  // The other side was told, shows it, and is still healthy.
+  EXPECT_TRUE(wait_peer_state(api_, "main", "removed by peer", 10s)) << peer_state(api_, "main");
+  auto st = api_.thrum({"daemon", "status"});
+  EXPECT_EQ(st.exit_code, 0) << st.out << st.err;
+  EXPECT_TRUE(process_alive(api_.daemon_pid()));
+  EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").is_null(); }, 2s));
+}
+
+TEST_F(MainAndApi, RemoveDropsAndCountsTheQueue) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  for (int i = 0; i < 3; ++i) send_to_reviewer("queued " + std::to_string(i));
+  ASSERT_EQ(peer_record(main_, "api").value("queued", -1), 3) << peer_state(main_, "api");
+
+  auto rm = main_.thrum({"peer", "remove", "api"});
+  ASSERT_EQ(rm.exit_code, 0) << rm.out << rm.err;
+  EXPECT_NE(rm.out.find("Dropped 3 queued messages."), std::string::npos) << rm.out;
+
+  // Nothing is delivered later, and api, back up, is not crashed by the refused link.
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  auto st = api_.thrum({"daemon", "status"});
+  EXPECT_EQ(st.exit_code, 0) << st.out << st.err;
+  auto send = main_.thrum({"send", "x", "--to", "@api:reviewer"}, TempRepo::as("coordinator_main"));
+  EXPECT_NE(send.exit_code, 0);
+  EXPECT_EQ(reviewer_unread()["messages"].size(), 0u);
+}
+
+}  // namespace
+}  // namespace thrum::test

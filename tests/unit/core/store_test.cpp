@@ -1,0 +1,233 @@
+// Store: group commit on a real SQLite file. One bad job never takes its batch down with it,
+// concurrent writers share commits, and what `done` reports is visible to the next read.
+#include "thrum/core/store.hpp"
+
+#include <stdlib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace thrum::core {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+/// A real EventLoop driven by the test thread: post() queues from any thread, run_until()
+/// runs what is queued on the calling thread. Timers are not needed by the Store.
+class TestLoop final : public EventLoop {
+ public:
+  void post(std::function<void()> fn) override {
+    std::lock_guard lk(mu_);
+    q_.push_back(std::move(fn));
+    cv_.notify_one();
+  }
+  std::shared_ptr<Timer> run_after(std::chrono::milliseconds, std::function<void()>) override {
+    ADD_FAILURE() << "the store does not use timers";
+    return nullptr;
+  }
+  /// Runs posted work until `pred` holds or `timeout` passes; returns pred().
+  bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lk(mu_);
+        if (!cv_.wait_until(lk, deadline, [&] { return !q_.empty(); })) return pred();
+        fn = std::move(q_.front());
+        q_.pop_front();
+      }
+      fn();
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> q_;
+};
+
+class StoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "thrum-store-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    store_ = std::make_unique<Store>(dir_ / "thrum.db", loop_);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  static Store::Job insert_agent(std::string id) {
+    return [id](sql::Db& db) {
+      db.prepare("INSERT INTO agents(agent_id, registered_at, last_seen_at) VALUES(?1, 'now', 'now')")
+          .bind(1, id)
+          .run();
+    };
+  }
+  int64_t count_agents() {
+    auto st = store_->reader().prepare("SELECT count(*) FROM agents");
+    st.step();
+    return st.integer(0);
+  }
+  bool agent_exists(const std::string& id) {
+    auto st = store_->reader().prepare("SELECT 1 FROM agents WHERE agent_id=?1");
+    st.bind(1, id);
+    return st.step();
+  }
+
+  fs::path dir_;
+  TestLoop loop_;
+  std::unique_ptr<Store> store_;
+};
+
+std::string what(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    return ex.what();
+  }
+}
+
+TEST_F(StoreTest, ReadAfterDoneSeesTheWrite) {
+  for (int i = 0; i < 20; ++i) {
+    bool done = false;
+    std::exception_ptr err;
+    const std::string id = "agent-" + std::to_string(i);
+    store_->write(insert_agent(id), [&](std::exception_ptr e) {
+      err = e;
+      done = true;
+      // Checked inside the callback too: this is where the daemon answers its client.
+      EXPECT_TRUE(agent_exists(id));
+    });
+    ASSERT_TRUE(loop_.run_until([&] { return done; }));
+    ASSERT_FALSE(err);
+    EXPECT_TRUE(agent_exists(id));
+    EXPECT_EQ(count_agents(), i + 1);
+  }
+}
+
+TEST_F(StoreTest, FailingJobInABatchDoesNotUndoTheOthers) {
+  // Hold the writer inside a first job so that the next three land in one batch.
+  std::mutex gate;
+  std::unique_lock hold(gate);
+  std::atomic<bool> blocker_running{false};
+  int done_count = 0;
+  store_->write(
+      [&](sql::Db& db) {
+        blocker_running = true;
+        std::lock_guard wait_for_test(gate);
+        insert_agent("first")(db);
+      },
+      [&](std::exception_ptr e) {
+        EXPECT_FALSE(e);
+        ++done_count;
+      });
+  while (!blocker_running) std::this_thread::yield();
+
+  std::vector<std::exception_ptr> results(3);
+  std::vector<bool> reported(3, false);
+  store_->write(insert_agent("alice"), [&](std::exception_ptr e) { results[0] = e; reported[0] = true; });
+  store_->write(
+      [](sql::Db& db) {
+        insert_agent("half-done")(db);  // written, then the job fails: must be rolled back
+        db.exec("INSERT INTO no_such_table VALUES(1)");
+      },
+      [&](std::exception_ptr e) { results[1] = e; reported[1] = true; });
+  store_->write(insert_agent("bob"), [&](std::exception_ptr e) { results[2] = e; reported[2] = true; });
+  hold.unlock();
+
+  ASSERT_TRUE(loop_.run_until([&] { return reported[0] && reported[1] && reported[2]; }));
+  EXPECT_EQ(done_count, 1);
+  EXPECT_FALSE(results[0]);
+  ASSERT_TRUE(results[1]) << "the failing job reports its own error";
+  EXPECT_NE(what(results[1]).find("no_such_table"), std::string::npos) << what(results[1]);
+  EXPECT_FALSE(results[2]);
+  EXPECT_TRUE(agent_exists("first"));
+  EXPECT_TRUE(agent_exists("alice"));
+  EXPECT_TRUE(agent_exists("bob"));
+  EXPECT_FALSE(agent_exists("half-done")) << "a failed job leaves nothing behind";
+  EXPECT_EQ(store_->stats().commits, 2u) << "alice, the failure and bob shared one commit";
+  EXPECT_EQ(store_->stats().jobs, 4u);
+}
+
+TEST_F(StoreTest, ConcurrentWritersShareCommits) {
+  constexpr int kThreads = 8, kEach = 200;
+  std::atomic<int> done{0};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i)
+        store_->write(insert_agent("w" + std::to_string(t) + "-" + std::to_string(i)),
+                      [&](std::exception_ptr e) {
+                        if (e) ++failed;
+                        ++done;
+                      });
+    });
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(loop_.run_until([&] { return done == kThreads * kEach; }, 60s));
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(count_agents(), kThreads * kEach);
+  const auto stats = store_->stats();
+  EXPECT_EQ(stats.jobs, static_cast<uint64_t>(kThreads * kEach));
+  EXPECT_LT(stats.commits, stats.jobs) << "writers queued together must share a commit";
+}
+
+TEST_F(StoreTest, CloseCommitsWhatIsQueuedAndRefusesLaterWrites) {
+  int done = 0;
+  for (int i = 0; i < 50; ++i)
+    store_->write(insert_agent("q" + std::to_string(i)), [&](std::exception_ptr e) {
+      EXPECT_FALSE(e);
+      ++done;
+    });
+  store_->close();
+  std::exception_ptr late;
+  bool late_reported = false;
+  store_->write(insert_agent("too-late"), [&](std::exception_ptr e) {
+    late = e;
+    late_reported = true;
+  });
+  ASSERT_TRUE(loop_.run_until([&] { return done == 50 && late_reported; }));
+  ASSERT_TRUE(late);
+  EXPECT_NE(what(late).find("closed"), std::string::npos) << what(late);
+  store_->close();  // idempotent
+
+  // Everything acknowledged is in the file for the next process.
+  TestLoop loop2;
+  Store reopened(dir_ / "thrum.db", loop2);
+  auto st = reopened.reader().prepare("SELECT count(*) FROM agents");
+  st.step();
+  EXPECT_EQ(st.integer(0), 50);
+}
+
+TEST_F(StoreTest, DatabaseFromANewerThrumIsRefused) {
+  store_.reset();
+  {
+    sql::Db db((dir_ / "thrum.db").string());
+    db.exec("PRAGMA user_version=99");
+  }
+  TestLoop loop2;
+  try {
+    Store s(dir_ / "thrum.db", loop2);
+    FAIL() << "a newer schema must not be opened";
+  } catch (const sql::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("99"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace thrum::core
