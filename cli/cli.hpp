@@ -22,7 +22,8 @@ struct Globals {
 };
 
 /// Shared state while building and running the command tree. A command's CLI11 callback stores
-/// its work in `action`; main() runs it after parsing so that errors map to exit codes in one place.
+/// its work in `action`; main() runs it after parsing so that errors map to exit codes in one
+/// place.
 struct Context {
   Globals g;
   std::function<int()> action;

@@ -32,7 +32,8 @@ class RpcClient {
 
   /// Calls `method`; returns `result` or throws RpcError / ConnectError. `timeout` bounds the
   /// wait for the answer (long-polls pass their own).
-  nlohmann::json call(const std::string& method, const nlohmann::json& params = nlohmann::json::object(),
+  nlohmann::json call(const std::string& method,
+                      const nlohmann::json& params = nlohmann::json::object(),
                       std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
   /// True when something accepts connections at `socket_path` and answers `health`.

@@ -57,7 +57,8 @@ int cmd_init(Context& ctx) {
   bool listed = false;
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);)
-    if (line == ".thrum/" || line == ".thrum" || line == "/.thrum/" || line == "/.thrum") listed = true;
+    if (line == ".thrum/" || line == ".thrum" || line == "/.thrum/" || line == "/.thrum")
+      listed = true;
   if (!listed) {
     if (!text.empty() && text.back() != '\n') text += '\n';
     text += ".thrum/\n";
@@ -101,7 +102,8 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
                 paths.root.string());
   core::ensure_dir(paths.var, 0700);
   std::error_code ec;
-  const std::streamoff log_start = fs::exists(paths.log, ec) ? static_cast<std::streamoff>(fs::file_size(paths.log, ec)) : 0;
+  const std::streamoff log_start =
+      fs::exists(paths.log, ec) ? static_cast<std::streamoff>(fs::file_size(paths.log, ec)) : 0;
   const fs::path exe = self_exe();
   const std::string root = paths.root.string();
   pid_t child = ::fork();
@@ -125,7 +127,8 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
     int status = 0;
     if (::waitpid(child, &status, WNOHANG) == child) {
       auto why = startup_errors(paths, log_start);
-      throw Error("daemon failed to start" + (why.empty() ? " (see " + paths.log.string() + ")" : ": " + why));
+      throw Error("daemon failed to start" +
+                  (why.empty() ? " (see " + paths.log.string() + ")" : ": " + why));
     }
     if (auto port = core::read_port_file(paths.ws_port); port && RpcClient::probe(paths.sock))
       return Started{child, *port};
@@ -155,7 +158,8 @@ int stop_daemon(const core::RepoPaths& paths) {
     if (!core::running_daemon(paths)) return *pid;
     std::this_thread::sleep_for(25ms);
   }
-  throw Error("timeout waiting for daemon to stop (PID " + std::to_string(*pid) + " still running)");
+  throw Error("timeout waiting for daemon to stop (PID " + std::to_string(*pid) +
+              " still running)");
 }
 
 int cmd_start(Context& ctx) {
@@ -238,7 +242,8 @@ int cmd_status(Context& ctx) {
     }
     std::cout << "\n";
   }
-  for (const auto& p : health["problems"]) std::cout << "Problem:    " << p.get<std::string>() << "\n";
+  for (const auto& p : health["problems"])
+    std::cout << "Problem:    " << p.get<std::string>() << "\n";
   const auto& id = health["identity"];
   std::cout << "\nIdentity:\n"
             << "  daemon_id:  " << id.value("daemon_id", "") << "\n"
@@ -259,10 +264,12 @@ void add_daemon_commands(CLI::App& app, Context& ctx) {
 
   auto* daemon = app.add_subcommand("daemon", "Start, stop and inspect this repo's daemon");
   daemon->require_subcommand(1);
-  daemon->add_subcommand("start", "Start the daemon in the background")
-      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_start(ctx); }; });
-  daemon->add_subcommand("stop", "Stop the daemon (SIGTERM, waits up to 15s)")
-      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_stop(ctx); }; });
+  daemon->add_subcommand("start", "Start the daemon in the background")->callback([&ctx] {
+    ctx.action = [&ctx] { return cmd_start(ctx); };
+  });
+  daemon->add_subcommand("stop", "Stop the daemon (SIGTERM, waits up to 15s)")->callback([&ctx] {
+    ctx.action = [&ctx] { return cmd_stop(ctx); };
+  });
   daemon->add_subcommand("restart", "Stop and start again on the same WebSocket port")
       ->callback([&ctx] { ctx.action = [&ctx] { return cmd_restart(ctx); }; });
   daemon->add_subcommand("status", "Show whether the daemon runs, and its health (exit 1 if not)")

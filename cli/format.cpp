@@ -63,15 +63,23 @@ std::string duration_short(std::chrono::seconds d) {
 std::chrono::milliseconds parse_duration(const std::string& s, const std::string& flag) {
   size_t i = 0;
   while (i < s.size() && (std::isdigit(static_cast<unsigned char>(s[i])) || s[i] == '.')) ++i;
-  if (i == 0) throw UsageError("Error: " + flag + " expects a duration like 30s, 2m or 500ms; got \"" + s + "\"");
+  if (i == 0)
+    throw UsageError("Error: " + flag + " expects a duration like 30s, 2m or 500ms; got \"" + s +
+                     "\"");
   double v = std::strtod(s.substr(0, i).c_str(), nullptr);
   std::string unit = s.substr(i);
   double ms;
-  if (unit.empty() || unit == "s") ms = v * 1000;
-  else if (unit == "ms") ms = v;
-  else if (unit == "m") ms = v * 60000;
-  else if (unit == "h") ms = v * 3600000;
-  else throw UsageError("Error: " + flag + " expects a duration like 30s, 2m or 500ms; got \"" + s + "\"");
+  if (unit.empty() || unit == "s")
+    ms = v * 1000;
+  else if (unit == "ms")
+    ms = v;
+  else if (unit == "m")
+    ms = v * 60000;
+  else if (unit == "h")
+    ms = v * 3600000;
+  else
+    throw UsageError("Error: " + flag + " expects a duration like 30s, 2m or 500ms; got \"" + s +
+                     "\"");
   return std::chrono::milliseconds(static_cast<long long>(ms));
 }
 

@@ -22,8 +22,9 @@ std::string current_agent(const core::RepoPaths& paths) {
   std::sort(names.begin(), names.end());
   if (names.size() == 1) return names.front();
   if (names.empty())
-    throw Error("no agent identity in this repo; register one with: thrum quickstart --name "
-                "<name> --role <role>");
+    throw Error(
+        "no agent identity in this repo; register one with: thrum quickstart --name "
+        "<name> --role <role>");
   std::string list;
   for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
   throw Error("several agents are registered here (" + list +

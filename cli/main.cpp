@@ -23,7 +23,9 @@ core::RepoPaths repo_for_init(const Context& ctx) {
                                               : std::filesystem::current_path());
 }
 
-void print_json(const json& doc) { std::cout << doc.dump(2) << "\n"; }
+void print_json(const json& doc) {
+  std::cout << doc.dump(2) << "\n";
+}
 
 }  // namespace thrum::cli
 

@@ -38,7 +38,8 @@ std::string audience_text(const std::string& audience) {
   size_t pos = 0;
   while (pos < audience.size()) {
     size_t comma = audience.find(',', pos);
-    std::string part = audience.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string part =
+        audience.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     if (part.rfind("agent:", 0) == 0) part = "@" + part.substr(6);
     out += (out.empty() ? "" : ", ") + part;
     if (comma == std::string::npos) break;
@@ -77,8 +78,10 @@ int cmd_quickstart(Context& ctx, const QuickstartArgs& a) {
             << "✓ Session started: " << r.value("session_id", "") << "\n";
   if (!a.intent.empty()) std::cout << "✓ Intent set: " << a.intent << "\n";
   if (!ctx.g.quiet && r.contains("identity_file"))
-    std::cout << "  Identity: " << std::filesystem::relative(r["identity_file"].get<std::string>(), paths.root).string()
-              << "\n";
+    std::cout
+        << "  Identity: "
+        << std::filesystem::relative(r["identity_file"].get<std::string>(), paths.root).string()
+        << "\n";
   return 0;
 }
 
@@ -138,7 +141,8 @@ int cmd_send(Context& ctx, const SendArgs& a) {
     return 0;
   }
   std::cout << "✓ Message sent: " << r.value("message_id", "") << "\n";
-  if (r["thread_id"].is_string()) std::cout << "  Thread: " << r["thread_id"].get<std::string>() << "\n";
+  if (r["thread_id"].is_string())
+    std::cout << "  Thread: " << r["thread_id"].get<std::string>() << "\n";
   std::string to;
   for (const auto& t : a.to) to += (to.empty() ? "" : ", ") + (t.rfind('@', 0) == 0 ? t : "@" + t);
   if (a.broadcast) to += (to.empty() ? "" : ", ") + std::string("@everyone");
@@ -151,7 +155,8 @@ int cmd_send(Context& ctx, const SendArgs& a) {
   return 0;
 }
 
-int cmd_reply(Context& ctx, const std::string& parent, const std::string& message, bool from_stdin) {
+int cmd_reply(Context& ctx, const std::string& parent, const std::string& message,
+              bool from_stdin) {
   if (message.empty() && !from_stdin)
     throw UsageError("thrum reply: missing message text (thrum reply MSG_ID \"text\")");
   std::string body = message_body(message, from_stdin);
@@ -168,7 +173,8 @@ int cmd_reply(Context& ctx, const std::string& parent, const std::string& messag
     return 0;
   }
   std::cout << "✓ Reply sent: " << r.value("message_id", "") << "\n";
-  if (r["thread_id"].is_string()) std::cout << "  Thread: " << r["thread_id"].get<std::string>() << "\n";
+  if (r["thread_id"].is_string())
+    std::cout << "  Thread: " << r["thread_id"].get<std::string>() << "\n";
   return 0;
 }
 
@@ -200,10 +206,9 @@ void print_box(const json& messages) {
 
 int cmd_inbox(Context& ctx, bool unread, int limit) {
   auto s = open_session(ctx);
-  json r = s.client.call("message.list", {{"caller_agent_id", s.agent},
-                                          {"unread", unread},
-                                          {"limit", limit},
-                                          {"mark_read", !unread}});
+  json r = s.client.call(
+      "message.list",
+      {{"caller_agent_id", s.agent}, {"unread", unread}, {"limit", limit}, {"mark_read", !unread}});
   if (ctx.g.json) {
     print_json(r);
     return 0;
@@ -214,8 +219,9 @@ int cmd_inbox(Context& ctx, bool unread, int limit) {
     return 0;
   }
   print_box(msgs);
-  std::cout << "Showing 1-" << msgs.size() << " of " << (unread ? r.value("unread", 0) : r.value("total", 0))
-            << " messages (" << r.value("unread", 0) << " unread)\n";
+  std::cout << "Showing 1-" << msgs.size() << " of "
+            << (unread ? r.value("unread", 0) : r.value("total", 0)) << " messages ("
+            << r.value("unread", 0) << " unread)\n";
   return 0;
 }
 
@@ -236,10 +242,12 @@ int cmd_sent(Context& ctx, int limit) {
     for (const auto& x : m["recipients"]) {
       ++total;
       if (x.value("state", "") == "read") ++read;
-      rec += (rec.empty() ? "@" : ", @") + x.value("agent_id", "") + "(" + x.value("state", "") + ")";
+      rec +=
+          (rec.empty() ? "@" : ", @") + x.value("agent_id", "") + "(" + x.value("state", "") + ")";
     }
-    std::cout << m.value("message_id", "") << "  " << ago_short(m.value("created_at", "")) << "  to "
-              << audience_text(m.value("audience", "")) << "  " << read << "/" << total << " read\n";
+    std::cout << m.value("message_id", "") << "  " << ago_short(m.value("created_at", ""))
+              << "  to " << audience_text(m.value("audience", "")) << "  " << read << "/" << total
+              << " read\n";
     auto lines = wrap(m.value("body", ""), 100);
     std::cout << "  " << lines.front() << (lines.size() > 1 ? " …" : "") << "\n";
     std::cout << "  Recipients: " << (rec.empty() ? "(none)" : rec) << "\n";
@@ -358,15 +366,21 @@ void add_messaging_commands(CLI::App& app, Context& ctx) {
   auto inbox_limit = std::make_shared<int>(20);
   auto* inbox = app.add_subcommand("inbox", "Show my messages, newest first (marks them read)");
   inbox->add_flag("--unread", *inbox_unread, "Only unread messages; does not mark them read");
-  inbox->add_option("--limit", *inbox_limit, "How many to show (default 20)")->check(CLI::Range(1, 1000));
+  inbox->add_option("--limit", *inbox_limit, "How many to show (default 20)")
+      ->check(CLI::Range(1, 1000));
   inbox->callback([&ctx, inbox_unread, inbox_limit] {
-    ctx.action = [&ctx, inbox_unread, inbox_limit] { return cmd_inbox(ctx, *inbox_unread, *inbox_limit); };
+    ctx.action = [&ctx, inbox_unread, inbox_limit] {
+      return cmd_inbox(ctx, *inbox_unread, *inbox_limit);
+    };
   });
 
   auto sent_limit = std::make_shared<int>(20);
   auto* sent = app.add_subcommand("sent", "Show what I sent, with each recipient's state");
-  sent->add_option("--limit", *sent_limit, "How many to show (default 20)")->check(CLI::Range(1, 1000));
-  sent->callback([&ctx, sent_limit] { ctx.action = [&ctx, sent_limit] { return cmd_sent(ctx, *sent_limit); }; });
+  sent->add_option("--limit", *sent_limit, "How many to show (default 20)")
+      ->check(CLI::Range(1, 1000));
+  sent->callback([&ctx, sent_limit] {
+    ctx.action = [&ctx, sent_limit] { return cmd_sent(ctx, *sent_limit); };
+  });
 
   auto* message = app.add_subcommand("message", "Act on messages");
   message->require_subcommand(1);
@@ -382,12 +396,15 @@ void add_messaging_commands(CLI::App& app, Context& ctx) {
   auto wait_timeout = std::make_shared<std::string>("30s");
   auto* wait = app.add_subcommand("wait", "Block until a message for me arrives");
   wait->add_option("--timeout", *wait_timeout, "How long to wait (e.g. 30s, 5m; default 30s)");
-  wait->callback([&ctx, wait_timeout] { ctx.action = [&ctx, wait_timeout] { return cmd_wait(ctx, *wait_timeout); }; });
+  wait->callback([&ctx, wait_timeout] {
+    ctx.action = [&ctx, wait_timeout] { return cmd_wait(ctx, *wait_timeout); };
+  });
 
   auto team_all = std::make_shared<bool>(false);
   auto* team = app.add_subcommand("team", "List agents (and proxies for peers' agents)");
   team->add_flag("--all", *team_all, "Include offline agents");
-  team->callback([&ctx, team_all] { ctx.action = [&ctx, team_all] { return cmd_team(ctx, *team_all); }; });
+  team->callback(
+      [&ctx, team_all] { ctx.action = [&ctx, team_all] { return cmd_team(ctx, *team_all); }; });
 }
 
 }  // namespace thrum::cli

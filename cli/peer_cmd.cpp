@@ -49,7 +49,9 @@ void check_type(const std::string& type, bool join) {
 }
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted = true; }
+extern "C" void on_sigint(int) {
+  g_interrupted = true;
+}
 
 struct AddArgs {
   std::string type, address, auth_key;
@@ -105,7 +107,8 @@ int cmd_add(Context& ctx, const AddArgs& a) {
     return 0;
   }
   const std::string name = result.value("peer_name", "");
-  std::cout << "\nPaired with \"" << name << "\" (" << result.value("peer_address", "") << "). Syncing started.\n";
+  std::cout << "\nPaired with \"" << name << "\" (" << result.value("peer_address", "")
+            << "). Syncing started.\n";
   if (!ctx.g.quiet)
     std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
               << " add-agent <agent-name>\n";
@@ -122,7 +125,8 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
   json params = {{"type", a.type}};
   if (a.type == "repair") {
     std::string name = !a.peer_name.empty() ? a.peer_name : a.positional;
-    if (name.empty()) throw UsageError("Error: --type repair requires a peer name (positional arg or --peer-name)");
+    if (name.empty())
+      throw UsageError("Error: --type repair requires a peer name (positional arg or --peer-name)");
     params["peer_name"] = name;
     RpcClient client(paths.sock);
     json r = client.call("peer.join", params, 60s);
@@ -130,13 +134,17 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
       print_json(r);
       return 0;
     }
-    std::cout << "Repaired \"" << r.value("peer_name", name) << "\" (" << r.value("peer_address", "") << ").\n";
+    std::cout << "Repaired \"" << r.value("peer_name", name) << "\" ("
+              << r.value("peer_address", "") << ").\n";
     return 0;
   }
-  std::string code = !a.peercode_flag.empty() && a.peercode_flag != "-" ? a.peercode_flag : a.positional;
+  std::string code =
+      !a.peercode_flag.empty() && a.peercode_flag != "-" ? a.peercode_flag : a.positional;
   if (code.empty() && !::isatty(STDIN_FILENO)) std::getline(std::cin, code);
   if (code.empty())
-    throw UsageError("Error: missing peercode: pass --peercode <name:ip:port:code>, as an argument, or on stdin");
+    throw UsageError(
+        "Error: missing peercode: pass --peercode <name:ip:port:code>, as an argument, or on "
+        "stdin");
   auto config = core::Config::load(paths);
   std::string err;
   if (!core::pairing::parse_peercode(code, config.pairing_code_length(), err)) throw Error(err);
@@ -153,7 +161,8 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
     return 0;
   }
   const std::string name = r.value("peer_name", "");
-  std::cout << "Paired with \"" << name << "\" (" << r.value("peer_address", "") << "). Syncing started.\n";
+  std::cout << "Paired with \"" << name << "\" (" << r.value("peer_address", "")
+            << "). Syncing started.\n";
   if (!ctx.g.quiet)
     std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
               << " add-agent <agent-name>\n";
@@ -181,8 +190,9 @@ int cmd_list(Context& ctx) {
   std::printf("%-20s %-22s %-18s %s\n", "NAME", "ADDRESS", "LAST SYNC", "LAST SEQ");
   for (const auto& p : peers) {
     const std::string name = p.value("name", "");
-    std::printf("%-20s %-22s %-18s %lld\n", fit(name, 20).c_str(), fit(p.value("address", ""), 22).c_str(),
-                ago_long(p.value("last_sync", "")).c_str(), static_cast<long long>(p.value("last_seq", 0LL)));
+    std::printf("%-20s %-22s %-18s %lld\n", fit(name, 20).c_str(),
+                fit(p.value("address", ""), 22).c_str(), ago_long(p.value("last_sync", "")).c_str(),
+                static_cast<long long>(p.value("last_seq", 0LL)));
     if (p.value("reconcile_status", "") == "drift_reconcile_failed")
       std::printf("  └─ drift detected — run: thrum peer join --type repair %s\n", name.c_str());
   }
@@ -210,16 +220,18 @@ int cmd_status(Context& ctx) {
     std::cout << "No peers paired. Use 'thrum peer add' to start pairing.\n";
     return 0;
   }
-  std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %s\n", "NAME", "ADDRESS", "HAS_TOKEN", "PAIRED_AT",
-              "LAST_SYNC", "TRANSPORT", "STATE", "QUEUED");
+  std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %s\n", "NAME", "ADDRESS", "HAS_TOKEN",
+              "PAIRED_AT", "LAST_SYNC", "TRANSPORT", "STATE", "QUEUED");
   for (const auto& p : peers) {
     auto paired = core::parse_rfc3339(p.value("paired_at", ""));
-    std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %lld\n", fit(p.value("name", ""), 20).c_str(),
-                fit(p.value("address", ""), 22).c_str(), p.value("has_token", false) ? "true" : "false",
-                paired ? core::rfc3339_seconds(*paired).c_str() : "-", since_short(p.value("last_sync", "")).c_str(),
-                p.value("transport", "").c_str(), p.value("state", "").c_str(),
-                static_cast<long long>(p.value("queued", 0LL)));
-    if (p.contains("last_error")) std::printf("  └─ %s\n", p["last_error"].get<std::string>().c_str());
+    std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %lld\n",
+                fit(p.value("name", ""), 20).c_str(), fit(p.value("address", ""), 22).c_str(),
+                p.value("has_token", false) ? "true" : "false",
+                paired ? core::rfc3339_seconds(*paired).c_str() : "-",
+                since_short(p.value("last_sync", "")).c_str(), p.value("transport", "").c_str(),
+                p.value("state", "").c_str(), static_cast<long long>(p.value("queued", 0LL)));
+    if (p.contains("last_error"))
+      std::printf("  └─ %s\n", p["last_error"].get<std::string>().c_str());
   }
   std::fflush(stdout);
   return 0;
@@ -241,7 +253,8 @@ int cmd_remove(Context& ctx, const std::string& name) {
   return 0;
 }
 
-int cmd_configure(Context& ctx, const std::string& peer, const std::string& action, const std::string& value) {
+int cmd_configure(Context& ctx, const std::string& peer, const std::string& action,
+                  const std::string& value) {
   auto paths = require_repo(ctx);
   RpcClient client(paths.sock);
   json r = client.call("peer.configure", {{"peer", peer}, {"action", action}, {"value", value}});
@@ -268,7 +281,8 @@ int cmd_who_has(Context& ctx, const std::string& file) {
     return 0;
   }
   for (const auto& a : r["agents"])
-    std::cout << "@" << a.value("agent_id", "") << (a.value("via_peer", false) ? "  (via peer)" : "") << "\n";
+    std::cout << "@" << a.value("agent_id", "")
+              << (a.value("via_peer", false) ? "  (via peer)" : "") << "\n";
   if (r.value("incomplete", false)) std::cout << "(some peers did not answer in time)\n";
   return 0;
 }
@@ -288,35 +302,46 @@ void add_peer_commands(CLI::App& app, Context& ctx) {
 
   auto ja = std::make_shared<JoinArgs>();
   auto* join = peer->add_subcommand("join", "Join a peer with its peercode (or repair one)");
-  join->add_option("--type", ja->type, "Transport: tailscale | local | network | repair (REQUIRED)");
+  join->add_option("--type", ja->type,
+                   "Transport: tailscale | local | network | repair (REQUIRED)");
   join->add_option("--peercode", ja->peercode_flag, "The peercode printed by 'thrum peer add'");
-  join->add_option("peercode_or_name", ja->positional, "Peercode (or the peer name with --type repair)");
+  join->add_option("peercode_or_name", ja->positional,
+                   "Peercode (or the peer name with --type repair)");
   join->add_option("--repo-path", ja->repo_path, "The other repo's path (--type local)");
   join->add_option("--address", ja->address, "IP this daemon uses (--type network)");
   join->add_option("--peer-name", ja->peer_name, "Existing peer name for --type repair");
   join->add_option("--auth-key", ja->auth_key, "Tailscale auth key (--type tailscale)");
   join->callback([&ctx, ja] { ctx.action = [&ctx, ja] { return cmd_join(ctx, *ja); }; });
 
-  peer->add_subcommand("list", "List paired peers")->callback([&ctx] { ctx.action = [&ctx] { return cmd_list(ctx); }; });
+  peer->add_subcommand("list", "List paired peers")->callback([&ctx] {
+    ctx.action = [&ctx] { return cmd_list(ctx); };
+  });
   peer->add_subcommand("status", "Per-peer health, auth and queue")->callback([&ctx] {
     ctx.action = [&ctx] { return cmd_status(ctx); };
   });
 
   auto rm_name = std::make_shared<std::string>();
-  auto* rm = peer->add_subcommand("remove", "Remove a peer: close its link, drop its queue and proxies");
+  auto* rm =
+      peer->add_subcommand("remove", "Remove a peer: close its link, drop its queue and proxies");
   rm->add_option("name", *rm_name, "Peer name")->required();
-  rm->callback([&ctx, rm_name] { ctx.action = [&ctx, rm_name] { return cmd_remove(ctx, *rm_name); }; });
+  rm->callback(
+      [&ctx, rm_name] { ctx.action = [&ctx, rm_name] { return cmd_remove(ctx, *rm_name); }; });
 
   auto cf = std::make_shared<std::array<std::string, 3>>();
-  auto* cfg = peer->add_subcommand("configure", "add-agent | remove-agent <agent>, or set-prefix <prefix>");
+  auto* cfg =
+      peer->add_subcommand("configure", "add-agent | remove-agent <agent>, or set-prefix <prefix>");
   cfg->add_option("peer", (*cf)[0], "Peer name")->required();
-  cfg->add_option("action", (*cf)[1], "add-agent | remove-agent | set-prefix")->required()
+  cfg->add_option("action", (*cf)[1], "add-agent | remove-agent | set-prefix")
+      ->required()
       ->check(CLI::IsMember({"add-agent", "remove-agent", "set-prefix"}));
   cfg->add_option("value", (*cf)[2], "Agent name, or the new prefix")->required();
-  cfg->callback([&ctx, cf] { ctx.action = [&ctx, cf] { return cmd_configure(ctx, (*cf)[0], (*cf)[1], (*cf)[2]); }; });
+  cfg->callback([&ctx, cf] {
+    ctx.action = [&ctx, cf] { return cmd_configure(ctx, (*cf)[0], (*cf)[1], (*cf)[2]); };
+  });
 
   auto wh = std::make_shared<std::string>();
-  auto* who = app.add_subcommand("who-has", "Agents (here and on peers) with uncommitted changes to FILE");
+  auto* who =
+      app.add_subcommand("who-has", "Agents (here and on peers) with uncommitted changes to FILE");
   who->add_option("file", *wh, "File path")->required();
   who->callback([&ctx, wh] { ctx.action = [&ctx, wh] { return cmd_who_has(ctx, *wh); }; });
 }

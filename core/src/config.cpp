@@ -120,7 +120,8 @@ bool Config::bootstrap_identity(const RepoPaths& paths) {
                        id["daemon_id"].get<std::string>().empty();
   if (need_id) {
     // Keep what the user had before Thrum first wrote an identity into their file.
-    if (fs::exists(paths.config)) copy_file_once(paths.config, fs::path(paths.config) += ".pre-identity-bak");
+    if (fs::exists(paths.config))
+      copy_file_once(paths.config, fs::path(paths.config) += ".pre-identity-bak");
     id["daemon_id"] = new_daemon_id();
     id["init_at"] = rfc3339_seconds(Clock::now());
     id["git_origin_url"] = ::thrum::core::git_origin_url(paths.root);
@@ -137,7 +138,8 @@ bool Config::bootstrap_identity(const RepoPaths& paths) {
 }
 
 void Config::rotate_daemon_id(const RepoPaths& paths) {
-  if (fs::exists(paths.config)) copy_file_once(paths.config, fs::path(paths.config) += ".pre-identity-bak");
+  if (fs::exists(paths.config))
+    copy_file_once(paths.config, fs::path(paths.config) += ".pre-identity-bak");
   doc_["identity"]["daemon_id"] = new_daemon_id();
   doc_["identity"]["init_at"] = rfc3339_seconds(Clock::now());
 }

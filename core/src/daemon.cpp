@@ -10,9 +10,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "peer_link.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/daemon_lock.hpp"
 #include "thrum/core/fs_util.hpp"
@@ -20,7 +22,6 @@
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/logging.hpp"
 #include "thrum/core/messaging.hpp"
-#include "peer_link.hpp"
 #include "thrum/core/peer_manager.hpp"
 #include "thrum/core/store.hpp"
 #include "thrum/core/unix_rpc_server.hpp"
@@ -97,9 +98,16 @@ int run_daemon(const DaemonOptions& opts) {
     return 1;
   }
   if (!lock) {
+    // The winner writes its pid file right after taking the lock; a racing start may look in
+    // that instant, so give it a moment to name the PID.
     auto info = read_pid_file(paths);
-    std::cerr << "Error: daemon is already running (PID " << (info ? std::to_string(info->pid) : "?")
-              << ") for repo " << paths.root.string() << "\n";
+    for (int i = 0; i < 100 && !info; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      info = read_pid_file(paths);
+    }
+    std::cerr << "Error: daemon is already running (PID "
+              << (info ? std::to_string(info->pid) : "?") << ") for repo " << paths.root.string()
+              << "\n";
     return 1;
   }
 
@@ -164,8 +172,8 @@ int run_daemon(const DaemonOptions& opts) {
   }
 
   rpc::Dispatcher dispatcher;
-  Messaging messaging(Messaging::Options{paths, config.daemon_id(), config.max_message_body_bytes()},
-                      *store, loop);
+  Messaging messaging(
+      Messaging::Options{paths, config.daemon_id(), config.max_message_body_bytes()}, *store, loop);
   messaging.register_methods(dispatcher);
 #ifdef THRUM_HAVE_PLUGIN_HOST
   register_plugin_methods(dispatcher, *plugins);
@@ -202,7 +210,8 @@ int run_daemon(const DaemonOptions& opts) {
   peers->register_methods(dispatcher);
 
   WsServer ws(ioc, dispatcher);
-  ws.set_peer_handler([&peers](std::unique_ptr<PeerUpgrade> up) { peers->handle_upgrade(std::move(up)); });
+  ws.set_peer_handler(
+      [&peers](std::unique_ptr<PeerUpgrade> up) { peers->handle_upgrade(std::move(up)); });
   UnixRpcServer unix_server(ioc, paths.sock, dispatcher);
   unsigned short ws_port = 0;
 

@@ -91,8 +91,8 @@ std::string new_ulid() {
 
 std::string rfc3339(Clock::time_point t) {
   auto tm = utc_tm(t);
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() %
-            1000000;
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() % 1000000;
   if (us < 0) us += 1000000;
   char buf[64];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
@@ -120,8 +120,7 @@ std::optional<Clock::time_point> parse_rfc3339(std::string_view s) {
   int y, mo, d, h, mi, sec;
   char tail[32] = {0};
   std::string str(s);
-  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%31s", &y, &mo, &d, &h, &mi, &sec, tail) <
-      6)
+  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%31s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
     return std::nullopt;
   tm.tm_year = y - 1900;
   tm.tm_mon = mo - 1;

@@ -101,18 +101,25 @@ void Dispatcher::handle(std::string_view text, const CallContext& ctx,
                         const std::function<void(std::string)>& reply) const {
   json req = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (req.is_discarded()) {
-    reply(make_response(nullptr, Error{kParseError, "Parse error: the request is not valid JSON", nullptr}, true));
+    reply(make_response(
+        nullptr, Error{kParseError, "Parse error: the request is not valid JSON", nullptr}, true));
     return;
   }
   if (!req.is_object()) {
-    reply(make_response(nullptr, Error{kInvalidRequest, "Invalid request: expected a JSON-RPC 2.0 request object", nullptr}, true));
+    reply(make_response(
+        nullptr,
+        Error{kInvalidRequest, "Invalid request: expected a JSON-RPC 2.0 request object", nullptr},
+        true));
     return;
   }
   json id = nullptr;
   bool has_id = false;
   if (auto it = req.find("id"); it != req.end()) {
     if (!it->is_null() && !it->is_string() && !it->is_number()) {
-      reply(make_response(nullptr, Error{kInvalidRequest, "Invalid request: id must be a string, number or null", nullptr}, true));
+      reply(make_response(
+          nullptr,
+          Error{kInvalidRequest, "Invalid request: id must be a string, number or null", nullptr},
+          true));
       return;
     }
     id = *it;
@@ -120,19 +127,24 @@ void Dispatcher::handle(std::string_view text, const CallContext& ctx,
   }
   auto jv = req.find("jsonrpc");
   if (jv == req.end() || !jv->is_string() || jv->get_ref<const std::string&>() != "2.0") {
-    reply(make_response(id, Error{kInvalidRequest, "Invalid request: jsonrpc field must be '2.0'", nullptr}, has_id));
+    reply(make_response(
+        id, Error{kInvalidRequest, "Invalid request: jsonrpc field must be '2.0'", nullptr},
+        has_id));
     return;
   }
   auto mv = req.find("method");
   if (mv == req.end() || !mv->is_string() || mv->get_ref<const std::string&>().empty()) {
-    reply(make_response(id, Error{kInvalidRequest, "Invalid request: method must be a non-empty string", nullptr}, has_id));
+    reply(make_response(
+        id, Error{kInvalidRequest, "Invalid request: method must be a non-empty string", nullptr},
+        has_id));
     return;
   }
   const std::string& method = mv->get_ref<const std::string&>();
   json params = json::object();
   if (auto pv = req.find("params"); pv != req.end() && !pv->is_null()) {
     if (!pv->is_object()) {
-      reply(make_response(id, Error{kInvalidParams, "Invalid params: params must be an object", nullptr}, has_id));
+      reply(make_response(
+          id, Error{kInvalidParams, "Invalid params: params must be an object", nullptr}, has_id));
       return;
     }
     params = *pv;
@@ -141,7 +153,8 @@ void Dispatcher::handle(std::string_view text, const CallContext& ctx,
   const Scope needed = ctx.channel == CallContext::Channel::kWebSocket ? kWebSocket : kUnix;
   if (it == handlers_.end() ||
       (ctx.channel != CallContext::Channel::kInternal && !(it->second.scope & needed))) {
-    reply(make_response(id, Error{kMethodNotFound, "method '" + method + "' is not registered", nullptr}, has_id));
+    reply(make_response(
+        id, Error{kMethodNotFound, "method '" + method + "' is not registered", nullptr}, has_id));
     return;
   }
   auto respond = [reply, id, has_id](Outcome o) { reply(make_response(id, o, has_id)); };
@@ -151,10 +164,12 @@ void Dispatcher::handle(std::string_view text, const CallContext& ctx,
     reply(make_response(id, Error{f.code, f.what(), nullptr}, has_id));
   } catch (const nlohmann::json::exception& e) {
     // A handler read a param with the wrong type without checking: still the caller's fault.
-    reply(make_response(id, Error{kInvalidParams, std::string("Invalid params: ") + e.what(), nullptr}, has_id));
+    reply(make_response(
+        id, Error{kInvalidParams, std::string("Invalid params: ") + e.what(), nullptr}, has_id));
   } catch (const std::exception& e) {
     spdlog::error("rpc handler failed method={} error=\"{}\"", method, e.what());
-    reply(make_response(id, Error{kInternalError, "Internal error: " + std::string(e.what()), nullptr}, has_id));
+    reply(make_response(
+        id, Error{kInternalError, "Internal error: " + std::string(e.what()), nullptr}, has_id));
   }
 }
 

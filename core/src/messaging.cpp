@@ -22,8 +22,8 @@ using rpc::fail_params;
 
 namespace {
 
-const std::set<std::string> kReserved = {"everyone", "daemon", "system", "thrum", "all",
-                                         "broadcast"};
+const std::set<std::string> kReserved = {"everyone", "daemon", "system",
+                                         "thrum",    "all",    "broadcast"};
 constexpr int64_t kDefaultListLimit = 20;
 constexpr int64_t kMaxListLimit = 1000;
 constexpr int64_t kMaxWaitMs = 6 * 60 * 1000;
@@ -99,6 +99,43 @@ std::string describe_exception(const std::exception_ptr& e) {
   }
 }
 
+/// Inside a store job: joins (or starts) the parent's thread, inserts the message and one
+/// delivered row per local recipient. Sets m.thread_id and m.seq. Shared by local sends and
+/// messages applied from peers.
+void insert_message(sql::Db& db, StoredMessage& m, const std::string& new_thread) {
+  if (m.reply_to) {
+    db.cached("UPDATE messages SET thread_id=COALESCE(thread_id, ?1) WHERE message_id=?2")
+        .bind(1, new_thread)
+        .bind(2, *m.reply_to)
+        .run();
+    auto st = db.cached("SELECT thread_id FROM messages WHERE message_id=?1");
+    st.bind(1, *m.reply_to);
+    if (st.step()) m.thread_id = st.opt_text(0);
+  }
+  db.cached(
+        "INSERT INTO messages(message_id, thread_id, reply_to, author_id, body, format, "
+        "audience, created_at, origin_daemon, origin_message_id) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+      .bind(1, m.message_id)
+      .bind(2, m.thread_id)
+      .bind(3, m.reply_to)
+      .bind(4, m.author_id)
+      .bind(5, m.body)
+      .bind(6, m.format)
+      .bind(7, m.audience)
+      .bind(8, m.created_at)
+      .bind(9, m.origin_daemon)
+      .bind(10, m.origin_message_id)
+      .run();
+  m.seq = db.last_insert_rowid();
+  auto ins = db.cached(
+      "INSERT INTO deliveries(recipient_id, seq, message_id, delivered_at) VALUES(?1,?2,?3,?4)");
+  for (const auto& r : m.recipients) {
+    ins.reset();
+    ins.bind(1, r).bind(2, m.seq).bind(3, m.message_id).bind(4, m.created_at).run();
+  }
+}
+
 }  // namespace
 
 bool Agent::active() const {
@@ -123,8 +160,7 @@ Messaging::~Messaging() {
 std::string Messaging::check_agent_name(const std::string& name) {
   static const std::regex re("^[a-z0-9_-]{1,64}$");
   if (!std::regex_match(name, re))
-    return "invalid agent name \"" + name +
-           "\": use 1-64 characters from a-z, 0-9, '_' and '-'";
+    return "invalid agent name \"" + name + "\": use 1-64 characters from a-z, 0-9, '_' and '-'";
   if (kReserved.count(name)) return "agent name \"" + name + "\" is reserved; choose another";
   return "";
 }
@@ -231,25 +267,23 @@ void Messaging::h_register(const json& p, rpc::Respond respond) {
       [this, a, is_new, write_identity, respond, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;
         if (err) {
-          respond(rpc::Error{rpc::kHandlerError, "could not register agent: " + describe_exception(err), nullptr});
+          respond(rpc::Error{rpc::kHandlerError,
+                             "could not register agent: " + describe_exception(err), nullptr});
           return;
         }
         agents_[a.agent_id] = a;
-        json result = {{"agent_id", a.agent_id},
-                       {"status", is_new ? "registered" : "updated"},
-                       {"session_id", *a.session_id},
-                       {"role", a.role},
-                       {"module", a.module},
-                       {"intent", a.intent}};
+        json result = {{"agent_id", a.agent_id},      {"status", is_new ? "registered" : "updated"},
+                       {"session_id", *a.session_id}, {"role", a.role},
+                       {"module", a.module},          {"intent", a.intent}};
         if (write_identity) {
           try {
             write_identity_file(a);
-            result["identity_file"] =
-                (opts_.paths.identities / (a.agent_id + ".json")).string();
+            result["identity_file"] = (opts_.paths.identities / (a.agent_id + ".json")).string();
           } catch (const std::exception& e) {
-            respond(rpc::Error{rpc::kHandlerError,
-                               std::string("registered, but could not write the identity file: ") + e.what(),
-                               nullptr});
+            respond(rpc::Error{
+                rpc::kHandlerError,
+                std::string("registered, but could not write the identity file: ") + e.what(),
+                nullptr});
             return;
           }
         }
@@ -264,8 +298,12 @@ void Messaging::write_identity_file(const Agent& a) {
   ensure_dir(opts_.paths.identities, 0700);
   json doc = {{"version", 5},
               {"repo_id", opts_.paths.root.filename().string()},
-              {"agent", {{"Kind", "agent"}, {"Name", a.agent_id}, {"Role", a.role},
-                         {"Module", a.module}, {"Display", a.display}}},
+              {"agent",
+               {{"Kind", "agent"},
+                {"Name", a.agent_id},
+                {"Role", a.role},
+                {"Module", a.module},
+                {"Display", a.display}}},
               {"worktree", a.worktree},
               {"intent", a.intent},
               {"session_id", a.session_id.value_or("")},
@@ -274,9 +312,15 @@ void Messaging::write_identity_file(const Agent& a) {
 }
 
 json agent_json(const Agent& a) {
-  json j = {{"agent_id", a.agent_id}, {"kind", a.kind},       {"role", a.role},
-            {"module", a.module},     {"display", a.display}, {"worktree", a.worktree},
-            {"hostname", a.hostname}, {"intent", a.intent},   {"registered_at", a.registered_at},
+  json j = {{"agent_id", a.agent_id},
+            {"kind", a.kind},
+            {"role", a.role},
+            {"module", a.module},
+            {"display", a.display},
+            {"worktree", a.worktree},
+            {"hostname", a.hostname},
+            {"intent", a.intent},
+            {"registered_at", a.registered_at},
             {"last_seen_at", a.last_seen_at}};
   j["session_id"] = a.session_id ? json(*a.session_id) : json(nullptr);
   j["session_started_at"] = a.session_started_at ? json(*a.session_started_at) : json(nullptr);
@@ -367,8 +411,8 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
     fail_params("missing recipient: pass to (\"@name\", \"@prefix:name\" or \"@everyone\")");
 
   // Resolve recipients. Nothing is stored unless every recipient resolves.
-  std::vector<std::string> recipients;        // local agents: delivered at once
-  std::vector<const Agent*> proxies;          // agents on peers: queued for their link
+  std::vector<std::string> recipients;  // local agents: delivered at once
+  std::vector<const Agent*> proxies;    // agents on peers: queued for their link
   std::vector<std::string> audience;
   bool broadcast = false;
   std::vector<std::string> unknown;
@@ -455,42 +499,18 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
 
   store_.write(
       [m, new_thread, outbox](sql::Db& db) {
-        if (m->reply_to) {
-          db.cached("UPDATE messages SET thread_id=COALESCE(thread_id, ?1) WHERE message_id=?2")
-              .bind(1, new_thread)
-              .bind(2, *m->reply_to)
-              .run();
-          auto st = db.cached("SELECT thread_id FROM messages WHERE message_id=?1");
-          st.bind(1, *m->reply_to);
-          if (st.step()) m->thread_id = st.opt_text(0);
-        }
-        db.cached(
-              "INSERT INTO messages(message_id, thread_id, reply_to, author_id, body, format, "
-              "audience, created_at) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)")
-            .bind(1, m->message_id)
-            .bind(2, m->thread_id)
-            .bind(3, m->reply_to)
-            .bind(4, m->author_id)
-            .bind(5, m->body)
-            .bind(6, m->format)
-            .bind(7, m->audience)
-            .bind(8, m->created_at)
-            .run();
-        m->seq = db.last_insert_rowid();
+        insert_message(db, *m, new_thread);
         auto ins = db.cached(
             "INSERT INTO deliveries(recipient_id, seq, message_id, delivered_at) "
             "VALUES(?1,?2,?3,?4)");
-        for (const auto& r : m->recipients) {
-          ins.reset();
-          ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind(4, m->created_at).run();
-        }
         for (const auto& item : outbox) {
           for (const auto& r : item.queued_recipients) {
             ins.reset();
             ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind_null(4).run();
           }
-          db.cached("INSERT INTO outbox(peer, kind, message_id, payload, created_at) "
-                    "VALUES(?1,?2,?3,?4,?5)")
+          db.cached(
+                "INSERT INTO outbox(peer, kind, message_id, payload, created_at) "
+                "VALUES(?1,?2,?3,?4,?5)")
               .bind(1, item.peer)
               .bind(2, item.kind)
               .bind(3, m->message_id)
@@ -504,9 +524,9 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
         if (err) {
           spdlog::error("message store failed message={} error=\"{}\"", m->message_id,
                         describe_exception(err));
-          respond(rpc::Error{rpc::kHandlerError,
-                             "message not sent: could not store it (" + describe_exception(err) + ")",
-                             nullptr});
+          respond(rpc::Error{
+              rpc::kHandlerError,
+              "message not sent: could not store it (" + describe_exception(err) + ")", nullptr});
           return;
         }
         json all = m->recipients;
@@ -564,7 +584,7 @@ json Messaging::recipient_states(const std::string& message_id) const {
 }
 
 json Messaging::message_json(const StoredMessage& m, const std::string& viewer) const {
-  json j = {{"message_id", m.message_id}, {"author", m.author_id}, {"body", m.body},
+  json j = {{"message_id", m.message_id}, {"author", m.author_id},  {"body", m.body},
             {"format", m.format},         {"audience", m.audience}, {"created_at", m.created_at}};
   j["thread_id"] = m.thread_id ? json(*m.thread_id) : json(nullptr);
   j["reply_to"] = m.reply_to ? json(*m.reply_to) : json(nullptr);
@@ -574,12 +594,9 @@ json Messaging::message_json(const StoredMessage& m, const std::string& viewer) 
 }
 
 json Messaging::notification_params(const StoredMessage& m) {
-  json j = {{"message_id", m.message_id},
-            {"author", {{"agent_id", m.author_id}}},
-            {"recipients", m.recipients},
-            {"preview", preview(m.body)},
-            {"audience", m.audience},
-            {"timestamp", m.created_at}};
+  json j = {{"message_id", m.message_id}, {"author", {{"agent_id", m.author_id}}},
+            {"recipients", m.recipients}, {"preview", preview(m.body)},
+            {"audience", m.audience},     {"timestamp", m.created_at}};
   j["thread_id"] = m.thread_id ? json(*m.thread_id) : json(nullptr);
   j["reply_to"] = m.reply_to ? json(*m.reply_to) : json(nullptr);
   return j;
@@ -616,18 +633,19 @@ void Messaging::h_list(const json& p, rpc::Respond respond) {
   const int64_t total = counts.integer(0);
   const int64_t unread = counts.integer(1);
 
-  auto st = unread_only
-                 ? db.cached("SELECT d.read_at, m.seq, m.message_id, m.thread_id, m.reply_to, "
-                             "m.author_id, m.body, m.format, m.audience, m.created_at, "
-                             "m.origin_daemon, m.origin_message_id FROM deliveries d "
-                             "JOIN messages m ON m.seq = d.seq WHERE d.recipient_id=?1 AND "
-                             "d.read_at IS NULL AND d.delivered_at IS NOT NULL "
-                             "ORDER BY d.seq DESC LIMIT ?2")
-                 : db.cached("SELECT d.read_at, m.seq, m.message_id, m.thread_id, m.reply_to, "
-                             "m.author_id, m.body, m.format, m.audience, m.created_at, "
-                             "m.origin_daemon, m.origin_message_id FROM deliveries d "
-                             "JOIN messages m ON m.seq = d.seq WHERE d.recipient_id=?1 AND "
-                             "d.delivered_at IS NOT NULL ORDER BY d.seq DESC LIMIT ?2");
+  auto st = unread_only ? db.cached(
+                              "SELECT d.read_at, m.seq, m.message_id, m.thread_id, m.reply_to, "
+                              "m.author_id, m.body, m.format, m.audience, m.created_at, "
+                              "m.origin_daemon, m.origin_message_id FROM deliveries d "
+                              "JOIN messages m ON m.seq = d.seq WHERE d.recipient_id=?1 AND "
+                              "d.read_at IS NULL AND d.delivered_at IS NOT NULL "
+                              "ORDER BY d.seq DESC LIMIT ?2")
+                        : db.cached(
+                              "SELECT d.read_at, m.seq, m.message_id, m.thread_id, m.reply_to, "
+                              "m.author_id, m.body, m.format, m.audience, m.created_at, "
+                              "m.origin_daemon, m.origin_message_id FROM deliveries d "
+                              "JOIN messages m ON m.seq = d.seq WHERE d.recipient_id=?1 AND "
+                              "d.delivered_at IS NOT NULL ORDER BY d.seq DESC LIMIT ?2");
   st.bind(1, caller.agent_id).bind(2, limit);
   json messages = json::array();
   std::vector<std::string> to_mark;
@@ -659,7 +677,8 @@ void Messaging::h_list(const json& p, rpc::Respond respond) {
       [this, agent, to_mark, respond, result, alive = alive_](std::exception_ptr err) mutable {
         if (!*alive) return;
         if (err) {
-          respond(rpc::Error{rpc::kHandlerError, "could not mark messages read: " + describe_exception(err), nullptr});
+          respond(rpc::Error{rpc::kHandlerError,
+                             "could not mark messages read: " + describe_exception(err), nullptr});
           return;
         }
         result["marked_read"] = to_mark.size();
@@ -682,12 +701,14 @@ void Messaging::h_mark_read(const json& p, rpc::Respond respond) {
   store_.write(
       [agent, ids, all, now, marked, unknown, newly_read](sql::Db& db) {
         if (all) {
-          auto sel = db.cached("SELECT message_id FROM deliveries WHERE recipient_id=?1 AND "
-                               "read_at IS NULL AND delivered_at IS NOT NULL");
+          auto sel = db.cached(
+              "SELECT message_id FROM deliveries WHERE recipient_id=?1 AND "
+              "read_at IS NULL AND delivered_at IS NOT NULL");
           sel.bind(1, agent);
           while (sel.step()) newly_read->push_back(sel.text(0));
-          db.cached("UPDATE deliveries SET read_at=?1 WHERE recipient_id=?2 AND read_at IS NULL "
-                    "AND delivered_at IS NOT NULL")
+          db.cached(
+                "UPDATE deliveries SET read_at=?1 WHERE recipient_id=?2 AND read_at IS NULL "
+                "AND delivered_at IS NOT NULL")
               .bind(1, now)
               .bind(2, agent)
               .run();
@@ -716,7 +737,8 @@ void Messaging::h_mark_read(const json& p, rpc::Respond respond) {
       [this, agent, respond, marked, unknown, newly_read, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;
         if (err) {
-          respond(rpc::Error{rpc::kHandlerError, "could not mark messages read: " + describe_exception(err), nullptr});
+          respond(rpc::Error{rpc::kHandlerError,
+                             "could not mark messages read: " + describe_exception(err), nullptr});
           return;
         }
         respond(json{{"marked_count", *marked}, {"not_in_inbox", *unknown}});
@@ -760,8 +782,8 @@ void Messaging::h_wait(const json& p, const rpc::CallContext& ctx, rpc::Respond 
     fail_params("timeout_ms must be between 0 and " + std::to_string(kMaxWaitMs));
   // Messages that arrived just before the wait started still count (an agent that checked its
   // inbox and then waited must not miss what landed in between).
-  std::string after = params.opt_str("after").value_or(
-      rfc3339(Clock::now() - std::chrono::seconds(1)));
+  std::string after =
+      params.opt_str("after").value_or(rfc3339(Clock::now() - std::chrono::seconds(1)));
 
   auto st = store_.reader().cached(
       "SELECT m.message_id, m.author_id, m.body, m.created_at, m.thread_id FROM deliveries d "
@@ -770,8 +792,10 @@ void Messaging::h_wait(const json& p, const rpc::CallContext& ctx, rpc::Respond 
   st.bind(1, caller.agent_id).bind(2, after);
   json found = json::array();
   while (st.step())
-    found.push_back({{"message_id", st.text(0)}, {"author", st.text(1)},
-                     {"preview", preview(st.text(2))}, {"created_at", st.text(3)}});
+    found.push_back({{"message_id", st.text(0)},
+                     {"author", st.text(1)},
+                     {"preview", preview(st.text(2))},
+                     {"created_at", st.text(3)}});
   if (!found.empty()) {
     respond(json{{"status", "received"}, {"messages", found}});
     return;
@@ -859,7 +883,8 @@ void Messaging::apply_inbound(const InboundMessage& in,
   m->format = in.format.empty() ? "markdown" : in.format;
   m->audience = in.broadcast ? "broadcast:everyone" : "";
   if (!in.broadcast)
-    for (const auto& r : recipients) m->audience += (m->audience.empty() ? "agent:" : ",agent:") + r;
+    for (const auto& r : recipients)
+      m->audience += (m->audience.empty() ? "agent:" : ",agent:") + r;
   m->created_at = now_rfc3339();
   m->origin_daemon = in.origin_daemon;
   m->origin_message_id = in.origin_id;
@@ -879,46 +904,16 @@ void Messaging::apply_inbound(const InboundMessage& in,
           return;
         }
         if (new_proxy) {
-          db.cached("INSERT OR IGNORE INTO agents(agent_id, kind, role, peer_name, remote_name, "
-                    "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
+          db.cached(
+                "INSERT OR IGNORE INTO agents(agent_id, kind, role, peer_name, remote_name, "
+                "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
               .bind(1, new_proxy->agent_id)
               .bind(2, *new_proxy->peer_name)
               .bind(3, *new_proxy->remote_name)
               .bind(4, new_proxy->registered_at)
               .run();
         }
-        if (m->reply_to) {
-          db.cached("UPDATE messages SET thread_id=COALESCE(thread_id, ?1) WHERE message_id=?2")
-              .bind(1, new_thread)
-              .bind(2, *m->reply_to)
-              .run();
-          auto st = db.cached("SELECT thread_id FROM messages WHERE message_id=?1");
-          st.bind(1, *m->reply_to);
-          if (st.step()) m->thread_id = st.opt_text(0);
-        }
-        db.cached(
-              "INSERT INTO messages(message_id, thread_id, reply_to, author_id, body, format, "
-              "audience, created_at, origin_daemon, origin_message_id) "
-              "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
-            .bind(1, m->message_id)
-            .bind(2, m->thread_id)
-            .bind(3, m->reply_to)
-            .bind(4, m->author_id)
-            .bind(5, m->body)
-            .bind(6, m->format)
-            .bind(7, m->audience)
-            .bind(8, m->created_at)
-            .bind(9, m->origin_daemon)
-            .bind(10, m->origin_message_id)
-            .run();
-        m->seq = db.last_insert_rowid();
-        auto ins = db.cached(
-            "INSERT INTO deliveries(recipient_id, seq, message_id, delivered_at) "
-            "VALUES(?1,?2,?3,?4)");
-        for (const auto& r : m->recipients) {
-          ins.reset();
-          ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind(4, m->created_at).run();
-        }
+        insert_message(db, *m, new_thread);
         db.cached("INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
             .bind(1, peer)
             .bind(2, m->message_id)
@@ -935,7 +930,8 @@ void Messaging::apply_inbound(const InboundMessage& in,
           done(*existing, "");
           return;
         }
-        if (new_proxy && !agents_.count(new_proxy->agent_id)) agents_[new_proxy->agent_id] = *new_proxy;
+        if (new_proxy && !agents_.count(new_proxy->agent_id))
+          agents_[new_proxy->agent_id] = *new_proxy;
         done(m->message_id, "");
         announce(*m);
       });
@@ -959,8 +955,9 @@ void Messaging::add_proxy(const std::string& peer, const std::string& prefix,
   }
   store_.write(
       [p](sql::Db& db) {
-        db.cached("INSERT INTO agents(agent_id, kind, role, peer_name, remote_name, "
-                  "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
+        db.cached(
+              "INSERT INTO agents(agent_id, kind, role, peer_name, remote_name, "
+              "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
             .bind(1, p.agent_id)
             .bind(2, *p.peer_name)
             .bind(3, *p.remote_name)
@@ -982,14 +979,16 @@ void Messaging::remove_proxies(const std::string& peer, const std::string& proxy
                                std::function<void(std::string)> done) {
   std::vector<std::string> ids;
   for (const auto& [id, a] : agents_)
-    if (a.is_proxy() && a.peer_name == peer && (proxy_id.empty() || id == proxy_id)) ids.push_back(id);
+    if (a.is_proxy() && a.peer_name == peer && (proxy_id.empty() || id == proxy_id))
+      ids.push_back(id);
   if (!proxy_id.empty() && ids.empty()) {
     done("no proxy @" + proxy_id + " is registered");
     return;
   }
   store_.write(
       [ids](sql::Db& db) {
-        for (const auto& id : ids) db.cached("DELETE FROM agents WHERE agent_id=?1").bind(1, id).run();
+        for (const auto& id : ids)
+          db.cached("DELETE FROM agents WHERE agent_id=?1").bind(1, id).run();
       },
       [this, ids, done, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;
@@ -1003,7 +1002,8 @@ void Messaging::remove_proxies(const std::string& peer, const std::string& proxy
 }
 
 void Messaging::rename_proxies(const std::string& peer, const std::string& old_prefix,
-                               const std::string& new_prefix, std::function<void(std::string)> done) {
+                               const std::string& new_prefix,
+                               std::function<void(std::string)> done) {
   std::vector<std::pair<std::string, std::string>> renames;
   for (const auto& [id, a] : agents_) {
     if (!a.is_proxy() || a.peer_name != peer) continue;
@@ -1018,7 +1018,10 @@ void Messaging::rename_proxies(const std::string& peer, const std::string& old_p
   store_.write(
       [renames](sql::Db& db) {
         for (const auto& [from, to] : renames)
-          db.cached("UPDATE agents SET agent_id=?2 WHERE agent_id=?1").bind(1, from).bind(2, to).run();
+          db.cached("UPDATE agents SET agent_id=?2 WHERE agent_id=?1")
+              .bind(1, from)
+              .bind(2, to)
+              .run();
       },
       [this, renames, done, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;

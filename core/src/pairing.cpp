@@ -55,7 +55,9 @@ std::optional<Peercode> parse_peercode(std::string_view text, int code_length, s
   std::string port = s.substr(c2 + 1, c3 - c2 - 1);
   p.code = s.substr(c3 + 1);
   if (p.name.empty() || p.name.find(':') != std::string::npos) {
-    error = expected + (p.name.empty() ? " (empty name)" : " (an IPv6 address or extra ':' fields are not supported)");
+    error =
+        expected + (p.name.empty() ? " (empty name)"
+                                   : " (an IPv6 address or extra ':' fields are not supported)");
     return std::nullopt;
   }
   in_addr a{};
@@ -98,8 +100,12 @@ std::string generate_code(int length) {
   return code;
 }
 
-std::string generate_token() { return random_hex(32); }
-std::string generate_nonce() { return random_hex(32); }
+std::string generate_token() {
+  return random_hex(32);
+}
+std::string generate_nonce() {
+  return random_hex(32);
+}
 
 std::string proof(std::string_view code, std::string_view role, const Transcript& t) {
   std::string msg = "thrum-pair-v1";

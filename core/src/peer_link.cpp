@@ -78,22 +78,23 @@ void PeerLink::connect(Socket sock, const std::string& host, const std::string& 
       beast::get_lowest_layer(link->ws_).close(ignored);
     }
   });
-  link->ws_.async_handshake(*res, host, "/peer",
-                            [link, res, timer, done = std::move(done)](beast::error_code ec) {
-                              timer->cancel();
-                              if (ec) {
-                                link->open_ = false;
-                                int status = static_cast<int>(res->result_int());
-                                std::string why = ec.message();
-                                if (status >= 400)
-                                  why = res->body().empty() ? "HTTP " + std::to_string(status) + " " + std::string(res->reason())
-                                                            : res->body();
-                                while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
-                                done(nullptr, why, status);
-                                return;
-                              }
-                              done(link, "", 101);
-                            });
+  link->ws_.async_handshake(
+      *res, host, "/peer", [link, res, timer, done = std::move(done)](beast::error_code ec) {
+        timer->cancel();
+        if (ec) {
+          link->open_ = false;
+          int status = static_cast<int>(res->result_int());
+          std::string why = ec.message();
+          if (status >= 400)
+            why = res->body().empty()
+                      ? "HTTP " + std::to_string(status) + " " + std::string(res->reason())
+                      : res->body();
+          while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+          done(nullptr, why, status);
+          return;
+        }
+        done(link, "", 101);
+      });
 }
 
 void PeerLink::start(RequestHandler on_request, CloseHandler on_close) {
@@ -152,7 +153,8 @@ void PeerLink::on_frame(std::string text) {
   }
   if (msg.contains("method") && msg["method"].is_string()) {
     const std::string method = msg["method"].get<std::string>();
-    Json params = msg.contains("params") && msg["params"].is_object() ? msg["params"] : Json::object();
+    Json params =
+        msg.contains("params") && msg["params"].is_object() ? msg["params"] : Json::object();
     const bool has_id = msg.contains("id") && !msg["id"].is_null();
     Json id = has_id ? msg["id"] : Json(nullptr);
     std::weak_ptr<PeerLink> weak = shared_from_this();
@@ -166,7 +168,8 @@ void PeerLink::on_frame(std::string text) {
       if (has_id) send(rpc::make_response(id, rpc::Error{f.code, f.what(), nullptr}, true));
     } catch (const std::exception& e) {
       spdlog::error("peer request failed method={} error=\"{}\"", method, e.what());
-      if (has_id) send(rpc::make_response(id, rpc::Error{rpc::kInternalError, e.what(), nullptr}, true));
+      if (has_id)
+        send(rpc::make_response(id, rpc::Error{rpc::kInternalError, e.what(), nullptr}, true));
     }
     return;
   }
@@ -229,7 +232,8 @@ void PeerLink::close(const std::string& reason) {
   beast::get_lowest_layer(ws_).close(ec);
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, reply] : pending) reply(rpc::Error{rpc::kHandlerError, "link closed: " + reason, nullptr});
+  for (auto& [id, reply] : pending)
+    reply(rpc::Error{rpc::kHandlerError, "link closed: " + reason, nullptr});
   if (on_close_) {
     auto cb = std::move(on_close_);
     on_close_ = nullptr;

@@ -66,9 +66,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   /// Client side: WebSocket handshake on `sock` to `host` (for the Host header) at /peer, with
   /// `Authorization: Bearer <token>` when `token` is not empty. `done` gets the link, or an
   /// error text and the HTTP status (401 = token rejected).
-  static void connect(peerwire::Socket sock, const std::string& host, const std::string& token,
-                      Timing t,
-                      std::function<void(std::shared_ptr<PeerLink>, std::string error, int http_status)> done);
+  static void connect(
+      peerwire::Socket sock, const std::string& host, const std::string& token, Timing t,
+      std::function<void(std::shared_ptr<PeerLink>, std::string error, int http_status)> done);
 
   explicit PeerLink(peerwire::Socket sock, Timing t);
   ~PeerLink();

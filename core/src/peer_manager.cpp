@@ -1,9 +1,9 @@
 #include "thrum/core/peer_manager.hpp"
 
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
-#include <array>
 #include <cstdio>
 #include <map>
 #include <random>
@@ -57,7 +57,9 @@ sdk::Endpoint parse_endpoint(const std::string& addr) {
   return e;
 }
 
-std::string endpoint_text(const sdk::Endpoint& e) { return e.ip + ":" + std::to_string(e.port); }
+std::string endpoint_text(const sdk::Endpoint& e) {
+  return e.ip + ":" + std::to_string(e.port);
+}
 
 std::string bearer_token(const peerwire::Request& req) {
   auto it = req.find(peerwire::http::field::authorization);
@@ -75,7 +77,8 @@ bool has_changes(const std::string& worktree, const std::string& file) {
     for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
     return q + "'";
   };
-  std::string cmd = "git -C " + quote(worktree) + " status --porcelain -- " + quote(file) + " 2>/dev/null";
+  std::string cmd =
+      "git -C " + quote(worktree) + " status --porcelain -- " + quote(file) + " 2>/dev/null";
   FILE* f = ::popen(cmd.c_str(), "r");
   if (!f) return false;
   std::array<char, 256> buf{};
@@ -110,7 +113,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::string advertised;
     Steady::time_point started, expires;
     int attempts_left = 3;
-    enum class State { kOpen, kLocked, kConsumed, kPaired, kCancelled, kFailed } state = State::kOpen;
+    enum class State {
+      kOpen,
+      kLocked,
+      kConsumed,
+      kPaired,
+      kCancelled,
+      kFailed
+    } state = State::kOpen;
     std::string paired_name, paired_address, failure;
     std::vector<std::pair<rpc::Respond, std::shared_ptr<asio::steady_timer>>> waiters;
   };
@@ -122,8 +132,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   };
 
   Impl(Options o, asio::io_context& ioc, Store& store, Messaging& messaging, TransportLookup t)
-      : opts(std::move(o)), ioc(ioc), store(store), messaging(messaging), transports(std::move(t)),
-        registry(opts.paths.peers, opts.daemon_id), pool(2), tick_timer(ioc),
+      : opts(std::move(o)),
+        ioc(ioc),
+        store(store),
+        messaging(messaging),
+        transports(std::move(t)),
+        registry(opts.paths.peers, opts.daemon_id),
+        pool(2),
+        tick_timer(ioc),
         rng(std::random_device{}()) {}
 
   Options opts;
@@ -151,9 +167,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   }
 
   json identity(const std::string& transport, const std::string& address) const {
-    return {{"daemon_id", opts.daemon_id},       {"name", self_name(transport)},
-            {"repo_name", opts.repo_name},       {"hostname", opts.hostname},
-            {"repo_path", opts.paths.root.string()}, {"git_origin_url", opts.git_origin_url},
+    return {{"daemon_id", opts.daemon_id},
+            {"name", self_name(transport)},
+            {"repo_name", opts.repo_name},
+            {"hostname", opts.hostname},
+            {"repo_path", opts.paths.root.string()},
+            {"git_origin_url", opts.git_origin_url},
             {"address", address}};
   }
 
@@ -171,7 +190,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       // a link that could never come up.
       auto caps = t->capabilities();
       if (caps.provides_listener) {
-        why = "this daemon cannot yet run listeners for plugin transports (only the loopback server)";
+        why =
+            "this daemon cannot yet run listeners for plugin transports (only the loopback server)";
         return nullptr;
       }
       if (caps.needs_tls) {
@@ -235,7 +255,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void expire_session() {
     if (!session || session->state != PairingSession::State::kOpen) return;
     if (Steady::now() < session->expires) return;
-    finish_session(PairingSession::State::kFailed, "pairing code expired; run 'thrum peer add' again");
+    finish_session(PairingSession::State::kFailed,
+                   "pairing code expired; run 'thrum peer add' again");
     spdlog::info("pairing session expired");
   }
 
@@ -259,12 +280,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     switch (session->state) {
       case S::kPaired:
-        respond(json{{"status", "paired"}, {"peer_name", session->paired_name},
+        respond(json{{"status", "paired"},
+                     {"peer_name", session->paired_name},
                      {"peer_address", session->paired_address}});
         return;
       case S::kOpen:
       case S::kConsumed: {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(session->expires - Steady::now());
+        auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(session->expires - Steady::now());
         respond(json{{"status", "waiting"}, {"remaining_ms", std::max<int64_t>(0, left.count())}});
         return;
       }
@@ -277,8 +300,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     rpc::Params params(p);
     std::string type = params.str("type");
     if (type == "repair")
-      fail("--type repair is not valid for 'peer add' (use 'thrum peer join --type repair <name>')");
-    if (!kPeerTypes.count(type)) fail("unknown peer type \"" + type + "\" (use local, network or tailscale)");
+      fail(
+          "--type repair is not valid for 'peer add' (use 'thrum peer join --type repair <name>')");
+    if (!kPeerTypes.count(type))
+      fail("unknown peer type \"" + type + "\" (use local, network or tailscale)");
     std::string why;
     auto t = transport(type, why);
     if (!t) fail("transport \"" + type + "\" is not available: " + why);
@@ -296,7 +321,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     s.started = Steady::now();
     s.expires = s.started + tc().pairing_expiry;
     s.attempts_left = tc().pairing_attempts;
-    if (session) finish_session(PairingSession::State::kCancelled, "pairing cancelled: a new session started");
+    if (session)
+      finish_session(PairingSession::State::kCancelled, "pairing cancelled: a new session started");
     session = std::move(s);
     pairing::Peercode pc{self_name(type), adv.value().ip, adv.value().port, session->code};
     spdlog::info("pairing session started transport={} address={} expires_in_ms={}", type,
@@ -391,7 +417,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (!session) return "no pairing session in progress; run 'thrum peer add' again";
       if (session->state == S::kOpen) return "";
       if (session->state == S::kConsumed && method == "pair.confirm") return "";
-      if (session->state == S::kLocked) return "too many failed attempts; run 'thrum peer add' again";
+      if (session->state == S::kLocked)
+        return "too many failed attempts; run 'thrum peer add' again";
       if (session->state == S::kFailed || session->state == S::kCancelled) return session->failure;
       return "this pairing code was already used; run 'thrum peer add' again";
     };
@@ -403,8 +430,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (method == "pair.hello") {
       std::string t = params.str("transport");
       if (t != session->transport) {
-        respond(rpc::Error{rpc::kHandlerError,
-                           "this pairing session is for --type " + session->transport + ", not " + t, nullptr});
+        respond(rpc::Error{
+            rpc::kHandlerError,
+            "this pairing session is for --type " + session->transport + ", not " + t, nullptr});
         return;
       }
       ctx->nonce_j = params.str("nonce");
@@ -416,22 +444,27 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (method == "pair.proof") {
       if (ctx->nonce_l.empty()) fail("pair.hello must come first");
       std::string proof = params.str("proof");
-      pairing::Transcript tr{ctx->nonce_l, ctx->nonce_j, opts.daemon_id, ctx->joiner_id, "", "", session->transport};
+      pairing::Transcript tr{ctx->nonce_l, ctx->nonce_j, opts.daemon_id,    ctx->joiner_id,
+                             "",           "",           session->transport};
       if (!pairing::equal_ct(proof, pairing::proof(session->code, "joiner", tr))) {
         session->attempts_left--;
-        spdlog::warn("pairing attempt failed reason=\"wrong code\" attempts_remaining={}", session->attempts_left);
+        spdlog::warn("pairing attempt failed reason=\"wrong code\" attempts_remaining={}",
+                     session->attempts_left);
         if (session->attempts_left <= 0) {
           finish_session(S::kLocked, "too many failed attempts; run 'thrum peer add' again");
-          respond(rpc::Error{rpc::kHandlerError, "too many failed attempts; run 'thrum peer add' again", nullptr});
+          respond(rpc::Error{rpc::kHandlerError,
+                             "too many failed attempts; run 'thrum peer add' again", nullptr});
         } else {
           respond(rpc::Error{rpc::kHandlerError,
                              "invalid pairing code (" + std::to_string(session->attempts_left) +
-                                 (session->attempts_left == 1 ? " attempt" : " attempts") + " remaining)",
+                                 (session->attempts_left == 1 ? " attempt" : " attempts") +
+                                 " remaining)",
                              nullptr});
         }
         return;
       }
-      const json& id = p.contains("identity") && p["identity"].is_object() ? p["identity"] : json::object();
+      const json& id =
+          p.contains("identity") && p["identity"].is_object() ? p["identity"] : json::object();
       PeerRecord r;
       r.name = registry.unique_name(id.value("name", "peer"));
       r.address = id.value("address", "");
@@ -460,12 +493,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         registry.upsert(r);
       } catch (const std::exception& e) {
         finish_session(S::kFailed, std::string("could not save peers.json: ") + e.what());
-        respond(rpc::Error{rpc::kHandlerError, "the other side could not save the pairing", nullptr});
+        respond(
+            rpc::Error{rpc::kHandlerError, "the other side could not save the pairing", nullptr});
         return;
       }
       session->paired_name = r.name;
       session->paired_address = r.address;
-      spdlog::info("paired peer={} transport={} role=listener address={}", r.name, r.transport, r.address);
+      spdlog::info("paired peer={} transport={} role=listener address={}", r.name, r.transport,
+                   r.address);
       finish_session(S::kPaired, "");
       respond(json{{"ok", true}, {"name", r.name}});
       if (link) {
@@ -490,7 +525,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       repair(params, std::move(respond));
       return;
     }
-    if (!kPeerTypes.count(type)) fail("unknown peer type \"" + type + "\" (use local, network, tailscale or repair)");
+    if (!kPeerTypes.count(type))
+      fail("unknown peer type \"" + type + "\" (use local, network, tailscale or repair)");
     std::string perr;
     auto pc = pairing::parse_peercode(params.str("peercode"), opts.pairing_code_length, perr);
     if (!pc) fail_params(perr);
@@ -499,48 +535,59 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (!t) fail("transport \"" + type + "\" is not available: " + why);
     std::string repo_path = params.opt_str("repo_path").value_or("");
     if (t->capabilities().needs_repo_path) {
-      if (repo_path.empty()) fail("--type " + type + " requires --repo-path <path of the other repo>");
+      if (repo_path.empty())
+        fail("--type " + type + " requires --repo-path <path of the other repo>");
       std::error_code ec;
       auto canon = std::filesystem::weakly_canonical(repo_path, ec);
       if (!ec) repo_path = canon.string();
       if (!std::filesystem::is_directory(std::filesystem::path(repo_path) / ".thrum"))
-        fail("--repo-path " + repo_path + " has no .thrum/ directory (is it the other repo? run 'thrum init' there)");
-      if (std::filesystem::path(repo_path) == opts.paths.root) fail("--repo-path points at this repo; give the other repo's path");
+        fail("--repo-path " + repo_path +
+             " has no .thrum/ directory (is it the other repo? run 'thrum init' there)");
+      if (std::filesystem::path(repo_path) == opts.paths.root)
+        fail("--repo-path points at this repo; give the other repo's path");
     }
     sdk::Endpoint ep{pc->ip, pc->port};
     std::weak_ptr<Impl> weak = shared_from_this();
     auto code = pc->code;
-    dial(t, ep, [weak, respond, type, repo_path, code, ep](int fd, std::string error, sdk::Endpoint) {
-      auto self = weak.lock();
-      if (!self) return;
-      if (fd < 0) {
-        respond(rpc::Error{rpc::kHandlerError, "cannot reach " + endpoint_text(ep) + ": " + error, nullptr});
-        return;
-      }
-      self->pair_over(fd, ep, type, repo_path, code, respond);
-    });
+    dial(t, ep,
+         [weak, respond, type, repo_path, code, ep](int fd, std::string error, sdk::Endpoint) {
+           auto self = weak.lock();
+           if (!self) return;
+           if (fd < 0) {
+             respond(rpc::Error{rpc::kHandlerError,
+                                "cannot reach " + endpoint_text(ep) + ": " + error, nullptr});
+             return;
+           }
+           self->pair_over(fd, ep, type, repo_path, code, respond);
+         });
   }
 
-  void pair_over(int fd, sdk::Endpoint ep, std::string type, std::string repo_path, std::string code,
-                 rpc::Respond respond) {
+  void pair_over(int fd, sdk::Endpoint ep, std::string type, std::string repo_path,
+                 std::string code, rpc::Respond respond) {
     peerwire::Socket sock = adopt_fd(ioc, fd);
     std::weak_ptr<Impl> weak = shared_from_this();
-    PeerLink::connect(std::move(sock), endpoint_text(ep), "", link_timing(),
-        [weak, respond, type, repo_path, code, ep](std::shared_ptr<PeerLink> link, std::string error, int status) {
+    PeerLink::connect(
+        std::move(sock), endpoint_text(ep), "", link_timing(),
+        [weak, respond, type, repo_path, code, ep](std::shared_ptr<PeerLink> link,
+                                                   std::string error, int status) {
           auto self = weak.lock();
           if (!self) return;
           if (!link) {
             // A 401 body is the listener's reason (expired, locked out, no session).
-            std::string msg = status == 401 ? error : "cannot pair with " + endpoint_text(ep) + ": " + error;
+            std::string msg =
+                status == 401 ? error : "cannot pair with " + endpoint_text(ep) + ": " + error;
             respond(rpc::Error{rpc::kHandlerError, msg, nullptr});
             return;
           }
-          link->start([](const std::string&, const json&, rpc::Respond r) {
-                        r(rpc::Error{rpc::kMethodNotFound, "not accepted while pairing", nullptr});
-                      },
-                      [](const std::string&) {});
+          link->start(
+              [](const std::string&, const json&, rpc::Respond r) {
+                r(rpc::Error{rpc::kMethodNotFound, "not accepted while pairing", nullptr});
+              },
+              [](const std::string&) {});
           auto nonce_j = pairing::generate_nonce();
-          link->call("pair.hello", {{"daemon_id", self->opts.daemon_id}, {"nonce", nonce_j}, {"transport", type}},
+          link->call(
+              "pair.hello",
+              {{"daemon_id", self->opts.daemon_id}, {"nonce", nonce_j}, {"transport", type}},
               [weak, link, respond, type, repo_path, code, ep, nonce_j](rpc::Outcome o) {
                 auto s2 = weak.lock();
                 if (!s2) return;
@@ -550,69 +597,95 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                   return;
                 }
                 const json& hello = o.result();
-                pairing::Transcript tr{hello.value("nonce", ""), nonce_j, hello.value("daemon_id", ""),
-                                       s2->opts.daemon_id, hello.value("cert_sha256", ""), "", type};
+                pairing::Transcript tr{hello.value("nonce", ""),
+                                       nonce_j,
+                                       hello.value("daemon_id", ""),
+                                       s2->opts.daemon_id,
+                                       hello.value("cert_sha256", ""),
+                                       "",
+                                       type};
                 json proof_params = {{"proof", pairing::proof(code, "joiner", tr)},
                                      {"identity", s2->identity(type, s2->own_address(type))}};
-                link->call("pair.proof", proof_params, [weak, link, respond, type, repo_path, code, ep, tr](rpc::Outcome o2) {
-                  auto s3 = weak.lock();
-                  if (!s3) return;
-                  if (!o2.ok()) {
-                    link->close("pairing refused");
-                    respond(o2.error());
-                    return;
-                  }
-                  const json& res = o2.result();
-                  if (!pairing::equal_ct(res.value("proof", ""), pairing::proof(code, "listener", tr))) {
-                    spdlog::error("pairing aborted reason=\"listener proof mismatch\" address={}", endpoint_text(ep));
-                    link->close("listener proof mismatch");
-                    respond(rpc::Error{rpc::kHandlerError,
-                                       "the other side could not prove it holds the pairing code; not paired", nullptr});
-                    return;
-                  }
-                  const json& id = res.contains("identity") && res["identity"].is_object() ? res["identity"] : json::object();
-                  PeerRecord r;
-                  r.name = s3->registry.unique_name(id.value("name", "peer"));
-                  r.address = endpoint_text(ep);
-                  r.daemon_id = tr.listener_daemon_id;
-                  r.token = res.value("token", "");
-                  r.transport = type;
-                  r.role = "dialer";
-                  r.proxy_prefix = s3->registry.unique_prefix(r.name);
-                  r.repo_path = repo_path;
-                  r.paired_at = now_rfc3339();
-                  r.last_sync = r.paired_at;
-                  r.remote_repo_name = id.value("repo_name", "");
-                  r.remote_hostname = id.value("hostname", "");
-                  r.remote_repo_path = id.value("repo_path", "");
-                  r.remote_git_origin_url = id.value("git_origin_url", "");
-                  if (r.token.size() != 64) {
-                    link->close("bad token");
-                    respond(rpc::Error{rpc::kHandlerError, "the other side sent no usable token; not paired", nullptr});
-                    return;
-                  }
-                  try {
-                    s3->registry.upsert(r);
-                  } catch (const std::exception& e) {
-                    link->close("save failed");
-                    respond(rpc::Error{rpc::kHandlerError, std::string("could not save peers.json: ") + e.what(), nullptr});
-                    return;
-                  }
-                  spdlog::info("paired peer={} transport={} role=dialer address={}", r.name, r.transport, r.address);
-                  link->call("pair.confirm", json::object(), [weak, link, respond, r](rpc::Outcome o3) {
-                    auto s4 = weak.lock();
-                    link->close("pairing complete");
-                    if (!s4) return;
-                    if (!o3.ok()) {
-                      respond(rpc::Error{rpc::kHandlerError, "pairing not confirmed by the other side: " + o3.error().message, nullptr});
-                      return;
-                    }
-                    respond(json{{"status", "paired"}, {"peer_name", r.name}, {"peer_address", r.address},
-                                 {"proxy_prefix", r.proxy_prefix}});
-                    s4->states[r.name];
-                    s4->connect(r.name);
-                  });
-                });
+                link->call(
+                    "pair.proof", proof_params,
+                    [weak, link, respond, type, repo_path, code, ep, tr](rpc::Outcome o2) {
+                      auto s3 = weak.lock();
+                      if (!s3) return;
+                      if (!o2.ok()) {
+                        link->close("pairing refused");
+                        respond(o2.error());
+                        return;
+                      }
+                      const json& res = o2.result();
+                      if (!pairing::equal_ct(res.value("proof", ""),
+                                             pairing::proof(code, "listener", tr))) {
+                        spdlog::error(
+                            "pairing aborted reason=\"listener proof mismatch\" address={}",
+                            endpoint_text(ep));
+                        link->close("listener proof mismatch");
+                        respond(rpc::Error{
+                            rpc::kHandlerError,
+                            "the other side could not prove it holds the pairing code; not paired",
+                            nullptr});
+                        return;
+                      }
+                      const json& id = res.contains("identity") && res["identity"].is_object()
+                                           ? res["identity"]
+                                           : json::object();
+                      PeerRecord r;
+                      r.name = s3->registry.unique_name(id.value("name", "peer"));
+                      r.address = endpoint_text(ep);
+                      r.daemon_id = tr.listener_daemon_id;
+                      r.token = res.value("token", "");
+                      r.transport = type;
+                      r.role = "dialer";
+                      r.proxy_prefix = s3->registry.unique_prefix(r.name);
+                      r.repo_path = repo_path;
+                      r.paired_at = now_rfc3339();
+                      r.last_sync = r.paired_at;
+                      r.remote_repo_name = id.value("repo_name", "");
+                      r.remote_hostname = id.value("hostname", "");
+                      r.remote_repo_path = id.value("repo_path", "");
+                      r.remote_git_origin_url = id.value("git_origin_url", "");
+                      if (r.token.size() != 64) {
+                        link->close("bad token");
+                        respond(rpc::Error{rpc::kHandlerError,
+                                           "the other side sent no usable token; not paired",
+                                           nullptr});
+                        return;
+                      }
+                      try {
+                        s3->registry.upsert(r);
+                      } catch (const std::exception& e) {
+                        link->close("save failed");
+                        respond(rpc::Error{rpc::kHandlerError,
+                                           std::string("could not save peers.json: ") + e.what(),
+                                           nullptr});
+                        return;
+                      }
+                      spdlog::info("paired peer={} transport={} role=dialer address={}", r.name,
+                                   r.transport, r.address);
+                      link->call(
+                          "pair.confirm", json::object(),
+                          [weak, link, respond, r](rpc::Outcome o3) {
+                            auto s4 = weak.lock();
+                            link->close("pairing complete");
+                            if (!s4) return;
+                            if (!o3.ok()) {
+                              respond(rpc::Error{
+                                  rpc::kHandlerError,
+                                  "pairing not confirmed by the other side: " + o3.error().message,
+                                  nullptr});
+                              return;
+                            }
+                            respond(json{{"status", "paired"},
+                                         {"peer_name", r.name},
+                                         {"peer_address", r.address},
+                                         {"proxy_prefix", r.proxy_prefix}});
+                            s4->states[r.name];
+                            s4->connect(r.name);
+                          });
+                    });
               });
         });
   }
@@ -624,21 +697,28 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void dial(ITransportHandle t, std::optional<sdk::Endpoint> ep, F done,
             std::shared_ptr<const sdk::PeerRecordView> view = nullptr) {
     auto timeout = tc().dial_timeout;
-    asio::post(pool, [this, weak = std::weak_ptr<Impl>(shared_from_this()), t, ep, view, timeout, done]() mutable {
+    asio::post(pool, [this, weak = std::weak_ptr<Impl>(shared_from_this()), t, ep, view, timeout,
+                      done]() mutable {
       int fd = -1;
       std::string error;
       sdk::Endpoint target;
       if (ep) {
         target = *ep;
       } else {
-        auto r = view ? t->resolve(*view) : sdk::Result<sdk::Endpoint>(sdk::Status::error(sdk::Errc::kInvalidArgument, "nothing to resolve"));
-        if (!r) error = r.status().message;
-        else target = r.value();
+        auto r = view ? t->resolve(*view)
+                      : sdk::Result<sdk::Endpoint>(
+                            sdk::Status::error(sdk::Errc::kInvalidArgument, "nothing to resolve"));
+        if (!r)
+          error = r.status().message;
+        else
+          target = r.value();
       }
       if (error.empty()) {
         auto d = t->dial(target, timeout);
-        if (d) fd = d.value();
-        else error = d.status().message;
+        if (d)
+          fd = d.value();
+        else
+          error = d.status().message;
       }
       asio::post(ioc, [weak, fd, error, done, target]() mutable {
         if (!weak.lock()) {
@@ -682,29 +762,33 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.state = "connecting";
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string token = rec->token;
-    dial(t, std::nullopt, [weak, name, token](int fd, std::string error, sdk::Endpoint target) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto& ps = self->states[name];
-      if (!self->registry.find(name)) {  // removed while dialing
-        if (fd >= 0) ::close(fd);
-        ps.dialing = false;
-        return;
-      }
-      if (fd < 0) {
-        ps.dialing = false;
-        self->connect_failed(name, error);
-        return;
-      }
-      self->handshake(name, fd, token, target);
-    }, std::make_shared<const sdk::PeerRecordView>(view_of(*rec)));
+    dial(
+        t, std::nullopt,
+        [weak, name, token](int fd, std::string error, sdk::Endpoint target) {
+          auto self = weak.lock();
+          if (!self) return;
+          auto& ps = self->states[name];
+          if (!self->registry.find(name)) {  // removed while dialing
+            if (fd >= 0) ::close(fd);
+            ps.dialing = false;
+            return;
+          }
+          if (fd < 0) {
+            ps.dialing = false;
+            self->connect_failed(name, error);
+            return;
+          }
+          self->handshake(name, fd, token, target);
+        },
+        std::make_shared<const sdk::PeerRecordView>(view_of(*rec)));
   }
 
   void handshake(const std::string& name, int fd, const std::string& token, sdk::Endpoint target) {
     peerwire::Socket sock = adopt_fd(ioc, fd);
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string host = endpoint_text(target);
-    PeerLink::connect(std::move(sock), host, token, link_timing(),
+    PeerLink::connect(
+        std::move(sock), host, token, link_timing(),
         [weak, name, host](std::shared_ptr<PeerLink> link, std::string error, int status) {
           auto self = weak.lock();
           if (!self) return;
@@ -756,8 +840,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       registry.save();
     }
     spdlog::warn("peer link refused by peer peer={} reason=\"token rejected\"; not retrying", name);
-    fail_repair_waiters(st, "peer \"" + name + "\" no longer recognises our token; re-pair with 'thrum peer add' on " +
-                                name + " and 'thrum peer join' here");
+    fail_repair_waiters(
+        st, "peer \"" + name +
+                "\" no longer recognises our token; re-pair with 'thrum peer add' on " + name +
+                " and 'thrum peer join' here");
   }
 
   void connect_failed(const std::string& name, const std::string& error) {
@@ -766,7 +852,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.backoff.failures++;
     fail_repair_waiters(st, "cannot reach peer \"" + name + "\": " + error);
     schedule_retry(name);
-    spdlog::debug("peer dial failed peer={} failures={} error=\"{}\"", name, st.backoff.failures, error);
+    spdlog::debug("peer dial failed peer={} failures={} error=\"{}\"", name, st.backoff.failures,
+                  error);
   }
 
   void schedule_retry(const std::string& name) {
@@ -826,7 +913,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.repair_waiters.clear();
     for (auto& w : waiters) {
       auto* rec = registry.find(name);
-      w(json{{"status", "repaired"}, {"peer_name", name}, {"peer_address", rec ? rec->address : ""}});
+      w(json{
+          {"status", "repaired"}, {"peer_name", name}, {"peer_address", rec ? rec->address : ""}});
     }
     send_presence(st.link);
     pump(name);
@@ -898,12 +986,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     upd(rec->remote_repo_path, "repo_path");
     upd(rec->remote_git_origin_url, "git_origin_url");
     if (rec->role == "listener") upd(rec->address, "address");
-    if (old_id != rec->daemon_id) spdlog::info("peer daemon id changed peer={} new={}", name, rec->daemon_id);
+    if (old_id != rec->daemon_id)
+      spdlog::info("peer daemon id changed peer={} new={}", name, rec->daemon_id);
     if (changed) registry.save();
   }
 
   // -- requests from an authenticated peer ------------------------------------------------------
-  void on_peer_request(const std::string& name, const std::string& method, const json& p, rpc::Respond respond) {
+  void on_peer_request(const std::string& name, const std::string& method, const json& p,
+                       rpc::Respond respond) {
     auto* rec = registry.find(name);
     if (!rec) {
       respond(rpc::Error{rpc::kHandlerError, "peer removed", nullptr});
@@ -934,8 +1024,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       in.body = p.value("body", "");
       in.format = p.value("format", "markdown");
       in.created_at = p.value("created_at", "");
-      if (p.contains("reply_to") && p["reply_to"].is_string()) in.reply_to = p["reply_to"].get<std::string>();
-      if (in.origin_id.empty() || in.author.empty() || Messaging::check_agent_name(in.author) != "") {
+      if (p.contains("reply_to") && p["reply_to"].is_string())
+        in.reply_to = p["reply_to"].get<std::string>();
+      if (in.origin_id.empty() || in.author.empty() ||
+          Messaging::check_agent_name(in.author) != "") {
         respond(json{{"refused", "malformed delivery"}});
         return;
       }
@@ -960,15 +1052,19 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       std::string recipient = rec->proxy_prefix + ":" + reader;
       store.write(
           [id, recipient, at](sql::Db& db) {
-            db.cached("UPDATE deliveries SET read_at=COALESCE(read_at, ?1) WHERE message_id=?2 AND recipient_id=?3")
+            db.cached(
+                  "UPDATE deliveries SET read_at=COALESCE(read_at, ?1) WHERE message_id=?2 AND "
+                  "recipient_id=?3")
                 .bind(1, at)
                 .bind(2, id)
                 .bind(3, recipient)
                 .run();
           },
           [respond](std::exception_ptr err) {
-            if (err) respond(rpc::Error{rpc::kHandlerError, err_text(err), nullptr});
-            else respond(json{{"ok", true}});
+            if (err)
+              respond(rpc::Error{rpc::kHandlerError, err_text(err), nullptr});
+            else
+              respond(json{{"ok", true}});
           });
       return;
     }
@@ -1008,7 +1104,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (!link || !link->is_open()) return;
     json agents = json::array();
     for (const auto& [id, a] : messaging.agents())
-      if (!a.is_proxy()) agents.push_back({{"name", id}, {"role", a.role}, {"status", a.active() ? "active" : "offline"}});
+      if (!a.is_proxy())
+        agents.push_back(
+            {{"name", id}, {"role", a.role}, {"status", a.active() ? "active" : "offline"}});
     link->call("peer.presence", {{"agents", agents}}, [](rpc::Outcome) {});
   }
 
@@ -1019,7 +1117,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     auto& st = it->second;
     if (st.inflight >= kWindow) return;
     auto q = store.reader().cached(
-        "SELECT id, kind, message_id, payload FROM outbox WHERE peer=?1 AND id>?2 ORDER BY id LIMIT ?3");
+        "SELECT id, kind, message_id, payload FROM outbox WHERE peer=?1 AND id>?2 ORDER BY id "
+        "LIMIT ?3");
     q.bind(1, name).bind(2, st.cursor).bind(3, static_cast<int64_t>(kWindow - st.inflight));
     struct Row {
       int64_t id;
@@ -1027,7 +1126,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       json payload;
     };
     std::vector<Row> rows;
-    while (q.step()) rows.push_back(Row{q.integer(0), q.text(1), q.text(2), json::parse(q.text(3), nullptr, false)});
+    while (q.step())
+      rows.push_back(
+          Row{q.integer(0), q.text(1), q.text(2), json::parse(q.text(3), nullptr, false)});
     const uint64_t gen = st.generation;
     auto link = st.link;
     for (auto& row : rows) {
@@ -1036,24 +1137,28 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       std::weak_ptr<Impl> weak = shared_from_this();
       const std::string method = row.kind == "receipt" ? "peer.receipt" : "peer.deliver";
       json payload = row.payload.is_object() ? row.payload : json::object();
-      auto queued = payload.contains("queued_recipients") ? payload["queued_recipients"] : json::array();
+      auto queued =
+          payload.contains("queued_recipients") ? payload["queued_recipients"] : json::array();
       payload.erase("queued_recipients");
-      link->call(method, payload, [weak, name, gen, row_id = row.id, kind = row.kind,
-                                   message_id = row.message_id, queued](rpc::Outcome o) {
-        auto self = weak.lock();
-        if (!self) return;
-        auto sit = self->states.find(name);
-        if (sit == self->states.end() || sit->second.generation != gen) return;  // resent on the next link
-        sit->second.inflight--;
-        if (!o.ok()) {
-          // The link is going away (its close resets the cursor) or the peer failed to store:
-          // leave the row for the next link.
-          spdlog::debug("peer delivery not acknowledged peer={} error=\"{}\"", name, o.error().message);
-          return;
-        }
-        self->acknowledged(name, row_id, kind, message_id, queued, o.result());
-        self->pump(name);
-      });
+      link->call(method, payload,
+                 [weak, name, gen, row_id = row.id, kind = row.kind, message_id = row.message_id,
+                  queued](rpc::Outcome o) {
+                   auto self = weak.lock();
+                   if (!self) return;
+                   auto sit = self->states.find(name);
+                   if (sit == self->states.end() || sit->second.generation != gen)
+                     return;  // resent on the next link
+                   sit->second.inflight--;
+                   if (!o.ok()) {
+                     // The link is going away (its close resets the cursor) or the peer failed to
+                     // store: leave the row for the next link.
+                     spdlog::debug("peer delivery not acknowledged peer={} error=\"{}\"", name,
+                                   o.error().message);
+                     return;
+                   }
+                   self->acknowledged(name, row_id, kind, message_id, queued, o.result());
+                   self->pump(name);
+                 });
     }
   }
 
@@ -1065,22 +1170,35 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::vector<std::string> recipients;
     for (const auto& r : queued)
       if (r.is_string()) recipients.push_back(r.get<std::string>());
-    if (!refused.empty()) spdlog::warn("peer refused message peer={} message={} reason=\"{}\"", name, message_id, refused);
+    if (!refused.empty())
+      spdlog::warn("peer refused message peer={} message={} reason=\"{}\"", name, message_id,
+                   refused);
     store.write(
         [name, row_id, kind, message_id, recipients, remote_id, refused, now](sql::Db& db) {
           db.cached("DELETE FROM outbox WHERE id=?1").bind(1, row_id).run();
           if (kind != "deliver") return;
           for (const auto& r : recipients) {
             if (refused.empty())
-              db.cached("UPDATE deliveries SET delivered_at=?1 WHERE message_id=?2 AND recipient_id=?3")
-                  .bind(1, now).bind(2, message_id).bind(3, r).run();
+              db.cached(
+                    "UPDATE deliveries SET delivered_at=?1 WHERE message_id=?2 AND recipient_id=?3")
+                  .bind(1, now)
+                  .bind(2, message_id)
+                  .bind(3, r)
+                  .run();
             else
               db.cached("UPDATE deliveries SET failed=?1 WHERE message_id=?2 AND recipient_id=?3")
-                  .bind(1, refused).bind(2, message_id).bind(3, r).run();
+                  .bind(1, refused)
+                  .bind(2, message_id)
+                  .bind(3, r)
+                  .run();
           }
           if (!remote_id.empty())
-            db.cached("INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
-                .bind(1, name).bind(2, message_id).bind(3, remote_id).run();
+            db.cached(
+                  "INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
+                .bind(1, name)
+                .bind(2, message_id)
+                .bind(3, remote_id)
+                .run();
         },
         [](std::exception_ptr err) {
           if (err) spdlog::error("outbox ack failed error=\"{}\"", err_text(err));
@@ -1100,15 +1218,16 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::map<std::string, std::vector<std::string>> by_worktree;
     for (const auto& [id, a] : messaging.agents())
       if (!a.is_proxy() && !a.worktree.empty()) by_worktree[a.worktree].push_back(id);
-    asio::post(pool, [this, weak = std::weak_ptr<Impl>(shared_from_this()), by_worktree, file, done] {
-      json agents = json::array();
-      for (const auto& [wt, ids] : by_worktree)
-        if (!file.empty() && has_changes(wt, file))
-          for (const auto& id : ids) agents.push_back(id);
-      asio::post(ioc, [weak, agents, done] {
-        if (weak.lock()) done(agents);
-      });
-    });
+    asio::post(pool,
+               [this, weak = std::weak_ptr<Impl>(shared_from_this()), by_worktree, file, done] {
+                 json agents = json::array();
+                 for (const auto& [wt, ids] : by_worktree)
+                   if (!file.empty() && has_changes(wt, file))
+                     for (const auto& id : ids) agents.push_back(id);
+                 asio::post(ioc, [weak, agents, done] {
+                   if (weak.lock()) done(agents);
+                 });
+               });
   }
 
   void h_who_has(const json& p, rpc::Respond respond) {
@@ -1137,7 +1256,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       st.link->call("peer.who_has", {{"file", file}}, [g, prefix, finish](rpc::Outcome o) {
         if (o.ok() && o.result().contains("agents"))
           for (const auto& a : o.result()["agents"])
-            if (a.is_string()) g->agents.push_back({{"agent_id", prefix + ":" + a.get<std::string>()}, {"via_peer", true}});
+            if (a.is_string())
+              g->agents.push_back(
+                  {{"agent_id", prefix + ":" + a.get<std::string>()}, {"via_peer", true}});
         finish();
       });
     }
@@ -1170,8 +1291,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         r.removed_by_peer.empty() && r.reconcile_status.empty())
       state = "waiting for peer";
     j["state"] = state;
-    if (it != states.end() && !it->second.last_error.empty()) j["last_error"] = it->second.last_error;
-    if (state == "disabled" && !why.empty()) j["last_error"] = "transport \"" + r.transport + "\" is not available: " + why;
+    if (it != states.end() && !it->second.last_error.empty())
+      j["last_error"] = it->second.last_error;
+    if (state == "disabled" && !why.empty())
+      j["last_error"] = "transport \"" + r.transport + "\" is not available: " + why;
     j["queued"] = queued_count(r.name);
     j["connected"] = it != states.end() && it->second.link != nullptr;
     return j;
@@ -1188,7 +1311,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (!rec) {
       std::string names;
       for (const auto& r : registry.peers()) names += (names.empty() ? "" : ", ") + r.name;
-      fail("peer \"" + name + "\" not found" + (names.empty() ? " (no peers paired)" : " (paired: " + names + ")"));
+      fail("peer \"" + name + "\" not found" +
+           (names.empty() ? " (no peers paired)" : " (paired: " + names + ")"));
     }
     return *rec;
   }
@@ -1222,20 +1346,24 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           if (c.step()) *dropped = c.integer(0);
           db.cached("DELETE FROM outbox WHERE peer=?1").bind(1, name).run();
           db.cached("DELETE FROM message_map WHERE peer=?1").bind(1, name).run();
-          db.cached("UPDATE deliveries SET failed='peer removed' WHERE delivered_at IS NULL AND "
-                    "failed IS NULL AND substr(recipient_id, 1, length(?1) + 1) = ?1 || ':'")
-              .bind(1, prefix).run();
+          db.cached(
+                "UPDATE deliveries SET failed='peer removed' WHERE delivered_at IS NULL AND "
+                "failed IS NULL AND substr(recipient_id, 1, length(?1) + 1) = ?1 || ':'")
+              .bind(1, prefix)
+              .run();
         },
         [weak, name, dropped, told, respond](std::exception_ptr err) {
           auto self = weak.lock();
           if (!self) return;
           if (err) {
-            respond(rpc::Error{rpc::kHandlerError, "removed, but could not drop its queue: " + err_text(err), nullptr});
+            respond(rpc::Error{rpc::kHandlerError,
+                               "removed, but could not drop its queue: " + err_text(err), nullptr});
             return;
           }
           self->messaging.remove_proxies(name, "", [name, dropped, told, respond](std::string e) {
             if (!e.empty()) spdlog::error("proxy cleanup failed peer={} error=\"{}\"", name, e);
-            spdlog::info("peer removed peer={} dropped_queued={} told_peer={}", name, *dropped, told);
+            spdlog::info("peer removed peer={} dropped_queued={} told_peer={}", name, *dropped,
+                         told);
             respond(json{{"removed", name}, {"dropped", *dropped}, {"told_peer", told}});
           });
         });
@@ -1250,37 +1378,44 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::weak_ptr<Impl> weak = shared_from_this();
     if (action == "add-agent") {
       if (auto e = Messaging::check_agent_name(value); !e.empty()) fail(e);
-      messaging.add_proxy(name, rec.proxy_prefix, value, [weak, name, value, respond](std::string e) {
-        auto self = weak.lock();
-        if (!self) return;
-        if (!e.empty()) {
-          respond(rpc::Error{rpc::kHandlerError, e, nullptr});
-          return;
-        }
-        if (auto* r = self->registry.find(name)) {
-          if (std::find(r->remote_agents.begin(), r->remote_agents.end(), value) == r->remote_agents.end())
-            r->remote_agents.push_back(value);
-          self->registry.save();
-          respond(json{{"ok", true}, {"action", "add-agent"}, {"agent", value},
-                       {"proxy", r->proxy_prefix + ":" + value}});
-        }
-      });
+      messaging.add_proxy(
+          name, rec.proxy_prefix, value, [weak, name, value, respond](std::string e) {
+            auto self = weak.lock();
+            if (!self) return;
+            if (!e.empty()) {
+              respond(rpc::Error{rpc::kHandlerError, e, nullptr});
+              return;
+            }
+            if (auto* r = self->registry.find(name)) {
+              if (std::find(r->remote_agents.begin(), r->remote_agents.end(), value) ==
+                  r->remote_agents.end())
+                r->remote_agents.push_back(value);
+              self->registry.save();
+              respond(json{{"ok", true},
+                           {"action", "add-agent"},
+                           {"agent", value},
+                           {"proxy", r->proxy_prefix + ":" + value}});
+            }
+          });
       return;
     }
     if (action == "remove-agent") {
-      messaging.remove_proxies(name, rec.proxy_prefix + ":" + value, [weak, name, value, respond](std::string e) {
-        auto self = weak.lock();
-        if (!self) return;
-        if (!e.empty()) {
-          respond(rpc::Error{rpc::kHandlerError, e, nullptr});
-          return;
-        }
-        if (auto* r = self->registry.find(name)) {
-          r->remote_agents.erase(std::remove(r->remote_agents.begin(), r->remote_agents.end(), value), r->remote_agents.end());
-          self->registry.save();
-        }
-        respond(json{{"ok", true}, {"action", "remove-agent"}, {"agent", value}});
-      });
+      messaging.remove_proxies(
+          name, rec.proxy_prefix + ":" + value, [weak, name, value, respond](std::string e) {
+            auto self = weak.lock();
+            if (!self) return;
+            if (!e.empty()) {
+              respond(rpc::Error{rpc::kHandlerError, e, nullptr});
+              return;
+            }
+            if (auto* r = self->registry.find(name)) {
+              r->remote_agents.erase(
+                  std::remove(r->remote_agents.begin(), r->remote_agents.end(), value),
+                  r->remote_agents.end());
+              self->registry.save();
+            }
+            respond(json{{"ok", true}, {"action", "remove-agent"}, {"agent", value}});
+          });
       return;
     }
     if (action == "set-prefix") {
@@ -1312,7 +1447,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (name.empty()) fail("--type repair requires a peer name (positional or --peer-name)");
     PeerRecord& rec = require_peer(name);
     if (rec.role != "dialer")
-      fail("peer \"" + name + "\" dials this daemon (it ran 'thrum peer join'); run the repair on " + name + "'s side");
+      fail("peer \"" + name +
+           "\" dials this daemon (it ran 'thrum peer join'); run the repair on " + name +
+           "'s side");
     rec.reconcile_status.clear();
     rec.removed_by_peer.clear();
     registry.save();
@@ -1329,7 +1466,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   }
 
   // -- Router -----------------------------------------------------------------------------------
-  std::vector<OutboxItem> route(const StoredMessage& m, const std::vector<const Agent*>& proxies, bool broadcast) {
+  std::vector<OutboxItem> route(const StoredMessage& m, const std::vector<const Agent*>& proxies,
+                                bool broadcast) {
     std::map<std::string, OutboxItem> items;
     auto item_for = [&](const PeerRecord& rec) -> OutboxItem& {
       auto& it = items[rec.name];
@@ -1338,10 +1476,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         it.kind = "deliver";
         it.message_id = m.message_id;
         it.payload = {{"message_id", m.message_id}, {"origin_daemon", opts.daemon_id},
-                      {"author", m.author_id}, {"to", json::array()}, {"broadcast", false},
-                      {"body", m.body}, {"format", m.format}, {"created_at", m.created_at}};
+                      {"author", m.author_id},      {"to", json::array()},
+                      {"broadcast", false},         {"body", m.body},
+                      {"format", m.format},         {"created_at", m.created_at}};
         if (m.reply_to) {
-          auto q = store.reader().cached("SELECT remote_id FROM message_map WHERE peer=?1 AND local_id=?2");
+          auto q = store.reader().cached(
+              "SELECT remote_id FROM message_map WHERE peer=?1 AND local_id=?2");
           q.bind(1, rec.name).bind(2, *m.reply_to);
           if (q.step()) it.payload["reply_to"] = q.text(0);
         }
@@ -1391,8 +1531,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::vector<std::pair<std::string, std::string>> receipts;  // peer, remote id
     for (const auto& id : ids) {
       auto q = store.reader().cached(
-          "SELECT mm.peer, mm.remote_id FROM messages m JOIN message_map mm ON mm.local_id = m.message_id "
-          "WHERE m.message_id=?1 AND m.origin_daemon IS NOT NULL AND m.audience != 'broadcast:everyone'");
+          "SELECT mm.peer, mm.remote_id FROM messages m JOIN message_map mm ON mm.local_id = "
+          "m.message_id "
+          "WHERE m.message_id=?1 AND m.origin_daemon IS NOT NULL AND m.audience != "
+          "'broadcast:everyone'");
       q.bind(1, id);
       if (q.step()) receipts.emplace_back(q.text(0), q.text(1));
     }
@@ -1402,7 +1544,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     store.write(
         [receipts, reader, now](sql::Db& db) {
           for (const auto& [peer, remote] : receipts)
-            db.cached("INSERT INTO outbox(peer, kind, message_id, payload, created_at) VALUES(?1,'receipt',?2,?3,?4)")
+            db.cached(
+                  "INSERT INTO outbox(peer, kind, message_id, payload, created_at) "
+                  "VALUES(?1,'receipt',?2,?3,?4)")
                 .bind(1, peer)
                 .bind(2, remote)
                 .bind(3, json{{"message_id", remote}, {"reader", reader}, {"read_at", now}}.dump())
@@ -1423,22 +1567,61 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
 
 PeerManager::PeerManager(Options opts, asio::io_context& ioc, Store& store, Messaging& messaging,
                          TransportLookup transports)
-    : impl_(std::make_shared<Impl>(std::move(opts), ioc, store, messaging, std::move(transports))) {}
+    : impl_(std::make_shared<Impl>(std::move(opts), ioc, store, messaging, std::move(transports))) {
+}
 
-PeerManager::~PeerManager() { shutdown(); }
+PeerManager::~PeerManager() {
+  shutdown();
+}
 
 void PeerManager::register_methods(rpc::Dispatcher& d) {
   auto impl = impl_;
   auto unix_only = rpc::Dispatcher::kUnix;
-  d.add("peer.start_pairing", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_start_pairing(p, std::move(r)); }, unix_only);
-  d.add("peer.wait_pairing", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_wait_pairing(p, std::move(r)); }, unix_only);
-  d.add("peer.cancel_pairing", [impl](const json&, const rpc::CallContext&, rpc::Respond r) { impl->h_cancel_pairing(std::move(r)); }, unix_only);
-  d.add("peer.join", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_join(p, std::move(r)); }, unix_only);
-  d.add("peer.list", [impl](const json&, const rpc::CallContext&, rpc::Respond r) { impl->h_list(std::move(r)); });
-  d.add("peer.status", [impl](const json&, const rpc::CallContext&, rpc::Respond r) { impl->h_list(std::move(r)); });
-  d.add("peer.remove", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_remove(p, std::move(r)); }, unix_only);
-  d.add("peer.configure", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_configure(p, std::move(r)); }, unix_only);
-  d.add("who_has", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) { impl->h_who_has(p, std::move(r)); });
+  d.add(
+      "peer.start_pairing",
+      [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
+        impl->h_start_pairing(p, std::move(r));
+      },
+      unix_only);
+  d.add(
+      "peer.wait_pairing",
+      [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
+        impl->h_wait_pairing(p, std::move(r));
+      },
+      unix_only);
+  d.add(
+      "peer.cancel_pairing",
+      [impl](const json&, const rpc::CallContext&, rpc::Respond r) {
+        impl->h_cancel_pairing(std::move(r));
+      },
+      unix_only);
+  d.add(
+      "peer.join",
+      [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
+        impl->h_join(p, std::move(r));
+      },
+      unix_only);
+  d.add("peer.list", [impl](const json&, const rpc::CallContext&, rpc::Respond r) {
+    impl->h_list(std::move(r));
+  });
+  d.add("peer.status", [impl](const json&, const rpc::CallContext&, rpc::Respond r) {
+    impl->h_list(std::move(r));
+  });
+  d.add(
+      "peer.remove",
+      [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
+        impl->h_remove(p, std::move(r));
+      },
+      unix_only);
+  d.add(
+      "peer.configure",
+      [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
+        impl->h_configure(p, std::move(r));
+      },
+      unix_only);
+  d.add("who_has", [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
+    impl->h_who_has(p, std::move(r));
+  });
 }
 
 void PeerManager::start(unsigned short ws_port) {
@@ -1485,12 +1668,18 @@ json PeerManager::summary() const {
   return {{"connected", connected}, {"total", impl_->registry.peers().size()}};
 }
 
-std::vector<std::string> PeerManager::problems() const { return impl_->registry.problems(); }
+std::vector<std::string> PeerManager::problems() const {
+  return impl_->registry.problems();
+}
 
-std::vector<OutboxItem> PeerManager::route(const StoredMessage& m, const std::vector<const Agent*>& proxies, bool broadcast) {
+std::vector<OutboxItem> PeerManager::route(const StoredMessage& m,
+                                           const std::vector<const Agent*>& proxies,
+                                           bool broadcast) {
   return impl_->route(m, proxies, broadcast);
 }
-void PeerManager::kick(const std::string& peer) { impl_->pump(peer); }
+void PeerManager::kick(const std::string& peer) {
+  impl_->pump(peer);
+}
 std::optional<std::string> PeerManager::peer_for_prefix(const std::string& prefix) const {
   for (const auto& r : impl_->registry.peers())
     if (r.proxy_prefix == prefix) return r.name;

@@ -36,7 +36,9 @@ json PeerRecord::to_json(bool with_token) const {
 
 PeerRecord PeerRecord::from_json(const json& j) {
   PeerRecord r;
-  auto s = [&](const char* k) { return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string(); };
+  auto s = [&](const char* k) {
+    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
+  };
   r.name = s("name");
   r.address = s("address");
   r.daemon_id = s("daemon_id");
@@ -50,7 +52,8 @@ PeerRecord PeerRecord::from_json(const json& j) {
   r.repo_path = s("repo_path");
   r.paired_at = s("paired_at");
   r.last_sync = s("last_sync");
-  if (j.contains("last_seq") && j["last_seq"].is_number_integer()) r.last_seq = j["last_seq"].get<int64_t>();
+  if (j.contains("last_seq") && j["last_seq"].is_number_integer())
+    r.last_seq = j["last_seq"].get<int64_t>();
   r.remote_repo_name = s("remote_repo_name");
   r.remote_hostname = s("remote_hostname");
   r.remote_repo_path = s("remote_repo_path");
@@ -87,14 +90,16 @@ PeerRegistry::PeerRegistry(std::filesystem::path path, std::string daemon_id)
   }
   for (const auto& p : peers)
     if (p.is_object()) peers_.push_back(PeerRecord::from_json(p));
-  std::stable_sort(peers_.begin(), peers_.end(),
-                   [](const PeerRecord& a, const PeerRecord& b) { return a.paired_at < b.paired_at; });
+  std::stable_sort(peers_.begin(), peers_.end(), [](const PeerRecord& a, const PeerRecord& b) {
+    return a.paired_at < b.paired_at;
+  });
   for (auto& p : peers_)
     if (p.proxy_prefix.empty()) p.proxy_prefix = unique_prefix(p.name, p.name);
   if (migrate) {
     std::filesystem::path bak = path_;
     bak += ".pre-rotation-bak";
-    if (copy_file_once(path_, bak)) spdlog::info("peers.json backed up before migration to={}", bak.string());
+    if (copy_file_once(path_, bak))
+      spdlog::info("peers.json backed up before migration to={}", bak.string());
     local_["daemon_id"] = daemon_id_;
     save();
   }
@@ -129,7 +134,8 @@ void PeerRegistry::upsert(PeerRecord rec) {
 }
 
 bool PeerRegistry::remove(const std::string& name) {
-  auto it = std::find_if(peers_.begin(), peers_.end(), [&](const PeerRecord& p) { return p.name == name; });
+  auto it = std::find_if(peers_.begin(), peers_.end(),
+                         [&](const PeerRecord& p) { return p.name == name; });
   if (it == peers_.end()) return false;
   peers_.erase(it);
   save();
@@ -155,7 +161,8 @@ void PeerRegistry::flush_if_dirty() {
 std::string PeerRegistry::unique_name(const std::string& base_in) const {
   std::string base = base_in.empty() ? "peer" : base_in;
   auto taken = [&](const std::string& n) {
-    return std::any_of(peers_.begin(), peers_.end(), [&](const PeerRecord& p) { return p.name == n; });
+    return std::any_of(peers_.begin(), peers_.end(),
+                       [&](const PeerRecord& p) { return p.name == n; });
   };
   if (!taken(base)) return base;
   for (int i = 2;; ++i)
@@ -177,7 +184,8 @@ std::string PeerRegistry::slug(const std::string& name) {
   return out.empty() ? "peer" : out;
 }
 
-std::string PeerRegistry::unique_prefix(const std::string& name, const std::string& except_peer) const {
+std::string PeerRegistry::unique_prefix(const std::string& name,
+                                        const std::string& except_peer) const {
   std::string base = slug(name);
   auto taken = [&](const std::string& pfx) {
     return std::any_of(peers_.begin(), peers_.end(), [&](const PeerRecord& p) {

@@ -29,7 +29,9 @@ Db::~Db() {
   if (db_) sqlite3_close_v2(db_);
 }
 
-Db::Db(Db&& o) noexcept : db_(o.db_), cache_(std::move(o.cache_)) { o.db_ = nullptr; }
+Db::Db(Db&& o) noexcept : db_(o.db_), cache_(std::move(o.cache_)) {
+  o.db_ = nullptr;
+}
 Db& Db::operator=(Db&& o) noexcept {
   if (this != &o) {
     for (auto& [k, st] : cache_) sqlite3_finalize(st);
@@ -64,13 +66,18 @@ void Db::exec(std::string_view sql) {
   }
 }
 
-Stmt Db::prepare(std::string_view sql) { return Stmt(db_, sql); }
-int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
-int Db::changes() const { return sqlite3_changes(db_); }
+Stmt Db::prepare(std::string_view sql) {
+  return Stmt(db_, sql);
+}
+int64_t Db::last_insert_rowid() const {
+  return sqlite3_last_insert_rowid(db_);
+}
+int Db::changes() const {
+  return sqlite3_changes(db_);
+}
 
 Stmt::Stmt(sqlite3* db, std::string_view sql) : db_(db) {
-  if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &st_, nullptr) !=
-      SQLITE_OK)
+  if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &st_, nullptr) != SQLITE_OK)
     throw_db(db, "prepare");
 }
 
@@ -121,7 +128,11 @@ std::optional<std::string> Stmt::opt_text(int col) const {
   if (is_null(col)) return std::nullopt;
   return text(col);
 }
-int64_t Stmt::integer(int col) const { return sqlite3_column_int64(st_, col); }
-bool Stmt::is_null(int col) const { return sqlite3_column_type(st_, col) == SQLITE_NULL; }
+int64_t Stmt::integer(int col) const {
+  return sqlite3_column_int64(st_, col);
+}
+bool Stmt::is_null(int col) const {
+  return sqlite3_column_type(st_, col) == SQLITE_NULL;
+}
 
 }  // namespace thrum::core::sql

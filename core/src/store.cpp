@@ -88,7 +88,9 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop)
   thread_ = std::thread([this] { run_writer(); });
 }
 
-Store::~Store() { close(); }
+Store::~Store() {
+  close();
+}
 
 void Store::migrate() {
   auto st = writer_.prepare("PRAGMA user_version");

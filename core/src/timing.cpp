@@ -44,7 +44,9 @@ ms next_delay(const Backoff& b, const Constants& c, std::mt19937_64& rng) {
   return ms(dist(rng));
 }
 
-bool quarantined(const Backoff& b, const Constants& c) { return b.failures >= c.quarantine_after; }
+bool quarantined(const Backoff& b, const Constants& c) {
+  return b.failures >= c.quarantine_after;
+}
 
 void on_disconnect(Backoff& b, std::chrono::steady_clock::time_point now, const Constants& c) {
   if (b.healthy_since != std::chrono::steady_clock::time_point{} &&

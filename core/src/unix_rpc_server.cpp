@@ -2,10 +2,10 @@
 
 #include <sys/stat.h>
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/asio/io_context.hpp>
 #include <deque>
 #include <set>
 #include <system_error>
@@ -53,11 +53,11 @@ class Session : public std::enable_shared_from_this<Session> {
     if (closed_) return;
     if (ec == asio::error::not_found) {
       // The line grew past the limit without a newline: refuse and hang up.
-      spdlog::warn("rpc line too long, closing connection limit_bytes={}", UnixRpcServer::kMaxLineBytes);
+      spdlog::warn("rpc line too long, closing connection limit_bytes={}",
+                   UnixRpcServer::kMaxLineBytes);
       write(rpc::make_response(nullptr,
                                rpc::Error{rpc::kInvalidRequest,
-                                          "request line exceeds 8 MiB; connection closed",
-                                          nullptr},
+                                          "request line exceeds 8 MiB; connection closed", nullptr},
                                true),
             /*then_close=*/true);
       return;
@@ -120,16 +120,16 @@ struct UnixRpcServer::Impl : std::enable_shared_from_this<UnixRpcServer::Impl> {
     acceptor.async_accept([self](boost::system::error_code ec, local::socket sock) {
       if (self->stopped) return;
       if (!ec) {
-        auto s = std::make_shared<Session>(std::move(sock), self->dispatcher,
-                                           [weak = std::weak_ptr<Impl>(self)](Session* gone) {
-                                             if (auto i = weak.lock()) {
-                                               for (auto it = i->sessions.begin(); it != i->sessions.end(); ++it)
-                                                 if (it->get() == gone) {
-                                                   i->sessions.erase(it);
-                                                   break;
-                                                 }
-                                             }
-                                           });
+        auto s = std::make_shared<Session>(
+            std::move(sock), self->dispatcher, [weak = std::weak_ptr<Impl>(self)](Session* gone) {
+              if (auto i = weak.lock()) {
+                for (auto it = i->sessions.begin(); it != i->sessions.end(); ++it)
+                  if (it->get() == gone) {
+                    i->sessions.erase(it);
+                    break;
+                  }
+              }
+            });
         self->sessions.insert(s);
         s->start();
       } else if (ec != asio::error::operation_aborted) {
@@ -151,7 +151,9 @@ UnixRpcServer::UnixRpcServer(asio::io_context& ioc, std::filesystem::path socket
                              const rpc::Dispatcher& dispatcher)
     : impl_(std::make_shared<Impl>(ioc, std::move(socket_path), dispatcher)) {}
 
-UnixRpcServer::~UnixRpcServer() { stop(); }
+UnixRpcServer::~UnixRpcServer() {
+  stop();
+}
 
 void UnixRpcServer::start() {
   std::error_code fec;

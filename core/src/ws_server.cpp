@@ -154,10 +154,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (target == "/peer" && websocket::is_upgrade(req) && registry_->peer_handler) {
       beast::error_code ec;
       auto remote = stream_.socket().remote_endpoint(ec);
-      std::string remote_text = ec ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
+      std::string remote_text =
+          ec ? "?" : remote.address().to_string() + ":" + std::to_string(remote.port());
       auto& ioc = static_cast<asio::io_context&>(stream_.get_executor().context());
       int fd = stream_.release_socket().release();
-      auto up = std::make_unique<PeerUpgrade>(PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text});
+      auto up = std::make_unique<PeerUpgrade>(
+          PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text});
       registry_->peer_handler(std::move(up));
       return;
     }
@@ -228,7 +230,9 @@ struct WsServer::Impl : std::enable_shared_from_this<WsServer::Impl> {
 WsServer::WsServer(asio::io_context& ioc, const rpc::Dispatcher& dispatcher)
     : impl_(std::make_shared<Impl>(ioc, dispatcher)) {}
 
-WsServer::~WsServer() { stop(); }
+WsServer::~WsServer() {
+  stop();
+}
 
 unsigned short WsServer::listen(std::optional<unsigned short> required,
                                 std::optional<unsigned short> preferred) {
@@ -255,7 +259,9 @@ void WsServer::set_peer_handler(std::function<void(std::unique_ptr<PeerUpgrade>)
   impl_->registry->peer_handler = std::move(handler);
 }
 
-std::size_t WsServer::client_count() const { return impl_->registry->sessions.size(); }
+std::size_t WsServer::client_count() const {
+  return impl_->registry->sessions.size();
+}
 
 void WsServer::stop() {
   if (!impl_ || impl_->stopped) return;

@@ -22,16 +22,18 @@ using sdk::Status;
 namespace {
 constexpr const char* kLoopback = "127.0.0.1";
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 }  // namespace
 
 sdk::Capabilities LocalTransport::capabilities() const noexcept {
   sdk::Capabilities c;
-  c.needs_tls = false;           // loopback never leaves the machine
+  c.needs_tls = false;  // loopback never leaves the machine
   c.loopback_only = true;
-  c.needs_repo_path = true;      // the joiner reads the other repo's ws.port
+  c.needs_repo_path = true;  // the joiner reads the other repo's ws.port
   c.needs_address = false;
-  c.provides_listener = false;   // the daemon's loopback WS server serves /peer
+  c.provides_listener = false;  // the daemon's loopback WS server serves /peer
   return c;
 }
 
@@ -44,13 +46,15 @@ Status LocalTransport::configure(std::string_view options_json) noexcept {
   return Status::success();
 }
 
-sdk::Result<std::unique_ptr<sdk::IListener>> LocalTransport::listen(const sdk::ListenSpec&) noexcept {
+sdk::Result<std::unique_ptr<sdk::IListener>> LocalTransport::listen(
+    const sdk::ListenSpec&) noexcept {
   return Status::error(Errc::kUnsupported,
                        "local: peers connect to the daemon's loopback WebSocket server; no "
                        "separate listener");
 }
 
-sdk::Result<int> LocalTransport::dial(const sdk::Endpoint& to, std::chrono::milliseconds timeout) noexcept {
+sdk::Result<int> LocalTransport::dial(const sdk::Endpoint& to,
+                                      std::chrono::milliseconds timeout) noexcept {
   if (to.ip != kLoopback)
     return Status::error(Errc::kRejected, "local: refusing to dial " + to.ip +
                                               ": local peers are on 127.0.0.1 only");
@@ -65,8 +69,9 @@ sdk::Result<int> LocalTransport::dial(const sdk::Endpoint& to, std::chrono::mill
     if (errno != EINPROGRESS) {
       int e = errno;
       ::close(fd);
-      return Status::error(e == ECONNREFUSED ? Errc::kUnavailable : Errc::kIo,
-                           "local: connect 127.0.0.1:" + std::to_string(to.port) + ": " + errno_text(e));
+      return Status::error(
+          e == ECONNREFUSED ? Errc::kUnavailable : Errc::kIo,
+          "local: connect 127.0.0.1:" + std::to_string(to.port) + ": " + errno_text(e));
     }
     pollfd p{fd, POLLOUT, 0};
     int pr;
@@ -75,8 +80,8 @@ sdk::Result<int> LocalTransport::dial(const sdk::Endpoint& to, std::chrono::mill
     } while (pr < 0 && errno == EINTR);
     if (pr == 0) {
       ::close(fd);
-      return Status::error(Errc::kTimeout, "local: connect 127.0.0.1:" + std::to_string(to.port) +
-                                               " timed out");
+      return Status::error(Errc::kTimeout,
+                           "local: connect 127.0.0.1:" + std::to_string(to.port) + " timed out");
     }
     int err = 0;
     socklen_t len = sizeof err;
@@ -84,8 +89,9 @@ sdk::Result<int> LocalTransport::dial(const sdk::Endpoint& to, std::chrono::mill
     if (pr < 0 || err != 0) {
       int e = pr < 0 ? errno : err;
       ::close(fd);
-      return Status::error(e == ECONNREFUSED ? Errc::kUnavailable : Errc::kIo,
-                           "local: connect 127.0.0.1:" + std::to_string(to.port) + ": " + errno_text(e));
+      return Status::error(
+          e == ECONNREFUSED ? Errc::kUnavailable : Errc::kIo,
+          "local: connect 127.0.0.1:" + std::to_string(to.port) + ": " + errno_text(e));
     }
   }
   int one = 1;
@@ -97,8 +103,9 @@ sdk::Result<int> LocalTransport::dial(const sdk::Endpoint& to, std::chrono::mill
 
 sdk::Result<sdk::Endpoint> LocalTransport::advertise(const sdk::AdvertiseSpec& spec) noexcept {
   if (!spec.requested_ip.empty() && spec.requested_ip != kLoopback)
-    return Status::error(Errc::kInvalidArgument,
-                         "local: --address is not used with --type local (peers meet on 127.0.0.1)");
+    return Status::error(
+        Errc::kInvalidArgument,
+        "local: --address is not used with --type local (peers meet on 127.0.0.1)");
   if (spec.listen_port == 0)
     return Status::error(Errc::kUnavailable, "local: the daemon's WebSocket port is not known yet");
   return sdk::Endpoint{kLoopback, spec.listen_port};
@@ -132,10 +139,9 @@ Status LocalTransport::validate_address_change(const sdk::Endpoint& old_address,
                                                const sdk::Endpoint& new_address) noexcept {
   (void)old_address;
   if (new_address.ip != kLoopback)
-    return Status::error(Errc::kRejected, "local: port only — the IP must stay 127.0.0.1, got " +
-                                              new_address.ip);
-  if (new_address.port == 0)
-    return Status::error(Errc::kRejected, "local: port 0 is not a port");
+    return Status::error(Errc::kRejected,
+                         "local: port only — the IP must stay 127.0.0.1, got " + new_address.ip);
+  if (new_address.port == 0) return Status::error(Errc::kRejected, "local: port 0 is not a port");
   return Status::success();
 }
 

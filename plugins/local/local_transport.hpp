@@ -16,8 +16,10 @@ class LocalTransport final : public sdk::ITransport {
   std::string_view id() const noexcept override { return "local"; }
   sdk::Capabilities capabilities() const noexcept override;
   sdk::Status configure(std::string_view options_json) noexcept override;
-  sdk::Result<std::unique_ptr<sdk::IListener>> listen(const sdk::ListenSpec& spec) noexcept override;
-  sdk::Result<int> dial(const sdk::Endpoint& to, std::chrono::milliseconds timeout) noexcept override;
+  sdk::Result<std::unique_ptr<sdk::IListener>> listen(
+      const sdk::ListenSpec& spec) noexcept override;
+  sdk::Result<int> dial(const sdk::Endpoint& to,
+                        std::chrono::milliseconds timeout) noexcept override;
   sdk::Result<sdk::Endpoint> advertise(const sdk::AdvertiseSpec& spec) noexcept override;
   sdk::Result<sdk::Endpoint> resolve(const sdk::PeerRecordView& peer) noexcept override;
   sdk::Status validate_address_change(const sdk::Endpoint& old_address,

@@ -1,5 +1,5 @@
 // The plugin descriptor: the one exported symbol of libthrum_transport_local.so.
-#include "local_transport.hpp"
 #include "thrum/sdk/plugin.hpp"
+#include "local_transport.hpp"
 
 THRUM_TRANSPORT_PLUGIN(thrum::transport::local::LocalTransport, "local", "0.1.0");

@@ -27,7 +27,9 @@ bool parse_ipv4(const std::string& s, std::uint32_t& out) {
   return true;
 }
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 
 bool in(std::uint32_t ip, std::uint32_t base, int prefix) {
   std::uint32_t mask = prefix == 0 ? 0 : ~std::uint32_t{0} << (32 - prefix);
@@ -88,7 +90,9 @@ class TcpListener final : public sdk::IListener {
 
 }  // namespace
 
-bool Subnet::contains(std::uint32_t ip) const { return in(ip, base, prefix); }
+bool Subnet::contains(std::uint32_t ip) const {
+  return in(ip, base, prefix);
+}
 
 bool Subnet::parse(const std::string& cidr, Subnet& out) {
   auto slash = cidr.find('/');
@@ -118,14 +122,16 @@ Status NetworkTransport::configure(std::string_view options_json) noexcept {
   std::vector<std::string> cidrs;
   bool present = false;
   if (!string_array(options_json, "allowed_subnets", cidrs, present))
-    return Status::error(Errc::kInvalidArgument,
-                         "network: allowed_subnets must be a list of IPv4 CIDRs, e.g. [198.51.100.0/24]");
+    return Status::error(
+        Errc::kInvalidArgument,
+        "network: allowed_subnets must be a list of IPv4 CIDRs, e.g. [198.51.100.0/24]");
   std::vector<Subnet> parsed;
   for (const auto& c : cidrs) {
     Subnet s;
     if (!Subnet::parse(c, s))
-      return Status::error(Errc::kInvalidArgument, "network: allowed_subnets: \"" + c +
-                                                       "\" is not an IPv4 CIDR like 198.51.100.0/24");
+      return Status::error(
+          Errc::kInvalidArgument,
+          "network: allowed_subnets: \"" + c + "\" is not an IPv4 CIDR like 198.51.100.0/24");
     parsed.push_back(s);
   }
   allowed_ = std::move(parsed);
@@ -135,8 +141,10 @@ Status NetworkTransport::configure(std::string_view options_json) noexcept {
 std::string NetworkTransport::check_local_address(const std::string& ip_text) const {
   std::uint32_t ip = 0;
   if (!parse_ipv4(ip_text, ip)) return "\"" + ip_text + "\" is not an IPv4 address";
-  if (in(ip, 0x7F000000u, 8)) return ip_text + " is loopback; use --type local for repos on one machine";
-  if (in(ip, 0x64400000u, 10)) return ip_text + " is in the tailnet range 100.64.0.0/10; use --type tailscale";
+  if (in(ip, 0x7F000000u, 8))
+    return ip_text + " is loopback; use --type local for repos on one machine";
+  if (in(ip, 0x64400000u, 10))
+    return ip_text + " is in the tailnet range 100.64.0.0/10; use --type tailscale";
   if (in(ip, 0xA9FE0000u, 16)) return ip_text + " is link-local (169.254.0.0/16)";
   if (ip == 0 || in(ip, 0xE0000000u, 4)) return ip_text + " is not a unicast address";
   if (!allowed_.empty()) {
@@ -160,9 +168,11 @@ std::string NetworkTransport::check_local_address(const std::string& ip_text) co
   return "";
 }
 
-sdk::Result<std::unique_ptr<sdk::IListener>> NetworkTransport::listen(const sdk::ListenSpec& spec) noexcept {
+sdk::Result<std::unique_ptr<sdk::IListener>> NetworkTransport::listen(
+    const sdk::ListenSpec& spec) noexcept {
   if (auto why = check_local_address(spec.bind_ip); !why.empty())
-    return Status::error(Errc::kInvalidArgument, "network: cannot listen on " + spec.bind_ip + ": " + why);
+    return Status::error(Errc::kInvalidArgument,
+                         "network: cannot listen on " + spec.bind_ip + ": " + why);
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Status::error(Errc::kIo, "network: socket: " + errno_text(errno));
   int one = 1;
@@ -175,8 +185,8 @@ sdk::Result<std::unique_ptr<sdk::IListener>> NetworkTransport::listen(const sdk:
     int e = errno;
     ::close(fd);
     return Status::error(e == EADDRINUSE ? Errc::kUnavailable : Errc::kIo,
-                         "network: cannot listen on " + spec.bind_ip + ":" + std::to_string(spec.port) +
-                             ": " + errno_text(e));
+                         "network: cannot listen on " + spec.bind_ip + ":" +
+                             std::to_string(spec.port) + ": " + errno_text(e));
   }
   socklen_t len = sizeof addr;
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
@@ -184,11 +194,15 @@ sdk::Result<std::unique_ptr<sdk::IListener>> NetworkTransport::listen(const sdk:
       std::make_unique<TcpListener>(fd, sdk::Endpoint{spec.bind_ip, ntohs(addr.sin_port)}));
 }
 
-sdk::Result<int> NetworkTransport::dial(const sdk::Endpoint& to, std::chrono::milliseconds timeout) noexcept {
+sdk::Result<int> NetworkTransport::dial(const sdk::Endpoint& to,
+                                        std::chrono::milliseconds timeout) noexcept {
   std::uint32_t ip = 0;
-  if (!parse_ipv4(to.ip, ip)) return Status::error(Errc::kInvalidArgument, "network: \"" + to.ip + "\" is not an IPv4 address");
+  if (!parse_ipv4(to.ip, ip))
+    return Status::error(Errc::kInvalidArgument,
+                         "network: \"" + to.ip + "\" is not an IPv4 address");
   if (in(ip, 0x7F000000u, 8))
-    return Status::error(Errc::kRejected, "network: refusing to dial loopback " + to.ip + "; use --type local");
+    return Status::error(Errc::kRejected,
+                         "network: refusing to dial loopback " + to.ip + "; use --type local");
   if (to.port == 0) return Status::error(Errc::kInvalidArgument, "network: port 0 is not a port");
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Status::error(Errc::kIo, "network: socket: " + errno_text(errno));
@@ -229,16 +243,20 @@ sdk::Result<int> NetworkTransport::dial(const sdk::Endpoint& to, std::chrono::mi
 
 sdk::Result<sdk::Endpoint> NetworkTransport::advertise(const sdk::AdvertiseSpec& spec) noexcept {
   if (spec.requested_ip.empty())
-    return Status::error(Errc::kInvalidArgument, "--type network requires --address <ip> (this machine's LAN address)");
+    return Status::error(Errc::kInvalidArgument,
+                         "--type network requires --address <ip> (this machine's LAN address)");
   if (auto why = check_local_address(spec.requested_ip); !why.empty())
-    return Status::error(Errc::kInvalidArgument, "--type network --address " + spec.requested_ip + ": " + why);
-  if (spec.listen_port == 0) return Status::error(Errc::kUnavailable, "network: no listener port yet");
+    return Status::error(Errc::kInvalidArgument,
+                         "--type network --address " + spec.requested_ip + ": " + why);
+  if (spec.listen_port == 0)
+    return Status::error(Errc::kUnavailable, "network: no listener port yet");
   return sdk::Endpoint{spec.requested_ip, spec.listen_port};
 }
 
 sdk::Result<sdk::Endpoint> NetworkTransport::resolve(const sdk::PeerRecordView& peer) noexcept {
   if (peer.address.ip.empty() || peer.address.port == 0)
-    return Status::error(Errc::kUnavailable, "network: peer \"" + peer.name + "\" has no stored address");
+    return Status::error(Errc::kUnavailable,
+                         "network: peer \"" + peer.name + "\" has no stored address");
   return peer.address;
 }
 
@@ -248,8 +266,8 @@ Status NetworkTransport::validate_address_change(const sdk::Endpoint& old_addres
   if (!parse_ipv4(old_address.ip, o) || !parse_ipv4(new_address.ip, n))
     return Status::error(Errc::kRejected, "network: addresses must be IPv4");
   if (!in(n, o, 24))
-    return Status::error(Errc::kRejected, "network: same /24 only — " + new_address.ip + " is outside " +
-                                              old_address.ip + "/24");
+    return Status::error(Errc::kRejected, "network: same /24 only — " + new_address.ip +
+                                              " is outside " + old_address.ip + "/24");
   if (new_address.port == 0) return Status::error(Errc::kRejected, "network: port 0 is not a port");
   return Status::success();
 }

@@ -78,7 +78,8 @@ inline Summary summarize(std::vector<double> v) {
   };
   double sum = 0;
   for (double x : v) sum += x;
-  return Summary{v.front(), at(0.5), at(0.9), at(0.99), v.back(), sum / static_cast<double>(v.size())};
+  return Summary{v.front(), at(0.5),  at(0.9),
+                 at(0.99),  v.back(), sum / static_cast<double>(v.size())};
 }
 
 inline std::string machine_description() {
@@ -97,8 +98,9 @@ inline std::string machine_description() {
 
 /// `clients` persistent Unix-socket connections, each with one send outstanding, `total` sends
 /// in all, from agents s0..s<clients-1> to `to`. Returns (seconds, per-request latencies in ms).
-inline std::pair<double, std::vector<double>> send_burst(const fs::path& sock, int clients, int total,
-                                                         const std::string& to, const std::string& tag) {
+inline std::pair<double, std::vector<double>> send_burst(const fs::path& sock, int clients,
+                                                         int total, const std::string& to,
+                                                         const std::string& tag) {
   std::vector<std::vector<double>> lat(static_cast<size_t>(clients));
   std::atomic<int> ready{0};
   std::atomic<bool> go{false};
@@ -114,13 +116,15 @@ inline std::pair<double, std::vector<double>> send_burst(const fs::path& sock, i
       while (!go) std::this_thread::yield();
       for (int i = 0; i < n; ++i) {
         const auto t0 = steady::now();
-        auto r = conn.call("message.send", {{"caller_agent_id", agent},
-                                            {"to", to},
-                                            {"content", tag + " c" + std::to_string(c) + " #" +
-                                                            std::to_string(i)}});
+        auto r =
+            conn.call("message.send",
+                      {{"caller_agent_id", agent},
+                       {"to", to},
+                       {"content", tag + " c" + std::to_string(c) + " #" + std::to_string(i)}});
         const auto t1 = steady::now();
         if (!r.is_object() || !r.contains("result")) ++failures;
-        lat[static_cast<size_t>(c)].push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        lat[static_cast<size_t>(c)].push_back(
+            std::chrono::duration<double, std::milli>(t1 - t0).count());
       }
     });
   }

@@ -68,8 +68,10 @@ void report(const char* what, const std::vector<double>& v) {
 int main(int argc, char** argv) {
   int runs = 50, messages = 1000;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--messages")) messages = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--runs"))
+      runs = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--messages"))
+      messages = std::atoi(argv[i + 1]);
   }
   std::printf("machine: %s\n", machine_description().c_str());
   BenchRepo repo;
@@ -87,7 +89,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"--version"}));
   report("`thrum --version` (process start, no daemon)", v);
   v.clear();
-  for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"inbox", "--unread"}));
+  for (int i = 0; i < runs; ++i)
+    v.push_back(time_cli(repo.root(), "reader", {"inbox", "--unread"}));
   report("`thrum inbox --unread` (1,000 unread)", v);
   v.clear();
   for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"inbox"}));

@@ -15,8 +15,10 @@ int main(int argc, char** argv) {
   int total = 5000, runs = 3;
   std::vector<int> client_counts = {1, 8};
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--total")) total = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--runs")) runs = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--total"))
+      total = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--runs"))
+      runs = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--clients")) {
       client_counts.clear();
       std::stringstream ss(argv[i + 1]);

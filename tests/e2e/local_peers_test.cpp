@@ -32,9 +32,11 @@ TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
   Pairing p;
   ASSERT_NO_FATAL_FAILURE(pair(api_, main_, &p));
   // Both sides print the brief's line.
-  EXPECT_TRUE(std::regex_search(p.add.out, std::regex(R"(Paired with "main" \(127\.0\.0\.1:\d+\)\. Syncing started\.)")))
+  EXPECT_TRUE(std::regex_search(
+      p.add.out, std::regex(R"(Paired with "main" \(127\.0\.0\.1:\d+\)\. Syncing started\.)")))
       << p.add.out;
-  EXPECT_TRUE(std::regex_search(p.join.out, std::regex(R"(Paired with "api" \(127\.0\.0\.1:\d+\)\. Syncing started\.)")))
+  EXPECT_TRUE(std::regex_search(
+      p.join.out, std::regex(R"(Paired with "api" \(127\.0\.0\.1:\d+\)\. Syncing started\.)")))
       << p.join.out;
   EXPECT_NE(p.add.out.find("Waiting for connection...\n\nShare this with the other machine:\n"
                            "  thrum peer join --type local --peercode api:127.0.0.1:"),
@@ -50,7 +52,8 @@ TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
                           TempRepo::as("coordinator_main"));
   ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
   std::smatch mm;
-  ASSERT_TRUE(std::regex_search(sent.out, mm, std::regex(R"(Message sent: (msg_[0-9A-Za-z]+))"))) << sent.out;
+  ASSERT_TRUE(std::regex_search(sent.out, mm, std::regex(R"(Message sent: (msg_[0-9A-Za-z]+))")))
+      << sent.out;
   const std::string original = mm[1];
 
   // The reviewer gets it, authored by main's prefix:sender.
@@ -64,7 +67,8 @@ TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
   const std::string remote_copy = got["message_id"].get<std::string>();
 
   // Read receipt: the sender's `sent` shows read.
-  EXPECT_TRUE(wait_until([&] { return sent_state(original) == "read"; }, 10s)) << sent_state(original);
+  EXPECT_TRUE(wait_until([&] { return sent_state(original) == "read"; }, 10s))
+      << sent_state(original);
 
   // Reply from the api side: goes back to main, into the same thread.
   auto reply = api_.thrum({"reply", remote_copy, "LGTM, merging"}, TempRepo::as("reviewer"));
@@ -81,7 +85,8 @@ TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
       10s))
       << peer_state(main_, "api");
   EXPECT_EQ(reply_seen["author"], "api:reviewer");
-  EXPECT_EQ(reply_seen["reply_to"], original) << "the reply must point at main's own copy of the original";
+  EXPECT_EQ(reply_seen["reply_to"], original)
+      << "the reply must point at main's own copy of the original";
 
   // One thread on main: the original (in sent) and the reply (in the inbox) share a thread id.
   auto outbox = j(main_, "coordinator_main", {"sent"});
@@ -104,8 +109,9 @@ TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
   (void)api_box;
 
   // Replying again from main lands in the same thread on api (message map, both directions).
-  auto again = main_.thrum({"--json", "reply", reply_seen["message_id"].get<std::string>(), "thanks"},
-                           TempRepo::as("coordinator_main"));
+  auto again =
+      main_.thrum({"--json", "reply", reply_seen["message_id"].get<std::string>(), "thanks"},
+                  TempRepo::as("coordinator_main"));
   ASSERT_EQ(again.exit_code, 0) << again.out << again.err;
   ASSERT_TRUE(wait_reviewer_total(2));
   auto api_after = j(api_, "reviewer", {"inbox", "--limit", "10"});
@@ -126,7 +132,8 @@ TEST_F(MainAndApi, ProxyShowsInTeamAsActiveViaPeer) {
   EXPECT_TRUE(wait_until(
       [&] {
         last = main_.thrum({"team"}).out;
-        return std::regex_search(last, std::regex(R"(\napi:reviewer\s+reviewer\s+active \(via peer\))"));
+        return std::regex_search(last,
+                                 std::regex(R"(\napi:reviewer\s+reviewer\s+active \(via peer\))"));
       },
       10s))
       << last;
@@ -136,20 +143,30 @@ TEST_F(MainAndApi, EveryoneReachesEachPeerOnceWithoutLoops) {
   ASSERT_NO_FATAL_FAILURE(pair_and_configure());
   ASSERT_NO_FATAL_FAILURE(main_.register_agent("helper", "helper"));
   ASSERT_NO_FATAL_FAILURE(api_.register_agent("tester", "tester"));
-  auto r = main_.thrum({"send", "standup in 5", "--to", "@everyone"}, TempRepo::as("coordinator_main"));
+  auto r =
+      main_.thrum({"send", "standup in 5", "--to", "@everyone"}, TempRepo::as("coordinator_main"));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   // Both of api's agents get one copy each.
   ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
   auto tester = j(api_, "tester", {"inbox", "--unread"});
-  EXPECT_TRUE(wait_until([&] { return j(api_, "tester", {"inbox", "--unread"})["messages"].size() == 1; }, 5s))
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return j(api_, "tester", {"inbox", "--unread"})["messages"].size() == 1;
+      },
+      5s))
       << tester.dump(2);
   // And nothing comes back around: main's helper has exactly the local copy, the sender none.
-  auto from_api = api_.thrum({"send", "ack from api", "--to", "@everyone"}, TempRepo::as("reviewer"));
+  auto from_api =
+      api_.thrum({"send", "ack from api", "--to", "@everyone"}, TempRepo::as("reviewer"));
   ASSERT_EQ(from_api.exit_code, 0) << from_api.err;
   ASSERT_TRUE(wait_until(
-      [&] { return j(main_, "coordinator_main", {"inbox", "--unread"})["messages"].size() == 1; }, 5s));
+      [&] {
+        return j(main_, "coordinator_main", {"inbox", "--unread"})["messages"].size() == 1;
+      },
+      5s));
   auto helper = j(main_, "helper", {"inbox", "--unread"});
-  ASSERT_EQ(helper["messages"].size(), 2u) << helper.dump(2);  // "standup in 5" (local) + "ack from api"
+  ASSERT_EQ(helper["messages"].size(), 2u)
+      << helper.dump(2);  // "standup in 5" (local) + "ack from api"
   auto coord = j(main_, "coordinator_main", {"inbox", "--unread"});
   ASSERT_EQ(coord["messages"].size(), 1u) << coord.dump(2);
   EXPECT_EQ(coord["messages"][0]["body"], "ack from api");
@@ -259,16 +276,17 @@ class Outage : public MainAndApi {
       char want[16];
       std::snprintf(want, sizeof want, "m%04d", i);
       if (bodies[static_cast<size_t>(i)] != want) {
-        ADD_FAILURE() << "out of order at position " << i << ": got " << bodies[static_cast<size_t>(i)]
-                      << ", want " << want;
+        ADD_FAILURE() << "out of order at position " << i << ": got "
+                      << bodies[static_cast<size_t>(i)] << ", want " << want;
         break;
       }
     }
   }
   /// How many messages reviewer has (read or not), straight from the daemon.
   static int64_t total_of(UnixRpcClient& c) {
-    auto r = c.call("message.list", {{"caller_agent_id", "reviewer"}, {"limit", 1}, {"unread", false},
-                                     {"mark_read", false}});
+    auto r = c.call(
+        "message.list",
+        {{"caller_agent_id", "reviewer"}, {"limit", 1}, {"unread", false}, {"mark_read", false}});
     return r.contains("result") ? r["result"].value("total", int64_t{-1}) : -1;
   }
 
@@ -313,7 +331,8 @@ TEST_F(Outage, ReceiverKilledMidDeliveryStillExactlyOnce) {
   ::kill(pid, SIGKILL);
   ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s));
   // The scenario only means something if delivery was really cut short.
-  EXPECT_LT(seen, kCount) << "all messages arrived before the kill; the receiver was not killed mid-delivery";
+  EXPECT_LT(seen, kCount)
+      << "all messages arrived before the kill; the receiver was not killed mid-delivery";
 
   ASSERT_NO_FATAL_FAILURE(start(api_));  // recovers the stale pid file and socket
   ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
@@ -341,7 +360,8 @@ std::string registry_shape(const fs::path& peers_json) {
 size_t refusals_logged(const TempRepo& r) {
   const std::string log = r.daemon_log();
   size_t n = 0;
-  for (size_t at = log.find("peer link refused"); at != std::string::npos; at = log.find("peer link refused", at + 1))
+  for (size_t at = log.find("peer link refused"); at != std::string::npos;
+       at = log.find("peer link refused", at + 1))
     ++n;
   return n;
 }
@@ -358,12 +378,14 @@ TEST_F(MainAndApi, PeerEndpointRefusesWrongTokenWith401) {
   // A well-formed token that api never issued.
   const std::string wrong(64, 'a');
   remember_secret(wrong);
-  auto bad = raw_http_exchange(*port, websocket_upgrade_request(*port, "/peer", {{"Authorization", "Bearer " + wrong}}));
+  auto bad = raw_http_exchange(
+      *port, websocket_upgrade_request(*port, "/peer", {{"Authorization", "Bearer " + wrong}}));
   EXPECT_EQ(bad.status, 401) << bad.raw;
   EXPECT_EQ(bad.raw.find(wrong), std::string::npos) << "the refusal echoes the token";
 
   // Logged, without the token.
-  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) > refused_before; }, 5s)) << api_.daemon_log();
+  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) > refused_before; }, 5s))
+      << api_.daemon_log();
   EXPECT_EQ(api_.daemon_log().find(wrong), std::string::npos);
 
   // Nothing changed: the registry is byte for byte the same and the real link is still up.
@@ -397,7 +419,8 @@ TEST_F(MainAndApi, PeerEndpointRefusesNoTokenAfterPairingFinishedWith401) {
 
   auto none = raw_http_exchange(*port, websocket_upgrade_request(*port, "/peer"), 2s);
   EXPECT_EQ(none.status, 401) << none.raw;
-  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) > refused_before; }, 3s)) << api_.daemon_log();
+  EXPECT_TRUE(wait_until([&] { return refusals_logged(api_) > refused_before; }, 3s))
+      << api_.daemon_log();
   EXPECT_TRUE(registry_shape(peers_json) == before) << "peers.json changed";
   EXPECT_EQ(peer_record(api_, "main").value("state", ""), "connected") << peer_state(api_, "main");
 }
@@ -412,10 +435,12 @@ TEST_F(MainAndApi, RemoveWhileLinkedDropsProxiesAndTellsTheOtherSide) {
 
   auto rm = main_.thrum({"peer", "remove", "api"});
   ASSERT_EQ(rm.exit_code, 0) << rm.out << rm.err;
-  EXPECT_NE(rm.out.find("Removed peer \"api\". Dropped 0 queued messages."), std::string::npos) << rm.out;
+  EXPECT_NE(rm.out.find("Removed peer \"api\". Dropped 0 queued messages."), std::string::npos)
+      << rm.out;
 
   // Its proxies are gone at once: sending to one fails as an unknown recipient.
-  auto send = main_.thrum({"send", "after remove", "--to", "@api:reviewer"}, TempRepo::as("coordinator_main"));
+  auto send = main_.thrum({"send", "after remove", "--to", "@api:reviewer"},
+                          TempRepo::as("coordinator_main"));
   EXPECT_NE(send.exit_code, 0) << send.out;
   EXPECT_NE(send.err.find("unknown recipient @api:reviewer"), std::string::npos) << send.err;
   EXPECT_EQ(main_.thrum({"peer", "list"}).out.find("\napi "), std::string::npos);

@@ -56,8 +56,10 @@ class Pairing : public PeerTest {
     return *code;
   }
   void expect_not_paired() {
-    EXPECT_EQ(main_.thrum({"peer", "list"}).out, "No peers paired. Use 'thrum peer add' to start pairing.\n");
-    EXPECT_EQ(api_.thrum({"peer", "list"}).out, "No peers paired. Use 'thrum peer add' to start pairing.\n");
+    EXPECT_EQ(main_.thrum({"peer", "list"}).out,
+              "No peers paired. Use 'thrum peer add' to start pairing.\n");
+    EXPECT_EQ(api_.thrum({"peer", "list"}).out,
+              "No peers paired. Use 'thrum peer add' to start pairing.\n");
   }
 
   TempRepo main_{"main"};
@@ -85,13 +87,17 @@ TEST_F(Pairing, WrongCodeCountsDownThenLocksOut) {
   // The 4th try fails even with the right code: the session is over.
   auto fourth = join(pc);
   EXPECT_NE(fourth.exit_code, 0);
-  EXPECT_NE(fourth.err.find("too many failed attempts; run 'thrum peer add' again"), std::string::npos) << fourth.err;
+  EXPECT_NE(fourth.err.find("too many failed attempts; run 'thrum peer add' again"),
+            std::string::npos)
+      << fourth.err;
   EXPECT_EQ(fourth.err.find(code), std::string::npos);
 
   // `peer add` gives up with the same message instead of waiting on.
   auto added = add_->wait(10s);
   EXPECT_NE(added.exit_code, 0) << added.out;
-  EXPECT_NE(added.err.find("too many failed attempts; run 'thrum peer add' again"), std::string::npos) << added.err;
+  EXPECT_NE(added.err.find("too many failed attempts; run 'thrum peer add' again"),
+            std::string::npos)
+      << added.err;
   expect_not_paired();
 
   // A fresh `peer add` works again.
@@ -146,14 +152,16 @@ TEST_F(Pairing, MalformedPeercodesAreRefusedWithoutEchoingTheCode) {
     remember_secret(t.secret);
     auto r = join(t.peercode);
     EXPECT_NE(r.exit_code, 0) << r.out;
-    EXPECT_NE(r.err.find("invalid peercode: expected name:ip:port:code"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("invalid peercode: expected name:ip:port:code"), std::string::npos)
+        << r.err;
     EXPECT_EQ(r.err.find(t.secret), std::string::npos) << "stderr echoes the code: " << r.err;
     EXPECT_EQ(r.out.find(t.secret), std::string::npos) << r.out;
     // Also on stdin and as a positional argument.
-    auto s = main_.thrum({"peer", "join", "--type", "local", "--repo-path", api_.root().string()}, {},
-                         std::string(t.peercode) + "\n");
+    auto s = main_.thrum({"peer", "join", "--type", "local", "--repo-path", api_.root().string()},
+                         {}, std::string(t.peercode) + "\n");
     EXPECT_NE(s.exit_code, 0);
-    EXPECT_NE(s.err.find("invalid peercode: expected name:ip:port:code"), std::string::npos) << s.err;
+    EXPECT_NE(s.err.find("invalid peercode: expected name:ip:port:code"), std::string::npos)
+        << s.err;
     EXPECT_EQ(s.err.find(t.secret), std::string::npos) << s.err;
   }
   expect_not_paired();
@@ -172,7 +180,8 @@ TEST_F(Pairing, TypeIsMandatoryAndChecked) {
     auto u = api_.thrum({"peer", sub, "--type", "carrier-pigeon"});
     EXPECT_NE(u.exit_code, 0);
     EXPECT_EQ(u.exit_code, 2);
-    EXPECT_NE((u.out + u.err).find("unknown --type \"carrier-pigeon\""), std::string::npos) << u.out << u.err;
+    EXPECT_NE((u.out + u.err).find("unknown --type \"carrier-pigeon\""), std::string::npos)
+        << u.out << u.err;
   }
   auto rep = api_.thrum({"peer", "add", "--type", "repair"});
   EXPECT_EQ(rep.exit_code, 2) << rep.out << rep.err;
@@ -185,9 +194,11 @@ TEST_F(Pairing, SecondAddWhileOnePendingIsRefused) {
   ASSERT_FALSE(pc.empty());
   auto second = api_.thrum({"peer", "add", "--type", "local"});
   EXPECT_EQ(second.exit_code, 1) << second.out << second.err;
-  EXPECT_TRUE(std::regex_search(second.err, std::regex(R"(pairing already in progress \(started \d+s ago\))")))
+  EXPECT_TRUE(std::regex_search(second.err,
+                                std::regex(R"(pairing already in progress \(started \d+s ago\))")))
       << second.err;
-  EXPECT_EQ(second.out.find("--peercode"), std::string::npos) << "a second code was issued:\n" << second.out;
+  EXPECT_EQ(second.out.find("--peercode"), std::string::npos) << "a second code was issued:\n"
+                                                              << second.out;
   // The first session is untouched: its code still pairs.
   auto ok = join(pc);
   EXPECT_EQ(ok.exit_code, 0) << ok.out << ok.err;

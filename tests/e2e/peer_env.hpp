@@ -12,9 +12,9 @@
 // every peers.json, and TearDown stops the daemons and checks that none of them appears in any
 // daemon.log (SPEC §1: "daemon.log never contains codes, tokens or auth keys").
 
-#include <sys/socket.h>
-#include <netinet/in.h>
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -64,7 +64,8 @@ inline unsigned short free_port() {
 class PeerTest : public ::testing::Test {
  protected:
   /// Environment for `daemon start`: the test time scale plus `extra`.
-  static std::map<std::string, std::string> daemon_env(std::map<std::string, std::string> extra = {}) {
+  static std::map<std::string, std::string> daemon_env(
+      std::map<std::string, std::string> extra = {}) {
     extra.emplace("THRUM_TIME_SCALE", kTimeScale);
     return extra;
   }
@@ -94,14 +95,17 @@ class PeerTest : public ::testing::Test {
     auto doc = parse_json(slurp(r.var() / "peers.json"));
     if (!doc.is_object() || !doc.contains("peers")) return;
     for (const auto& p : doc["peers"])
-      if (p.contains("token") && p["token"].is_string()) remember_secret(p["token"].get<std::string>());
+      if (p.contains("token") && p["token"].is_string())
+        remember_secret(p["token"].get<std::string>());
   }
 
   /// `thrum --json args...` in `r` as `agent` (empty: no THRUM_NAME); fails unless exit 0 + JSON.
   json j(const TempRepo& r, const std::string& agent, std::vector<std::string> args) {
     args.insert(args.begin(), "--json");
-    auto res = r.thrum(args, agent.empty() ? std::map<std::string, std::string>{} : TempRepo::as(agent));
-    EXPECT_EQ(res.exit_code, 0) << "thrum " << join_args(args) << " in " << r.root().filename() << ":\n"
+    auto res =
+        r.thrum(args, agent.empty() ? std::map<std::string, std::string>{} : TempRepo::as(agent));
+    EXPECT_EQ(res.exit_code, 0) << "thrum " << join_args(args) << " in " << r.root().filename()
+                                << ":\n"
                                 << res.out << res.err;
     auto doc = parse_json(res.out);
     EXPECT_FALSE(doc.is_discarded()) << res.out;
@@ -156,8 +160,11 @@ class PeerTest : public ::testing::Test {
     remember_tokens(listener);
     remember_tokens(dialer);
     // Both sides hold the same 32-byte token: exactly one new secret for the log check.
-    EXPECT_EQ(secrets_.size(), known + 1) << "peers.json on both sides should hold one shared token";
-    ASSERT_EQ(join.exit_code, 0) << "peer join:\n" << join.out << join.err << "\npeer add:\n" << added.out << added.err;
+    EXPECT_EQ(secrets_.size(), known + 1)
+        << "peers.json on both sides should hold one shared token";
+    ASSERT_EQ(join.exit_code, 0) << "peer join:\n"
+                                 << join.out << join.err << "\npeer add:\n"
+                                 << added.out << added.err;
     ASSERT_EQ(added.exit_code, 0) << "peer add:\n" << added.out << added.err;
     if (out) *out = Pairing{*code, added, join};
   }
@@ -213,14 +220,16 @@ class MainAndApi : public PeerTest {
   bool wait_reviewer_total(int64_t n, std::chrono::milliseconds timeout = 30s) {
     return wait_until(
         [&] {
-          auto res = api_.thrum({"--json", "inbox", "--unread", "--limit", "1"}, TempRepo::as("reviewer"));
+          auto res =
+              api_.thrum({"--json", "inbox", "--unread", "--limit", "1"}, TempRepo::as("reviewer"));
           auto doc = parse_json(res.out);
           return doc.is_object() && doc.value("total", int64_t{-1}) >= n;
         },
         timeout);
   }
   /// State of `recipient` for `message_id` in coordinator_main's `sent --json`.
-  std::string sent_state(const std::string& message_id, const std::string& recipient = "api:reviewer") {
+  std::string sent_state(const std::string& message_id,
+                         const std::string& recipient = "api:reviewer") {
     auto res = main_.thrum({"--json", "sent", "--limit", "1000"}, TempRepo::as("coordinator_main"));
     auto doc = parse_json(res.out);
     if (!doc.is_object()) return "(sent failed: " + res.err + ")";

@@ -24,7 +24,9 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 
 /// The repo path as the daemon reports it (symlinks such as /tmp -> /private/tmp resolved).
-std::string resolved(const fs::path& p) { return fs::weakly_canonical(p).string(); }
+std::string resolved(const fs::path& p) {
+  return fs::weakly_canonical(p).string();
+}
 
 /// Rewrites one key of .thrum/config.json, keeping the rest.
 void set_config(const TempRepo& repo, const std::string& section, const std::string& key,
@@ -71,7 +73,8 @@ TEST(DaemonLifecycle, StartWritesPidSocketAndPortAndStopRemovesThem) {
 
   auto stopped = repo.thrum({"daemon", "stop"});
   ASSERT_EQ(stopped.exit_code, 0) << stopped.err;
-  EXPECT_NE(stopped.out.find("Daemon stopped (PID " + std::to_string(pid) + ")"), std::string::npos);
+  EXPECT_NE(stopped.out.find("Daemon stopped (PID " + std::to_string(pid) + ")"),
+            std::string::npos);
   EXPECT_TRUE(wait_until([&] { return !process_alive(pid); }));
   EXPECT_FALSE(fs::exists(repo.var() / "ws.port"));
   EXPECT_FALSE(fs::exists(repo.var() / "thrum.sock"));
@@ -106,8 +109,8 @@ TEST(DaemonLifecycle, SecondStartIsRefusedWithThePid) {
   TempRepo repo;
   repo.start_daemon();
   const int pid = repo.daemon_pid();
-  const std::string want = "daemon is already running (PID " + std::to_string(pid) +
-                           ") for repo " + resolved(repo.root());
+  const std::string want = "daemon is already running (PID " + std::to_string(pid) + ") for repo " +
+                           resolved(repo.root());
 
   auto second = repo.thrum({"daemon", "start"});
   EXPECT_EQ(second.exit_code, 1);
@@ -129,7 +132,8 @@ TEST(DaemonLifecycle, RecoversAfterKill9WithoutCleanupAndKeepsMessages) {
   repo.start_daemon();
   repo.register_agent("alice");
   repo.register_agent("bob");
-  auto sent = repo.thrum({"--json", "send", "survives a crash", "--to", "@bob"}, TempRepo::as("alice"));
+  auto sent =
+      repo.thrum({"--json", "send", "survives a crash", "--to", "@bob"}, TempRepo::as("alice"));
   ASSERT_EQ(sent.exit_code, 0) << sent.err;
   const std::string id = parse_json(sent.out)["message_id"].get<std::string>();
 
@@ -281,7 +285,8 @@ TEST(DaemonLifecycle, InitKeepsAHandWrittenConfigAndBacksItUpOnce) {
   ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
   const fs::path root = tmpl;
   fs::create_directories(root / ".thrum");
-  const std::string mine = R"({"team_notes": "keep me", "daemon": {"max_message_body_bytes": 4096}})";
+  const std::string mine =
+      R"({"team_notes": "keep me", "daemon": {"max_message_body_bytes": 4096}})";
   std::ofstream(root / ".thrum" / "config.json") << mine;
   std::ofstream(root / ".gitignore") << "build/";
 
@@ -301,7 +306,8 @@ TEST(DaemonLifecycle, InitKeepsAHandWrittenConfigAndBacksItUpOnce) {
   ASSERT_EQ(start.exit_code, 0) << start.err;
   auto stop = run_thrum({"daemon", "stop"}, root, {}, std::nullopt, 20s);
   EXPECT_EQ(stop.exit_code, 0) << stop.err;
-  EXPECT_EQ(nlohmann::ordered_json::parse(slurp(root / ".thrum" / "config.json"))["team_notes"], "keep me");
+  EXPECT_EQ(nlohmann::ordered_json::parse(slurp(root / ".thrum" / "config.json"))["team_notes"],
+            "keep me");
   EXPECT_EQ(slurp(bak), mine);
   std::error_code ec;
   fs::remove_all(root, ec);
@@ -314,8 +320,8 @@ TEST(DaemonLifecycle, ConcurrentStartsRunExactlyOneDaemon) {
   auto ra = a.wait(20s);
   auto rb = b.wait(20s);
   EXPECT_EQ((ra.exit_code == 0) + (rb.exit_code == 0), 1)
-      << "a: " << ra.exit_code << " " << ra.out << ra.err << "\nb: " << rb.exit_code << " " << rb.out
-      << rb.err;
+      << "a: " << ra.exit_code << " " << ra.out << ra.err << "\nb: " << rb.exit_code << " "
+      << rb.out << rb.err;
   const auto& loser = ra.exit_code == 0 ? rb : ra;
   const auto& winner = ra.exit_code == 0 ? ra : rb;
   EXPECT_NE(loser.err.find("already running"), std::string::npos) << loser.err;
@@ -354,7 +360,8 @@ TEST(DaemonLifecycle, ThrumWsPortEnvChoosesThePort) {
   repo.start_daemon({{"THRUM_WS_PORT", std::to_string(port)}});
   EXPECT_EQ(read_ws_port(repo.var()), port);
   repo.stop_daemon();
-  auto bad = run_thrum({"daemon", "run"}, repo.root(), {{"THRUM_WS_PORT", "99999"}}, std::nullopt, 10s);
+  auto bad =
+      run_thrum({"daemon", "run"}, repo.root(), {{"THRUM_WS_PORT", "99999"}}, std::nullopt, 10s);
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("THRUM_WS_PORT"), std::string::npos) << bad.err;
 }

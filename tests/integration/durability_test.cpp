@@ -34,13 +34,15 @@ struct Ack {
 };
 
 /// Every message `agent` sent, by body, as the daemon reports it (message.outbox, newest first).
-std::map<std::string, std::vector<std::string>> outbox_by_body(UnixRpcClient& c, const std::string& agent) {
+std::map<std::string, std::vector<std::string>> outbox_by_body(UnixRpcClient& c,
+                                                               const std::string& agent) {
   auto r = c.call("message.outbox", {{"caller_agent_id", agent}, {"limit", 1000}}, 30s);
   std::map<std::string, std::vector<std::string>> out;
   EXPECT_TRUE(r.contains("result")) << r.dump();
   if (!r.contains("result")) return out;
   EXPECT_LE(r["result"]["total"].get<int>(), 1000) << "more rows than were ever sent";
-  for (const auto& m : r["result"]["messages"]) out[m["body"].get<std::string>()].push_back(m["message_id"].get<std::string>());
+  for (const auto& m : r["result"]["messages"])
+    out[m["body"].get<std::string>()].push_back(m["message_id"].get<std::string>());
   return out;
 }
 
@@ -75,7 +77,8 @@ TEST(Durability, EveryAcknowledgedSendSurvivesKill9ExactlyOnce) {
           errors.push_back(r.dump());
           return;
         }
-        acked[static_cast<size_t>(c)].push_back(Ack{body, r["result"]["message_id"].get<std::string>()});
+        acked[static_cast<size_t>(c)].push_back(
+            Ack{body, r["result"]["message_id"].get<std::string>()});
         // The client that sees the 400th acknowledgement pulls the plug at once, so the kill
         // lands while every other client has a send in flight.
         if (acks.fetch_add(1) + 1 == kKillAfterAcks) {
@@ -111,7 +114,8 @@ TEST(Durability, EveryAcknowledgedSendSurvivesKill9ExactlyOnce) {
     for (const auto& a : acked[static_cast<size_t>(c)]) {
       auto it = stored.find(a.body);
       if (it == stored.end()) {
-        ADD_FAILURE() << "acknowledged but lost after kill -9: " << a.body << " (" << a.message_id << ")";
+        ADD_FAILURE() << "acknowledged but lost after kill -9: " << a.body << " (" << a.message_id
+                      << ")";
         continue;
       }
       EXPECT_EQ(it->second.front(), a.message_id) << a.body;

@@ -27,7 +27,8 @@ class Messaging : public ::testing::Test {
   json j(const std::string& agent, std::vector<std::string> args) {
     args.insert(args.begin(), "--json");
     auto r = repo_.thrum(args, TempRepo::as(agent));
-    EXPECT_EQ(r.exit_code, 0) << "thrum " << join(args) << " as " << agent << ":\n" << r.out << r.err;
+    EXPECT_EQ(r.exit_code, 0) << "thrum " << join(args) << " as " << agent << ":\n"
+                              << r.out << r.err;
     auto doc = parse_json(r.out);
     EXPECT_TRUE(doc.is_object()) << r.out;
     return doc.is_object() ? doc : json::object();
@@ -40,7 +41,9 @@ class Messaging : public ::testing::Test {
     return j(from, {"send", body, "--to", to})["message_id"].get<std::string>();
   }
   /// Inbox without marking anything read.
-  json unread(const std::string& agent) { return j(agent, {"inbox", "--unread", "--limit", "1000"}); }
+  json unread(const std::string& agent) {
+    return j(agent, {"inbox", "--unread", "--limit", "1000"});
+  }
   std::vector<std::string> inbox_ids(const std::string& agent) {
     std::vector<std::string> ids;
     const json doc = unread(agent);  // keep it alive: the loop borrows from it
@@ -105,7 +108,8 @@ TEST_F(TwoAgents, ReplyJoinsTheThreadAndReachesTheParentsAuthor) {
   UnixRpcClient c(repo_.var() / "thrum.sock");
   auto got = c.call("message.get", {{"message_id", parent}});
   ASSERT_TRUE(got.contains("result")) << got.dump();
-  EXPECT_EQ(got["result"]["message"]["thread_id"], thread) << "the parent joined the reply's thread";
+  EXPECT_EQ(got["result"]["message"]["thread_id"], thread)
+      << "the parent joined the reply's thread";
 
   auto alice = j("alice", {"inbox"});
   ASSERT_EQ(alice["messages"].size(), 1u) << alice.dump(2);
@@ -138,7 +142,8 @@ TEST_F(TwoAgents, InboxMarksReadButInboxUnreadDoesNot) {
 
   auto shown = run("bob", {"inbox"});
   ASSERT_EQ(shown.exit_code, 0);
-  EXPECT_NE(shown.out.find("● " + b), std::string::npos) << "shown as unread this time:\n" << shown.out;
+  EXPECT_NE(shown.out.find("● " + b), std::string::npos) << "shown as unread this time:\n"
+                                                         << shown.out;
 
   auto u3 = unread("bob");
   EXPECT_EQ(u3["unread"], 0) << "inbox marked what it showed";

@@ -24,7 +24,9 @@ using namespace std::chrono_literals;
 
 enum class Channel { kUnix, kWebSocket };
 
-void PrintTo(Channel ch, std::ostream* os) { *os << (ch == Channel::kUnix ? "unix" : "ws"); }
+void PrintTo(Channel ch, std::ostream* os) {
+  *os << (ch == Channel::kUnix ? "unix" : "ws");
+}
 
 std::string channel_name(const ::testing::TestParamInfo<Channel>& info) {
   return info.param == Channel::kUnix ? "UnixSocket" : "WebSocket";
@@ -108,9 +110,11 @@ TEST_P(RpcErrors, UnknownMethodIsMethodNotFoundNamingIt) {
 }
 
 TEST_P(RpcErrors, WrongParamTypesAreInvalidParams) {
-  auto r = conn_->roundtrip(R"({"jsonrpc":"2.0","id":1,"method":"message.get","params":{"message_id":42}})");
+  auto r = conn_->roundtrip(
+      R"({"jsonrpc":"2.0","id":1,"method":"message.get","params":{"message_id":42}})");
   EXPECT_EQ(code(r), -32602) << r.dump();
-  EXPECT_NE(r["error"]["message"].get<std::string>().find("message_id"), std::string::npos) << r.dump();
+  EXPECT_NE(r["error"]["message"].get<std::string>().find("message_id"), std::string::npos)
+      << r.dump();
 
   auto arr = conn_->roundtrip(R"({"jsonrpc":"2.0","id":2,"method":"health","params":[1]})");
   EXPECT_EQ(code(arr), -32602) << arr.dump();
@@ -182,12 +186,12 @@ TEST(RpcErrorsUnix, PipelinedRequestsAreAnsweredInOrder) {
   TempRepo repo;
   repo.start_daemon();
   UnixRpcClient c(repo.var() / "thrum.sock");
-  ASSERT_TRUE(c.send_raw(
-      "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"health\"}\n"
-      "garbage\n"
-      "\n"
-      "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"nope\"}\r\n"
-      "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"health\"}\n"));
+  ASSERT_TRUE(
+      c.send_raw("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"health\"}\n"
+                 "garbage\n"
+                 "\n"
+                 "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"nope\"}\r\n"
+                 "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"health\"}\n"));
   std::vector<json> got;
   for (int i = 0; i < 4; ++i) {
     auto line = c.read_line(10s);
@@ -237,14 +241,15 @@ TEST(RpcErrorsWs, NonLocalOriginIsRefused) {
   repo.start_daemon();
   const auto port = *read_ws_port(repo.var());
   // A browser page from elsewhere must not drive the daemon: curl-free check with a raw request.
-  auto r = run_process("/bin/bash",
-                       {"-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
-                                  " 2>/dev/null || exit 99; printf 'GET /ws HTTP/1.1\\r\\nHost: "
-                                  "127.0.0.1\\r\\nOrigin: http://evil.example\\r\\nConnection: "
-                                  "Upgrade\\r\\nUpgrade: websocket\\r\\nSec-WebSocket-Version: "
-                                  "13\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n\\r\\n' "
-                                  ">&3; head -c 200 <&3"},
-                       repo.root(), {}, std::nullopt, 10s);
+  auto r =
+      run_process("/bin/bash",
+                  {"-c", "exec 3<>/dev/tcp/127.0.0.1/" + std::to_string(port) +
+                             " 2>/dev/null || exit 99; printf 'GET /ws HTTP/1.1\\r\\nHost: "
+                             "127.0.0.1\\r\\nOrigin: http://evil.example\\r\\nConnection: "
+                             "Upgrade\\r\\nUpgrade: websocket\\r\\nSec-WebSocket-Version: "
+                             "13\\r\\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\\r\\n\\r\\n' "
+                             ">&3; head -c 200 <&3"},
+                  repo.root(), {}, std::nullopt, 10s);
   if (r.exit_code == 99) GTEST_SKIP() << "bash cannot open /dev/tcp here";
   EXPECT_NE(r.out.find("403"), std::string::npos) << r.out << r.err;
 }

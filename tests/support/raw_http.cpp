@@ -31,7 +31,8 @@ RawHttpResponse raw_http_exchange(unsigned short port, const std::string& reques
   }
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
@@ -42,7 +43,8 @@ RawHttpResponse raw_http_exchange(unsigned short port, const std::string& reques
   }
   ::close(fd);
   // "HTTP/1.1 401 Unauthorized"
-  if (r.raw.rfind("HTTP/1.", 0) == 0 && r.raw.size() >= 12) r.status = std::atoi(r.raw.substr(9, 3).c_str());
+  if (r.raw.rfind("HTTP/1.", 0) == 0 && r.raw.size() >= 12)
+    r.status = std::atoi(r.raw.substr(9, 3).c_str());
   return r;
 }
 

@@ -10,8 +10,8 @@
 namespace thrum::test {
 
 struct RawHttpResponse {
-  int status = 0;        ///< HTTP status code; 0 when no status line came back
-  std::string raw;       ///< everything the server sent before closing (or the timeout)
+  int status = 0;   ///< HTTP status code; 0 when no status line came back
+  std::string raw;  ///< everything the server sent before closing (or the timeout)
 };
 
 /// Sends `request` (already formatted, including the blank line) to 127.0.0.1:`port` and reads

@@ -162,23 +162,27 @@ WsRpcClient::~WsRpcClient() {
   beast::get_lowest_layer(impl_->ws).socket().close(ec);
 }
 
-bool WsRpcClient::is_open() const { return !impl_->closed && impl_->ws.is_open(); }
+bool WsRpcClient::is_open() const {
+  return !impl_->closed && impl_->ws.is_open();
+}
 
 bool WsRpcClient::send_text(const std::string& text) {
   if (impl_->closed) return false;
   bool done = false;
   beast::error_code result;
   auto data = std::make_shared<std::string>(text);
-  impl_->ws.async_write(asio::buffer(*data), [&done, &result, data](beast::error_code ec, std::size_t) {
-    done = true;
-    result = ec;
-  });
+  impl_->ws.async_write(asio::buffer(*data),
+                        [&done, &result, data](beast::error_code ec, std::size_t) {
+                          done = true;
+                          result = ec;
+                        });
   impl_->run_until([&] { return done; }, steady::now() + std::chrono::seconds(10));
   return done && !result;
 }
 
 std::optional<std::string> WsRpcClient::next_text(std::chrono::milliseconds timeout) {
-  impl_->run_until([&] { return !impl_->frames.empty() || impl_->closed; }, steady::now() + timeout);
+  impl_->run_until([&] { return !impl_->frames.empty() || impl_->closed; },
+                   steady::now() + timeout);
   if (impl_->frames.empty()) return std::nullopt;
   std::string f = std::move(impl_->frames.front());
   impl_->frames.pop_front();

@@ -26,13 +26,15 @@ class UnixRpcClient {
   /// Writes all of `data` as is (no newline added). False when the peer is gone.
   bool send_raw(std::string_view data);
   /// The next response line (without '\n'), or nullopt on timeout, EOF or error.
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::optional<std::string> read_line(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Sends `text` + '\n' and parses the one line that answers it; a discarded json (is_discarded())
   /// when there was no answer or it was not JSON.
   nlohmann::json roundtrip(std::string_view text,
                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// A well-formed request with a fresh numeric id; returns the whole response document.
-  nlohmann::json call(const std::string& method, const nlohmann::json& params = nlohmann::json::object(),
+  nlohmann::json call(const std::string& method,
+                      const nlohmann::json& params = nlohmann::json::object(),
                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Waits until the daemon closes this connection (EOF or reset); buffered lines are dropped.
   bool wait_closed(std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -57,12 +59,14 @@ class WsRpcClient {
   /// Sends one text frame. False when the connection is gone.
   bool send_text(const std::string& text);
   /// The next text frame, or nullopt on timeout or when the connection closed.
-  std::optional<std::string> next_text(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  std::optional<std::string> next_text(
+      std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Sends `text` and returns the first frame that is a response (has "result" or "error"),
   /// keeping notifications that arrive first. Discarded json on timeout.
   nlohmann::json roundtrip(const std::string& text,
                            std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  nlohmann::json call(const std::string& method, const nlohmann::json& params = nlohmann::json::object(),
+  nlohmann::json call(const std::string& method,
+                      const nlohmann::json& params = nlohmann::json::object(),
                       std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// The next notification named `method` (earlier non-matching notifications are dropped).
   std::optional<nlohmann::json> next_notification(

@@ -137,11 +137,11 @@ void StreamingChild::kill(int sig) {
   if (!reaped_ && pid_ > 0) ::kill(pid_, sig);
 }
 
-std::unique_ptr<StreamingChild> start_peer_add(const std::filesystem::path& repo_root, const std::string& type,
+std::unique_ptr<StreamingChild> start_peer_add(const std::filesystem::path& repo_root,
+                                               const std::string& type,
                                                const std::map<std::string, std::string>& env) {
-  return std::make_unique<StreamingChild>(THRUM_TEST_BINARY,
-                                          std::vector<std::string>{"peer", "add", "--type", type}, repo_root,
-                                          env);
+  return std::make_unique<StreamingChild>(
+      THRUM_TEST_BINARY, std::vector<std::string>{"peer", "add", "--type", type}, repo_root, env);
 }
 
 std::optional<std::string> extract_peercode(const std::string& text) {
@@ -156,7 +156,8 @@ std::optional<std::string> extract_peercode(const std::string& text) {
   return code;
 }
 
-std::optional<std::string> wait_for_peercode(StreamingChild& child, std::chrono::milliseconds timeout) {
+std::optional<std::string> wait_for_peercode(StreamingChild& child,
+                                             std::chrono::milliseconds timeout) {
   std::optional<std::string> code;
   wait_until(
       [&] {

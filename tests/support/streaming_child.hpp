@@ -23,7 +23,8 @@ class StreamingChild {
   /// Starts `program args...` in `cwd` with `env` added, stdin from /dev/null. Two reader threads
   /// collect stdout and stderr as they arrive.
   StreamingChild(const std::string& program, const std::vector<std::string>& args,
-                 const std::filesystem::path& cwd, const std::map<std::string, std::string>& env = {});
+                 const std::filesystem::path& cwd,
+                 const std::map<std::string, std::string>& env = {});
   /// SIGKILLs the child if it still runs, reaps it and joins the readers.
   ~StreamingChild();
   StreamingChild(const StreamingChild&) = delete;
@@ -35,7 +36,8 @@ class StreamingChild {
   std::string err() const;
   /// Waits until stdout contains `needle`; false on timeout or when the child exited first
   /// (and its whole output did not contain it).
-  bool wait_for_out(const std::string& needle, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  bool wait_for_out(const std::string& needle,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// Whether the child has exited (reaps it if so).
   bool exited();
   /// Waits for exit (SIGKILL after `timeout`, exit_code -1) and returns everything it printed.
@@ -63,7 +65,7 @@ std::unique_ptr<StreamingChild> start_peer_add(const std::filesystem::path& repo
 std::optional<std::string> extract_peercode(const std::string& peer_add_stdout);
 
 /// Waits until `child` printed its peercode and returns it (nullopt on timeout / early exit).
-std::optional<std::string> wait_for_peercode(StreamingChild& child,
-                                             std::chrono::milliseconds timeout = std::chrono::seconds(15));
+std::optional<std::string> wait_for_peercode(
+    StreamingChild& child, std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
 }  // namespace thrum::test

@@ -41,7 +41,9 @@ RunResult TempRepo::thrum(const std::vector<std::string>& args,
 
 void TempRepo::start_daemon(const std::map<std::string, std::string>& env) {
   auto r = thrum({"daemon", "start"}, env);
-  ASSERT_EQ(r.exit_code, 0) << "daemon start failed:\n" << r.out << r.err << "\nlog:\n" << daemon_log();
+  ASSERT_EQ(r.exit_code, 0) << "daemon start failed:\n"
+                            << r.out << r.err << "\nlog:\n"
+                            << daemon_log();
 }
 
 void TempRepo::stop_daemon() {

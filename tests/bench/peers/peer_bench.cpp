@@ -85,7 +85,9 @@ long rss_kib(int pid) {
 }
 
 int64_t total_for(test::UnixRpcClient& c, const std::string& agent) {
-  auto r = c.call("message.list", {{"caller_agent_id", agent}, {"limit", 1}, {"unread", false}, {"mark_read", false}});
+  auto r =
+      c.call("message.list",
+             {{"caller_agent_id", agent}, {"limit", 1}, {"unread", false}, {"mark_read", false}});
   if (!r.contains("result")) throw std::runtime_error("message.list failed: " + r.dump());
   return r["result"].value("total", int64_t{-1});
 }
@@ -102,14 +104,15 @@ void pair(NamedRepo& listener, NamedRepo& dialer) {
   auto add = test::start_peer_add(listener.root(), "local");
   auto code = test::wait_for_peercode(*add);
   if (!code) throw std::runtime_error("peer add printed no peercode: " + add->out() + add->err());
-  dialer.must({"peer", "join", "--type", "local", "--peercode", *code, "--repo-path", listener.root().string()});
+  dialer.must({"peer", "join", "--type", "local", "--peercode", *code, "--repo-path",
+               listener.root().string()});
   auto r = add->wait(std::chrono::seconds(30));
   if (r.exit_code != 0) throw std::runtime_error("peer add failed: " + r.out + r.err);
 }
 
 void print_summary(const char* label, const Summary& s) {
-  std::printf("%-34s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", label, s.median, s.p90,
-              s.p99, s.max, s.mean);
+  std::printf("%-34s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", label,
+              s.median, s.p90, s.p99, s.max, s.mean);
 }
 
 }  // namespace
@@ -129,7 +132,8 @@ int main(int argc, char** argv) {
     NamedRepo main_repo("main"), api("api");
     main_repo.must({"quickstart", "--name", "coordinator_main", "--role", "coordinator"},
                    {{"THRUM_NAME", "coordinator_main"}});
-    api.must({"quickstart", "--name", "reviewer", "--role", "reviewer"}, {{"THRUM_NAME", "reviewer"}});
+    api.must({"quickstart", "--name", "reviewer", "--role", "reviewer"},
+             {{"THRUM_NAME", "reviewer"}});
     for (int c = 0; c < clients; ++c)
       main_repo.must({"quickstart", "--name", "s" + std::to_string(c), "--role", "bench"},
                      {{"THRUM_NAME", "s" + std::to_string(c)}});
@@ -173,7 +177,9 @@ int main(int argc, char** argv) {
         bool got = false;
         while (!got) {
           auto n = client.next_notification("notification.message", 10s);
-          if (!n) throw std::runtime_error("no notification.message within 10 s for sample " + std::to_string(i));
+          if (!n)
+            throw std::runtime_error("no notification.message within 10 s for sample " +
+                                     std::to_string(i));
           got = (*n)["params"].value("preview", "") == body;
         }
         const auto t1 = steady::now();
@@ -182,8 +188,9 @@ int main(int argc, char** argv) {
           send_ret.push_back(std::chrono::duration<double, std::milli>(ts - t0).count());
         }
       }
-      print_summary((std::string(label) + " send->notify (n=" + std::to_string(samples) + ")").c_str(),
-                    summarize(lat));
+      print_summary(
+          (std::string(label) + " send->notify (n=" + std::to_string(samples) + ")").c_str(),
+          summarize(lat));
       print_summary((std::string(label) + " message.send returns").c_str(), summarize(send_ret));
     };
     {
@@ -200,9 +207,11 @@ int main(int argc, char** argv) {
     const auto start = steady::now();
     std::thread senders([&] {
       auto res = send_burst(main_repo.sock(), clients, messages, "@api:reviewer", "tp");
-      std::printf("throughput sender side: %d sends in %.3f s = %.0f msgs/s (send p50 %.3f ms, p99 %.3f ms)\n",
-                  messages, res.first, messages / res.first, summarize(res.second).median,
-                  summarize(res.second).p99);
+      std::printf(
+          "throughput sender side: %d sends in %.3f s = %.0f msgs/s (send p50 %.3f ms, p99 %.3f "
+          "ms)\n",
+          messages, res.first, messages / res.first, summarize(res.second).median,
+          summarize(res.second).p99);
       sending_done = true;
     });
     const auto deadline = start + 300s;
@@ -211,9 +220,13 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(2ms);
     const double secs = std::chrono::duration<double>(steady::now() - start).count();
     senders.join();
-    if (have < messages) throw std::runtime_error("only " + std::to_string(have) + " of " + std::to_string(messages) + " arrived");
-    std::printf("throughput end to end: %d msgs stored on the remote in %.3f s = %.0f msgs/s (%d sender connections)\n",
-                messages, secs, messages / secs, clients);
+    if (have < messages)
+      throw std::runtime_error("only " + std::to_string(have) + " of " + std::to_string(messages) +
+                               " arrived");
+    std::printf(
+        "throughput end to end: %d msgs stored on the remote in %.3f s = %.0f msgs/s (%d sender "
+        "connections)\n",
+        messages, secs, messages / secs, clients);
     const long main_after = rss_kib(main_repo.pid()), api_after = rss_kib(api.pid());
     std::printf("RSS after the run:        main %ld KiB, api %ld KiB\n", main_after, api_after);
   } catch (const std::exception& e) {

@@ -119,8 +119,8 @@ TEST_F(ConfigTest, ValidateNamesTheKeyOfABadWsPort) {
 
 TEST_F(ConfigTest, PairingCodeLengthAccepts12To16AndRefusesTheRest) {
   for (int n : {11, 17, 4, 0}) {
-    auto errs = config_with(R"({"peers": {"pairing_code_length": )" + std::to_string(n) + "}}")
-                    .validate();
+    auto errs =
+        config_with(R"({"peers": {"pairing_code_length": )" + std::to_string(n) + "}}").validate();
     ASSERT_EQ(errs.size(), 1u) << n;
     EXPECT_NE(errs[0].find("peers.pairing_code_length"), std::string::npos) << errs[0];
     EXPECT_NE(errs[0].find(std::to_string(n)), std::string::npos)

@@ -17,7 +17,8 @@ using namespace std::chrono_literals;
 
 bool is_crockford(const std::string& s) {
   static const std::string alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-  return std::all_of(s.begin(), s.end(), [](char c) { return alphabet.find(c) != std::string::npos; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return alphabet.find(c) != std::string::npos; });
 }
 
 TEST(Ulid, Is26CrockfordCharacters) {

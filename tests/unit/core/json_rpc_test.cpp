@@ -36,8 +36,9 @@ class DispatcherTest : public ::testing::Test {
     d_.add("later", [this](const json&, const CallContext&, Respond respond) {
       deferred_ = std::move(respond);
     });
-    d_.add("unix_only", [](const json&, const CallContext&, Respond respond) { respond(json("ok")); },
-           Dispatcher::kUnix);
+    d_.add(
+        "unix_only", [](const json&, const CallContext&, Respond respond) { respond(json("ok")); },
+        Dispatcher::kUnix);
   }
 
   /// Every response the dispatcher produced for one request.
@@ -60,8 +61,12 @@ class DispatcherTest : public ::testing::Test {
   Respond deferred_;
 };
 
-int code_of(const json& resp) { return resp.at("error").at("code").get<int>(); }
-std::string message_of(const json& resp) { return resp.at("error").at("message").get<std::string>(); }
+int code_of(const json& resp) {
+  return resp.at("error").at("code").get<int>();
+}
+std::string message_of(const json& resp) {
+  return resp.at("error").at("message").get<std::string>();
+}
 
 TEST_F(DispatcherTest, AnswersAWellFormedRequestWithItsId) {
   auto r = one(R"({"jsonrpc":"2.0","id":7,"method":"echo","params":{"a":1}})");
@@ -76,7 +81,8 @@ TEST_F(DispatcherTest, AnswersAWellFormedRequestWithItsId) {
 }
 
 TEST_F(DispatcherTest, MalformedJsonIsParseErrorWithNullId) {
-  for (const char* text : {"{not json", R"({"jsonrpc":"2.0","id":1,"method":"echo")", "", "\x01\x02"}) {
+  for (const char* text :
+       {"{not json", R"({"jsonrpc":"2.0","id":1,"method":"echo")", "", "\x01\x02"}) {
     auto r = one(text);
     EXPECT_EQ(code_of(r), kParseError) << text;
     EXPECT_TRUE(r.contains("id") && r["id"].is_null()) << text;
@@ -105,7 +111,8 @@ TEST_F(DispatcherTest, UnknownMethodNamesTheMethod) {
 
 TEST_F(DispatcherTest, MethodOutsideItsScopeIsNotFoundOnThatChannel) {
   EXPECT_EQ(one(R"({"jsonrpc":"2.0","id":1,"method":"unix_only"})")["result"], "ok");
-  auto r = one(R"({"jsonrpc":"2.0","id":1,"method":"unix_only"})", CallContext::Channel::kWebSocket);
+  auto r =
+      one(R"({"jsonrpc":"2.0","id":1,"method":"unix_only"})", CallContext::Channel::kWebSocket);
   EXPECT_EQ(code_of(r), kMethodNotFound);
   EXPECT_EQ(message_of(r), "method 'unix_only' is not registered");
 }
@@ -124,22 +131,26 @@ TEST_F(DispatcherTest, WrongParamTypesAreInvalidParamsNamingTheParam) {
   EXPECT_EQ(code_of(missing), kInvalidParams);
   EXPECT_NE(message_of(missing).find("name is required"), std::string::npos);
 
-  auto bad_int = one(R"({"jsonrpc":"2.0","id":4,"method":"typed","params":{"name":"a","count":"3"}})");
+  auto bad_int =
+      one(R"({"jsonrpc":"2.0","id":4,"method":"typed","params":{"name":"a","count":"3"}})");
   EXPECT_EQ(code_of(bad_int), kInvalidParams);
   EXPECT_NE(message_of(bad_int).find("count"), std::string::npos);
 
-  auto bad_flag = one(R"({"jsonrpc":"2.0","id":5,"method":"typed","params":{"name":"a","flag":"yes"}})");
+  auto bad_flag =
+      one(R"({"jsonrpc":"2.0","id":5,"method":"typed","params":{"name":"a","flag":"yes"}})");
   EXPECT_EQ(code_of(bad_flag), kInvalidParams);
   EXPECT_NE(message_of(bad_flag).find("flag"), std::string::npos);
 
-  auto ok = one(R"({"jsonrpc":"2.0","id":6,"method":"typed","params":{"name":"a","count":3,"flag":true}})");
+  auto ok = one(
+      R"({"jsonrpc":"2.0","id":6,"method":"typed","params":{"name":"a","count":3,"flag":true}})");
   EXPECT_EQ(ok["result"], json({{"name", "a"}, {"count", 3}, {"flag", true}}));
 }
 
 TEST_F(DispatcherTest, HandlerReadingAWrongTypeUncheckedIsStillInvalidParams) {
   auto r = one(R"({"jsonrpc":"2.0","id":1,"method":"unchecked","params":{"n":"five"}})");
   EXPECT_EQ(code_of(r), kInvalidParams);
-  EXPECT_EQ(one(R"({"jsonrpc":"2.0","id":1,"method":"unchecked","params":{"n":5}})")["result"]["n"], 6);
+  EXPECT_EQ(one(R"({"jsonrpc":"2.0","id":1,"method":"unchecked","params":{"n":5}})")["result"]["n"],
+            6);
 }
 
 TEST_F(DispatcherTest, HandlerFailureBecomesHandlerErrorWithItsMessage) {

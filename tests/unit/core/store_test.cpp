@@ -73,7 +73,8 @@ class StoreTest : public ::testing::Test {
 
   static Store::Job insert_agent(std::string id) {
     return [id](sql::Db& db) {
-      db.prepare("INSERT INTO agents(agent_id, registered_at, last_seen_at) VALUES(?1, 'now', 'now')")
+      db.prepare(
+            "INSERT INTO agents(agent_id, registered_at, last_seen_at) VALUES(?1, 'now', 'now')")
           .bind(1, id)
           .run();
     };
@@ -140,14 +141,23 @@ TEST_F(StoreTest, FailingJobInABatchDoesNotUndoTheOthers) {
 
   std::vector<std::exception_ptr> results(3);
   std::vector<bool> reported(3, false);
-  store_->write(insert_agent("alice"), [&](std::exception_ptr e) { results[0] = e; reported[0] = true; });
+  store_->write(insert_agent("alice"), [&](std::exception_ptr e) {
+    results[0] = e;
+    reported[0] = true;
+  });
   store_->write(
       [](sql::Db& db) {
         insert_agent("half-done")(db);  // written, then the job fails: must be rolled back
         db.exec("INSERT INTO no_such_table VALUES(1)");
       },
-      [&](std::exception_ptr e) { results[1] = e; reported[1] = true; });
-  store_->write(insert_agent("bob"), [&](std::exception_ptr e) { results[2] = e; reported[2] = true; });
+      [&](std::exception_ptr e) {
+        results[1] = e;
+        reported[1] = true;
+      });
+  store_->write(insert_agent("bob"), [&](std::exception_ptr e) {
+    results[2] = e;
+    reported[2] = true;
+  });
   hold.unlock();
 
   ASSERT_TRUE(loop_.run_until([&] { return reported[0] && reported[1] && reported[2]; }));

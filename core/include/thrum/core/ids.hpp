@@ -12,16 +12,26 @@ namespace thrum::core {
 /// same millisecond still sort in creation order. Thread-safe.
 std::string new_ulid();
 
-inline std::string new_message_id() { return "msg_" + new_ulid(); }
-inline std::string new_thread_id() { return "thr_" + new_ulid(); }
-inline std::string new_session_id() { return "ses_" + new_ulid(); }
-inline std::string new_daemon_id() { return "d_" + new_ulid(); }
+inline std::string new_message_id() {
+  return "msg_" + new_ulid();
+}
+inline std::string new_thread_id() {
+  return "thr_" + new_ulid();
+}
+inline std::string new_session_id() {
+  return "ses_" + new_ulid();
+}
+inline std::string new_daemon_id() {
+  return "d_" + new_ulid();
+}
 
 using Clock = std::chrono::system_clock;
 
 /// RFC 3339 UTC with microseconds, e.g. `2026-11-27T16:30:00.123456Z`. Sorts as a string.
 std::string rfc3339(Clock::time_point t);
-inline std::string now_rfc3339() { return rfc3339(Clock::now()); }
+inline std::string now_rfc3339() {
+  return rfc3339(Clock::now());
+}
 /// RFC 3339 UTC to whole seconds, e.g. `2026-11-27T16:30:00Z`.
 std::string rfc3339_seconds(Clock::time_point t);
 /// Parses what rfc3339() and rfc3339_seconds() produce (a trailing `Z` is required).

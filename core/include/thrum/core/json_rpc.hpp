@@ -51,8 +51,12 @@ struct Failure : std::runtime_error {
   Failure(int c, const std::string& msg) : std::runtime_error(msg), code(c) {}
   int code;
 };
-[[noreturn]] inline void fail(const std::string& msg) { throw Failure(kHandlerError, msg); }
-[[noreturn]] inline void fail_params(const std::string& msg) { throw Failure(kInvalidParams, msg); }
+[[noreturn]] inline void fail(const std::string& msg) {
+  throw Failure(kHandlerError, msg);
+}
+[[noreturn]] inline void fail_params(const std::string& msg) {
+  throw Failure(kInvalidParams, msg);
+}
 
 /// Who is calling and over what.
 struct CallContext {
@@ -70,7 +74,7 @@ using Handler = std::function<void(const json& params, const CallContext& ctx, R
 class Params {
  public:
   explicit Params(const json& p) : p_(p) {}
-  std::string str(const char* key) const;                 ///< required non-empty string
+  std::string str(const char* key) const;  ///< required non-empty string
   std::optional<std::string> opt_str(const char* key) const;
   std::optional<int64_t> opt_int(const char* key) const;
   bool flag(const char* key, bool def = false) const;

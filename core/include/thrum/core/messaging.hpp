@@ -32,8 +32,8 @@ struct Agent {
   std::string intent;
   std::optional<std::string> session_id;
   std::optional<std::string> session_started_at;
-  std::optional<std::string> peer_name;  ///< proxies only: the peer they live on
-  std::optional<std::string> remote_name;     ///< proxies only
+  std::optional<std::string> peer_name;    ///< proxies only: the peer they live on
+  std::optional<std::string> remote_name;  ///< proxies only
   std::string registered_at;
   std::string last_seen_at;
 
@@ -89,7 +89,8 @@ class Router {
   virtual ~Router() = default;
   /// Outbox items for a message addressed to `proxies` (and to every peer when `broadcast`).
   /// Throws rpc::Failure when a proxy's peer is gone.
-  virtual std::vector<OutboxItem> route(const StoredMessage& m, const std::vector<const Agent*>& proxies,
+  virtual std::vector<OutboxItem> route(const StoredMessage& m,
+                                        const std::vector<const Agent*>& proxies,
                                         bool broadcast) = 0;
   /// After the commit of queued items: deliver them.
   virtual void kick(const std::string& peer) = 0;
@@ -98,7 +99,8 @@ class Router {
   /// {"active"|"offline"|"unknown", role} of a proxy, from the live link.
   virtual std::pair<std::string, std::string> proxy_presence(const Agent& proxy) const = 0;
   /// A local agent read these messages (after the commit): send read receipts.
-  virtual void messages_read(const std::string& reader, const std::vector<std::string>& message_ids) = 0;
+  virtual void messages_read(const std::string& reader,
+                             const std::vector<std::string>& message_ids) = 0;
   /// Local agents changed: re-announce presence.
   virtual void agents_changed() = 0;
 };

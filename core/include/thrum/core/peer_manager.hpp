@@ -67,7 +67,8 @@ class PeerManager final : public Router {
   void kick(const std::string& peer) override;
   std::optional<std::string> peer_for_prefix(const std::string& prefix) const override;
   std::pair<std::string, std::string> proxy_presence(const Agent& proxy) const override;
-  void messages_read(const std::string& reader, const std::vector<std::string>& message_ids) override;
+  void messages_read(const std::string& reader,
+                     const std::vector<std::string>& message_ids) override;
   void agents_changed() override;
 
  private:

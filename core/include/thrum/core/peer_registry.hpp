@@ -29,7 +29,7 @@ struct PeerRecord {
   std::string remote_git_origin_url;
   std::string reconcile_status;  ///< "" healthy | "drift_reconcile_failed"
   std::string remote_cert_sha256;
-  std::string removed_by_peer;   ///< set when the other side removed us (RFC 3339)
+  std::string removed_by_peer;  ///< set when the other side removed us (RFC 3339)
 
   nlohmann::json to_json(bool with_token) const;
   static PeerRecord from_json(const nlohmann::json& j);

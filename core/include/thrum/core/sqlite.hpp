@@ -64,9 +64,7 @@ class Stmt {
   Stmt& bind(int i, int64_t v);
   Stmt& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
   Stmt& bind_null(int i);
-  Stmt& bind(int i, const std::optional<std::string>& v) {
-    return v ? bind(i, *v) : bind_null(i);
-  }
+  Stmt& bind(int i, const std::optional<std::string>& v) { return v ? bind(i, *v) : bind_null(i); }
 
   bool step();  ///< throws sql::Error on failure
   void run() {  ///< step() once for statements that return no rows

@@ -36,7 +36,7 @@ double time_scale();
 
 /// Reconnect backoff state for one dialer peer: a pure function of (state, now, rng).
 struct Backoff {
-  int failures = 0;                      ///< consecutive failed attempts
+  int failures = 0;                                       ///< consecutive failed attempts
   std::chrono::steady_clock::time_point healthy_since{};  ///< when the current link came up
 };
 
