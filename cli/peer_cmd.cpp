@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <iostream>
+#include <optional>
 
 #include "cli.hpp"
 #include "client.hpp"
@@ -51,6 +52,16 @@ void check_type(const std::string& type, bool join) {
 std::atomic<bool> g_interrupted{false};
 extern "C" void on_sigint(int) {
   g_interrupted = true;
+}
+
+/// The success lines of `peer add` and `peer join` (the brief's wording), plus the next step.
+void print_paired(const Context& ctx, const json& r) {
+  const std::string name = r.value("peer_name", "");
+  std::cout << "Paired with \"" << name << "\" (" << r.value("peer_address", "")
+            << "). Syncing started.\n";
+  if (!ctx.g.quiet)
+    std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
+              << " add-agent <agent-name>\n";
 }
 
 struct AddArgs {
@@ -106,12 +117,8 @@ int cmd_add(Context& ctx, const AddArgs& a) {
     print_json(result);
     return 0;
   }
-  const std::string name = result.value("peer_name", "");
-  std::cout << "\nPaired with \"" << name << "\" (" << result.value("peer_address", "")
-            << "). Syncing started.\n";
-  if (!ctx.g.quiet)
-    std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
-              << " add-agent <agent-name>\n";
+  std::cout << "\n";
+  print_paired(ctx, result);
   return 0;
 }
 
@@ -160,12 +167,7 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
     print_json(r);
     return 0;
   }
-  const std::string name = r.value("peer_name", "");
-  std::cout << "Paired with \"" << name << "\" (" << r.value("peer_address", "")
-            << "). Syncing started.\n";
-  if (!ctx.g.quiet)
-    std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
-              << " add-agent <agent-name>\n";
+  print_paired(ctx, r);
   return 0;
 }
 
@@ -174,19 +176,27 @@ std::string fit(const std::string& s, size_t width) {
   return s.substr(0, width - 3) + "...";
 }
 
-int cmd_list(Context& ctx) {
+/// The peers array from `method`, or nullopt when it was already printed (--json) or there are
+/// none (the empty message was printed).
+std::optional<json> fetch_peers(Context& ctx, const char* method) {
   auto paths = require_repo(ctx);
   RpcClient client(paths.sock);
-  json r = client.call("peer.list");
+  json r = client.call(method);
   if (ctx.g.json) {
     print_json(r["peers"]);
-    return 0;
+    return std::nullopt;
   }
-  const auto& peers = r["peers"];
-  if (peers.empty()) {
+  if (r["peers"].empty()) {
     std::cout << "No peers paired. Use 'thrum peer add' to start pairing.\n";
-    return 0;
+    return std::nullopt;
   }
+  return r["peers"];
+}
+
+int cmd_list(Context& ctx) {
+  auto fetched = fetch_peers(ctx, "peer.list");
+  if (!fetched) return 0;
+  const json& peers = *fetched;
   std::printf("%-20s %-22s %-18s %s\n", "NAME", "ADDRESS", "LAST SYNC", "LAST SEQ");
   for (const auto& p : peers) {
     const std::string name = p.value("name", "");
@@ -208,18 +218,9 @@ std::string since_short(const std::string& ts) {
 }
 
 int cmd_status(Context& ctx) {
-  auto paths = require_repo(ctx);
-  RpcClient client(paths.sock);
-  json r = client.call("peer.status");
-  if (ctx.g.json) {
-    print_json(r["peers"]);
-    return 0;
-  }
-  const auto& peers = r["peers"];
-  if (peers.empty()) {
-    std::cout << "No peers paired. Use 'thrum peer add' to start pairing.\n";
-    return 0;
-  }
+  auto fetched = fetch_peers(ctx, "peer.status");
+  if (!fetched) return 0;
+  const json& peers = *fetched;
   std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %s\n", "NAME", "ADDRESS", "HAS_TOKEN",
               "PAIRED_AT", "LAST_SYNC", "TRANSPORT", "STATE", "QUEUED");
   for (const auto& p : peers) {
