@@ -33,16 +33,39 @@ void reject_upgrade(std::unique_ptr<PeerUpgrade> up, http::status status, const 
   res->prepare_payload();
   res->keep_alive(false);
   auto holder = std::shared_ptr<PeerUpgrade>(std::move(up));
-  http::async_write(holder->socket, *res, [holder, res](beast::error_code, std::size_t) {
-    beast::error_code ec;
-    holder->socket.shutdown(Socket::shutdown_both, ec);
-    holder->socket.close(ec);
-  });
+  std::visit(
+      [holder, res](auto& stream) {
+        http::async_write(stream, *res, [holder, res](beast::error_code, std::size_t) {
+          std::visit(
+              [](auto& s) {
+                beast::error_code ec;
+                auto& sock = beast::get_lowest_layer(s);
+                sock.shutdown(Socket::shutdown_both, ec);
+                sock.close(ec);
+              },
+              holder->stream);
+        });
+      },
+      holder->stream);
 }
 
-PeerLink::PeerLink(Socket sock, Timing t)
-    : ws_(std::move(sock)), timing_(t), ping_timer_(ws_.get_executor()) {
-  ws_.read_message_max(kMaxFrameBytes);
+namespace {
+using PlainWs = websocket::stream<Socket>;
+using TlsWs = websocket::stream<TlsStream>;
+
+std::variant<PlainWs, TlsWs> make_ws(AnyStream&& s) {
+  if (auto* plain = std::get_if<Socket>(&s))
+    return std::variant<PlainWs, TlsWs>(std::in_place_type<PlainWs>, std::move(*plain));
+  return std::variant<PlainWs, TlsWs>(std::in_place_type<TlsWs>,
+                                      std::move(std::get<TlsStream>(s)));
+}
+}  // namespace
+
+PeerLink::PeerLink(AnyStream sock, Timing t)
+    : ws_(make_ws(std::move(sock))),
+      timing_(t),
+      ping_timer_(visit([](auto& ws) { return ws.get_executor(); })) {
+  visit([](auto& ws) { ws.read_message_max(kMaxFrameBytes); });
   last_rx_ = std::chrono::steady_clock::now();
 }
 
@@ -51,58 +74,72 @@ PeerLink::~PeerLink() = default;
 void PeerLink::accept(std::unique_ptr<PeerUpgrade> up, Timing t,
                       std::function<void(std::shared_ptr<PeerLink>)> on_open) {
   auto req = std::make_shared<Request>(std::move(up->request));
-  auto link = std::make_shared<PeerLink>(std::move(up->socket), t);
-  link->ws_.async_accept(*req, [link, req, on_open = std::move(on_open)](beast::error_code ec) {
-    if (ec) {
-      link->open_ = false;
-      return;
-    }
-    on_open(link);
+  auto link = std::make_shared<PeerLink>(std::move(up->stream), t);
+  link->visit([&](auto& ws) {
+    ws.async_accept(*req, [link, req, on_open = std::move(on_open)](beast::error_code ec) {
+      if (ec) {
+        link->open_ = false;
+        return;
+      }
+      on_open(link);
+    });
   });
 }
 
-void PeerLink::connect(Socket sock, const std::string& host, const std::string& token, Timing t,
+void PeerLink::connect(AnyStream sock, const std::string& host, const std::string& token, Timing t,
                        std::function<void(std::shared_ptr<PeerLink>, std::string, int)> done) {
   auto link = std::make_shared<PeerLink>(std::move(sock), t);
-  link->ws_.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
-    req.set(http::field::user_agent, "thrum-peer/1");
-    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
-  }));
+  link->visit([&](auto& ws) {
+    ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+      req.set(http::field::user_agent, "thrum-peer/1");
+      if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    }));
+  });
   auto res = std::make_shared<websocket::response_type>();
   // The handshake must not hang on a peer that accepted TCP but never answers.
-  auto timer = std::make_shared<asio::steady_timer>(link->ws_.get_executor());
+  auto timer = std::make_shared<asio::steady_timer>(link->ping_timer_.get_executor());
   timer->expires_after(std::chrono::seconds(10));
   timer->async_wait([link](beast::error_code ec) {
-    if (!ec) {
-      beast::error_code ignored;
-      beast::get_lowest_layer(link->ws_).close(ignored);
-    }
+    if (!ec) link->close_socket();
   });
-  link->ws_.async_handshake(
-      *res, host, "/peer", [link, res, timer, done = std::move(done)](beast::error_code ec) {
-        timer->cancel();
-        if (ec) {
-          link->open_ = false;
-          int status = static_cast<int>(res->result_int());
-          std::string why = ec.message();
-          if (status >= 400)
-            why = res->body().empty()
-                      ? "HTTP " + std::to_string(status) + " " + std::string(res->reason())
-                      : res->body();
-          while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
-          done(nullptr, why, status);
-          return;
-        }
-        done(link, "", 101);
-      });
+  link->visit([&](auto& ws) {
+    ws.async_handshake(
+        *res, host, "/peer", [link, res, timer, done = std::move(done)](beast::error_code ec) {
+          timer->cancel();
+          if (ec) {
+            link->open_ = false;
+            int status = static_cast<int>(res->result_int());
+            std::string why = ec.message();
+            if (status >= 400)
+              why = res->body().empty()
+                        ? "HTTP " + std::to_string(status) + " " + std::string(res->reason())
+                        : res->body();
+            while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
+            done(nullptr, why, status);
+            return;
+          }
+          done(link, "", 101);
+        });
+  });
+}
+
+void PeerLink::close_socket() {
+  visit([](auto& ws) {
+    beast::error_code ec;
+    auto& sock = beast::get_lowest_layer(ws);
+    sock.shutdown(Socket::shutdown_both, ec);
+    sock.close(ec);
+  });
 }
 
 void PeerLink::start(RequestHandler on_request, CloseHandler on_close) {
   on_request_ = std::move(on_request);
   on_close_ = std::move(on_close);
   started_ = true;
-  ws_.control_callback([this](websocket::frame_type, beast::string_view) {
-    last_rx_ = std::chrono::steady_clock::now();
+  visit([this](auto& ws) {
+    ws.control_callback([this](websocket::frame_type, beast::string_view) {
+      last_rx_ = std::chrono::steady_clock::now();
+    });
   });
   read();
   arm_ping();
@@ -119,9 +156,11 @@ void PeerLink::arm_ping() {
       self->close("no traffic for " + std::to_string(self->timing_.dead_after.count()) + " ms");
       return;
     }
-    self->ws_.async_ping({}, [weak](beast::error_code ec2) {
-      auto s = weak.lock();
-      if (ec2 && s) s->close("ping failed: " + ec2.message());
+    self->visit([weak](auto& ws) {
+      ws.async_ping({}, [weak](beast::error_code ec2) {
+        auto s = weak.lock();
+        if (ec2 && s) s->close("ping failed: " + ec2.message());
+      });
     });
     self->arm_ping();
   });
@@ -129,7 +168,7 @@ void PeerLink::arm_ping() {
 
 void PeerLink::read() {
   auto self = shared_from_this();
-  ws_.async_read(buf_, [self](beast::error_code ec, std::size_t) {
+  visit([&](auto& ws) { ws.async_read(buf_, [self](beast::error_code ec, std::size_t) {
     if (!self->open_) return;
     if (ec) {
       self->close(ec == websocket::error::message_too_big ? "frame over 4 MiB"
@@ -142,7 +181,7 @@ void PeerLink::read() {
     self->buf_.consume(self->buf_.size());
     self->on_frame(std::move(text));
     if (self->open_) self->read();
-  });
+  }); });
 }
 
 void PeerLink::on_frame(std::string text) {
@@ -211,8 +250,9 @@ void PeerLink::send(std::string text) {
 
 void PeerLink::write_front() {
   auto self = shared_from_this();
-  ws_.text(true);
-  ws_.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, std::size_t) {
+  visit([&](auto& ws) {
+  ws.text(true);
+  ws.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, std::size_t) {
     if (!self->open_) return;
     if (ec) {
       self->close("write failed: " + ec.message());
@@ -221,15 +261,14 @@ void PeerLink::write_front() {
     self->queue_.pop_front();
     if (!self->queue_.empty()) self->write_front();
   });
+  });
 }
 
 void PeerLink::close(const std::string& reason) {
   if (!open_) return;
   open_ = false;
   ping_timer_.cancel();
-  beast::error_code ec;
-  beast::get_lowest_layer(ws_).shutdown(Socket::shutdown_both, ec);
-  beast::get_lowest_layer(ws_).close(ec);
+  close_socket();
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, reply] : pending)

@@ -8,13 +8,16 @@
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <chrono>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <variant>
 
 #include <nlohmann/json.hpp>
 
@@ -28,14 +31,20 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
 using Socket = asio::generic::stream_protocol::socket;
+using TlsStream = beast::ssl_stream<Socket>;
+/// A connection to another daemon: in the clear (loopback transports) or inside TLS.
+using AnyStream = std::variant<Socket, TlsStream>;
 using Request = http::request<http::string_body>;
 }  // namespace peerwire
 
 /// A `/peer` upgrade request that arrived on one of our listeners, handed to the peer layer.
 struct PeerUpgrade {
-  peerwire::Socket socket;
+  peerwire::AnyStream stream;
   peerwire::Request request;
   std::string remote;  ///< "ip:port" of the other end, for logs
+  std::string transport = "local";  ///< the transport whose listener took the connection
+  bool tls = false;                 ///< `stream` is a TlsStream
+  std::string peer_cert_sha256;     ///< the other side's certificate (TLS only)
 };
 
 /// Wraps a connected stream-socket fd (from a transport plugin or an acceptor) for Asio.
@@ -67,10 +76,10 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   /// `Authorization: Bearer <token>` when `token` is not empty. `done` gets the link, or an
   /// error text and the HTTP status (401 = token rejected).
   static void connect(
-      peerwire::Socket sock, const std::string& host, const std::string& token, Timing t,
+      peerwire::AnyStream sock, const std::string& host, const std::string& token, Timing t,
       std::function<void(std::shared_ptr<PeerLink>, std::string error, int http_status)> done);
 
-  explicit PeerLink(peerwire::Socket sock, Timing t);
+  explicit PeerLink(peerwire::AnyStream sock, Timing t);
   ~PeerLink();
 
   /// Start reading; must be called once handlers are set.
@@ -91,8 +100,16 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void send(std::string text);
   void write_front();
   void arm_ping();
+  void close_socket();
 
-  peerwire::websocket::stream<peerwire::Socket> ws_;
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    return std::visit(std::forward<F>(f), ws_);
+  }
+
+  std::variant<peerwire::websocket::stream<peerwire::Socket>,
+               peerwire::websocket::stream<peerwire::TlsStream>>
+      ws_;
   peerwire::beast::flat_buffer buf_;
   std::deque<std::string> queue_;
   std::map<int64_t, Reply> pending_;

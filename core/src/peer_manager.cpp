@@ -1,5 +1,9 @@
 #include "thrum/core/peer_manager.hpp"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +16,8 @@
 #include <spdlog/spdlog.h>
 
 #include "peer_link.hpp"
+#include "peer_listener.hpp"
+#include "peer_tls.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
 #include "thrum/core/json_rpc.hpp"
@@ -105,6 +111,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::map<std::string, std::pair<std::string, std::string>> presence;  // name -> status, role
     std::string watched_port;
     std::vector<rpc::Respond> repair_waiters;
+    std::string address_rejected;  ///< the rule that refused the last peer.address_changed
+    int reconcile_round = 0;       ///< reconcile attempts made in this failure streak
+    std::shared_ptr<asio::steady_timer> reconcile_timer;
+    // Our own address change still to be told to this peer.
+    std::optional<sdk::Endpoint> announce;
+    timing::Backoff announce_backoff;
+    std::shared_ptr<asio::steady_timer> announce_timer;
+    bool announcing = false;
   };
 
   struct PairingSession {
@@ -128,6 +142,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   /// Per unauthenticated (pairing) connection.
   struct PairCtx {
     std::string nonce_l, nonce_j, joiner_id;
+    std::string joiner_cert;  ///< the joiner's TLS certificate fingerprint ("" without TLS)
     std::optional<PeerRecord> pending;
   };
 
@@ -154,6 +169,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   std::map<std::string, PeerState> states;
   std::optional<PairingSession> session;
   unsigned short ws_port = 0;
+  std::map<std::string, std::shared_ptr<PluginListener>> listeners;  // by transport id
+  std::optional<tls::Identity> tls_id;
+  std::shared_ptr<asio::ssl::context> tls_server, tls_client;
   bool stopping = false;
   Steady::time_point last_flush = Steady::now();
   Steady::time_point last_presence = Steady::now();
@@ -178,28 +196,234 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
 
   std::string own_address(const std::string& transport) {
     if (transport == "local") return "127.0.0.1:" + std::to_string(ws_port);
-    return "";
+    return stored_address(transport);
   }
 
   ITransportHandle transport(const std::string& id, std::string& why) {
     ITransportHandle t = transports ? transports(id, &why) : nullptr;
     if (!t && why.empty()) why = "no transport plugin \"" + id + "\" is loaded";
-    if (t) {
-      // What the core can host today: links on the loopback server, in the clear. A transport
-      // that needs its own listener or TLS is refused here, by name, rather than pairing into
-      // a link that could never come up.
-      auto caps = t->capabilities();
-      if (caps.provides_listener) {
-        why =
-            "this daemon cannot yet run listeners for plugin transports (only the loopback server)";
-        return nullptr;
-      }
-      if (caps.needs_tls) {
-        why = "this daemon cannot yet wrap links in TLS";
-        return nullptr;
-      }
-    }
     return t;
+  }
+
+  bool needs_tls(const std::string& id) {
+    std::string why;
+    auto t = transport(id, why);
+    return t && t->capabilities().needs_tls;
+  }
+
+  /// The TLS identity, created on first use (a daemon that only pairs locally never makes one).
+  void ensure_tls() {
+    if (tls_id) return;
+    std::string problem;
+    tls_id = tls::load_or_create(opts.paths.tls, "thrum-" + opts.daemon_id, &problem);
+    if (!problem.empty()) spdlog::warn("{}", problem);
+    tls_server = tls::make_context(*tls_id, true);
+    tls_client = tls::make_context(*tls_id, false);
+    spdlog::info("tls identity ready fingerprint={}", tls::short_fp(tls_id->fingerprint));
+  }
+
+  std::string own_fingerprint(const std::string& transport_id) {
+    if (!needs_tls(transport_id)) return "";
+    ensure_tls();
+    return tls_id->fingerprint;
+  }
+
+  /// Wraps a dialed fd for `transport_id`: in TLS when the transport asks for it, checking the
+  /// other side's certificate against `pin` when one is given. `done(stream, fingerprint, error)`.
+  template <class F>
+  void open_stream(const std::string& transport_id, int fd, const std::string& pin, F done) {
+    peerwire::Socket sock(ioc);
+    try {
+      sock = adopt_fd(ioc, fd);
+    } catch (const std::exception& e) {
+      done(std::optional<peerwire::AnyStream>(), std::string(), std::string(e.what()));
+      return;
+    }
+    if (!needs_tls(transport_id)) {
+      done(std::optional<peerwire::AnyStream>(std::move(sock)), std::string(), std::string());
+      return;
+    }
+    ensure_tls();
+    std::weak_ptr<Impl> weak = shared_from_this();
+    tls::handshake(std::move(sock), tls_client, false, tc().dial_timeout,
+                   [weak, pin, done](std::unique_ptr<peerwire::TlsStream> s, std::string fp,
+                                     std::string error) mutable {
+                     if (!weak.lock()) return;
+                     if (!s) {
+                       done(std::optional<peerwire::AnyStream>(), std::string(), error);
+                       return;
+                     }
+                     if (!pin.empty() && !pairing::equal_ct(fp, pin)) {
+                       done(std::optional<peerwire::AnyStream>(), fp,
+                            "the peer presented a different TLS certificate (sha256 " +
+                                tls::short_fp(fp) + "…, pinned " + tls::short_fp(pin) +
+                                "…); refusing the link");
+                       return;
+                     }
+                     done(std::optional<peerwire::AnyStream>(std::move(*s)), fp, std::string());
+                   });
+  }
+
+  // -- listeners owned by transports (network, tailscale) -----------------------------------------
+  json& local_addresses() {
+    json& l = registry.local();
+    if (!l.contains("addresses") || !l["addresses"].is_object()) l["addresses"] = json::object();
+    return l["addresses"];
+  }
+
+  std::string stored_address(const std::string& transport_id) {
+    json& a = local_addresses();
+    return a.contains(transport_id) && a[transport_id].is_string()
+               ? a[transport_id].get<std::string>()
+               : "";
+  }
+
+  json listen_options(const std::string& transport_id) {
+    json host = json::object();
+    if (transport_id == "tailscale") {
+      host["state_dir"] = opts.paths.tsnet.string();
+      host["auth_key"] = opts.ts_auth_key;
+    }
+    return json{{"host", host}};
+  }
+
+  /// This host's IPv4 addresses (not loopback), for finding where a moved listener went.
+  static std::vector<std::string> local_ipv4s() {
+    std::vector<std::string> out;
+    ifaddrs* ifs = nullptr;
+    if (::getifaddrs(&ifs) != 0) return out;
+    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+      if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+      auto* sin = reinterpret_cast<sockaddr_in*>(i->ifa_addr);
+      char buf[INET_ADDRSTRLEN] = {};
+      ::inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof buf);
+      std::string ip = buf;
+      if (ip.rfind("127.", 0) != 0) out.push_back(ip);
+    }
+    ::freeifaddrs(ifs);
+    return out;
+  }
+
+  /// Makes sure the transport's own listener runs (on `requested_ip` when given, else where it
+  /// last listened, else — when that address is gone — on another local address the transport
+  /// accepts, preferring the same /24), and records the address we advertise. Returns the
+  /// advertised endpoint, or nullopt with `why`.
+  std::optional<sdk::Endpoint> ensure_listener(const std::string& id, const ITransportHandle& t,
+                                               const std::string& requested_ip,
+                                               std::string& why) {
+    if (!t->capabilities().provides_listener) {
+      auto adv = t->advertise(sdk::AdvertiseSpec{requested_ip, ws_port});
+      if (!adv) {
+        why = adv.status().message;
+        return std::nullopt;
+      }
+      return adv.value();
+    }
+    const sdk::Endpoint last = parse_endpoint(stored_address(id));
+    std::vector<std::string> candidates;
+    if (!requested_ip.empty()) {
+      candidates.push_back(requested_ip);
+    } else if (t->capabilities().needs_address) {
+      if (!last.ip.empty()) candidates.push_back(last.ip);
+      // The stored address may be gone (a laptop on another network): try the others, same
+      // /24 first, and let the transport's own rules (allowed_subnets, not loopback) decide.
+      auto ips = local_ipv4s();
+      auto prefix24 = [](const std::string& ip) { return ip.substr(0, ip.rfind('.')); };
+      std::stable_partition(ips.begin(), ips.end(), [&](const std::string& ip) {
+        return !last.ip.empty() && prefix24(ip) == prefix24(last.ip);
+      });
+      for (auto& ip : ips)
+        if (ip != last.ip) candidates.push_back(ip);
+      if (candidates.empty()) {
+        why = "--type " + id + " requires --address <ip>";
+        return std::nullopt;
+      }
+    } else {
+      candidates.push_back("");
+    }
+    auto it = listeners.find(id);
+    if (it != listeners.end()) {
+      auto ep = it->second->local_endpoint();
+      if (requested_ip.empty() || ep.ip == requested_ip || ep.ip.empty()) {
+        auto adv = t->advertise(sdk::AdvertiseSpec{requested_ip.empty() ? ep.ip : requested_ip,
+                                                   ep.port});
+        if (adv) return adv.value();
+        why = adv.status().message;
+        return std::nullopt;
+      }
+      it->second->close();
+      listeners.erase(it);
+    }
+    std::uint16_t port = opts.peer_port.value_or(last.port);
+    std::string first_error;
+    for (const auto& ip : candidates) {
+      // Validate the address the transport's way before binding anything on it.
+      if (!ip.empty()) {
+        auto probe = t->advertise(sdk::AdvertiseSpec{ip, 1});
+        if (!probe) {
+          if (first_error.empty()) first_error = probe.status().message;
+          continue;
+        }
+      }
+      sdk::ListenSpec spec{ip, port, listen_options(id).dump()};
+      auto l = t->listen(spec);
+      if (!l && port != 0 && !opts.peer_port &&
+          l.status().code == static_cast<int>(sdk::Errc::kUnavailable)) {
+        spec.port = 0;  // the old port is taken: any port, and peers are told
+        l = t->listen(spec);
+      }
+      if (!l) {
+        if (first_error.empty()) first_error = l.status().message;
+        continue;
+      }
+      auto bound = l.value()->local_endpoint();
+      auto adv = t->advertise(sdk::AdvertiseSpec{ip.empty() ? bound.ip : ip, bound.port});
+      if (!adv) {
+        l.value()->close();
+        if (first_error.empty()) first_error = adv.status().message;
+        continue;
+      }
+      std::shared_ptr<asio::ssl::context> ctx;
+      if (t->capabilities().needs_tls) {
+        ensure_tls();
+        ctx = tls_server;
+      }
+      std::weak_ptr<Impl> weak = shared_from_this();
+      auto listener = std::make_shared<PluginListener>(
+          ioc, id, t, std::move(l.value()), ctx, [weak](std::unique_ptr<PeerUpgrade> up) {
+            if (auto self = weak.lock()) self->on_upgrade(std::move(up));
+          });
+      try {
+        listener->start();
+      } catch (const std::exception& e) {
+        if (first_error.empty()) first_error = e.what();
+        continue;
+      }
+      listeners[id] = listener;
+      spdlog::info("peer listener up transport={} address={}", id, endpoint_text(adv.value()));
+      return adv.value();
+    }
+    why = first_error.empty() ? "no usable address" : first_error;
+    return std::nullopt;
+  }
+
+  /// Records where we are reachable over `id`; when that moved, tells every peer of the
+  /// transport (SPEC §7.3).
+  void advertised(const std::string& id, const sdk::Endpoint& now) {
+    const std::string before = stored_address(id);
+    const std::string after = endpoint_text(now);
+    if (before == after) return;
+    local_addresses()[id] = after;
+    registry.save();
+    if (before.empty()) return;
+    spdlog::info("own address changed transport={} from={} to={}", id, before, after);
+    for (const auto& rec : registry.peers()) {
+      if (rec.transport != id || !rec.removed_by_peer.empty()) continue;
+      auto& st = states[rec.name];
+      st.announce = now;
+      st.announce_backoff = {};
+      announce(rec.name);
+    }
   }
 
   void touch(PeerRecord& r, int64_t messages = 0) {
@@ -312,19 +536,21 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       auto age = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - session->started);
       fail("pairing already in progress (started " + std::to_string(age.count()) + "s ago)");
     }
-    auto adv = t->advertise(sdk::AdvertiseSpec{params.opt_str("address").value_or(""), ws_port});
-    if (!adv) fail(adv.status().message);
+    std::string lwhy;
+    auto adv = ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
+    if (!adv) fail(lwhy);
+    advertised(type, *adv);
     PairingSession s;
     s.code = pairing::generate_code(opts.pairing_code_length);
     s.transport = type;
-    s.advertised = endpoint_text(adv.value());
+    s.advertised = endpoint_text(*adv);
     s.started = Steady::now();
     s.expires = s.started + tc().pairing_expiry;
     s.attempts_left = tc().pairing_attempts;
     if (session)
       finish_session(PairingSession::State::kCancelled, "pairing cancelled: a new session started");
     session = std::move(s);
-    pairing::Peercode pc{self_name(type), adv.value().ip, adv.value().port, session->code};
+    pairing::Peercode pc{self_name(type), adv->ip, adv->port, session->code};
     spdlog::info("pairing session started transport={} address={} expires_in_ms={}", type,
                  session->advertised, tc().pairing_expiry.count());
     respond(json{{"peercode", pairing::format_peercode(pc)},
@@ -388,16 +614,21 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       refusal = "too many failed attempts; run 'thrum peer add' again";
     else if (session->state != S::kOpen)
       refusal = session->failure;
+    else if (up->transport != session->transport)
+      refusal = "this pairing session is for --type " + session->transport + " on " +
+                session->advertised + ", not for this address";
     if (!refusal.empty()) {
       spdlog::warn("peer link refused reason=\"no token; {}\" remote={}", refusal, up->remote);
       reject_upgrade(std::move(up), peerwire::http::status::unauthorized, refusal);
       return;
     }
     std::weak_ptr<Impl> weak = shared_from_this();
-    PeerLink::accept(std::move(up), link_timing(), [weak](std::shared_ptr<PeerLink> link) {
+    const std::string joiner_cert = up->peer_cert_sha256;
+    PeerLink::accept(std::move(up), link_timing(), [weak, joiner_cert](std::shared_ptr<PeerLink> link) {
       auto self = weak.lock();
       if (!self) return;
       auto ctx = std::make_shared<PairCtx>();
+      ctx->joiner_cert = joiner_cert;
       std::weak_ptr<PeerLink> wl = link;
       link->start(
           [weak, ctx, wl](const std::string& method, const json& params, rpc::Respond respond) {
@@ -438,14 +669,23 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       ctx->nonce_j = params.str("nonce");
       ctx->joiner_id = params.str("daemon_id");
       ctx->nonce_l = pairing::generate_nonce();
-      respond(json{{"nonce", ctx->nonce_l}, {"daemon_id", opts.daemon_id}, {"cert_sha256", ""}});
+      respond(json{{"nonce", ctx->nonce_l},
+                   {"daemon_id", opts.daemon_id},
+                   {"cert_sha256", own_fingerprint(session->transport)}});
       return;
     }
     if (method == "pair.proof") {
       if (ctx->nonce_l.empty()) fail("pair.hello must come first");
       std::string proof = params.str("proof");
-      pairing::Transcript tr{ctx->nonce_l, ctx->nonce_j, opts.daemon_id,    ctx->joiner_id,
-                             "",           "",           session->transport};
+      // Both certificates as seen on this TLS connection: a relay in the middle would have
+      // shown the joiner another certificate, and the joiner's proof would not match.
+      pairing::Transcript tr{ctx->nonce_l,
+                             ctx->nonce_j,
+                             opts.daemon_id,
+                             ctx->joiner_id,
+                             own_fingerprint(session->transport),
+                             ctx->joiner_cert,
+                             session->transport};
       if (!pairing::equal_ct(proof, pairing::proof(session->code, "joiner", tr))) {
         session->attempts_left--;
         spdlog::warn("pairing attempt failed reason=\"wrong code\" attempts_remaining={}",
@@ -479,6 +719,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       r.remote_hostname = id.value("hostname", "");
       r.remote_repo_path = id.value("repo_path", "");
       r.remote_git_origin_url = id.value("git_origin_url", "");
+      r.remote_cert_sha256 = ctx->joiner_cert;
       ctx->pending = r;
       session->state = S::kConsumed;  // the code is single-use from here on
       respond(json{{"proof", pairing::proof(session->code, "listener", tr)},
@@ -546,6 +787,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (std::filesystem::path(repo_path) == opts.paths.root)
         fail("--repo-path points at this repo; give the other repo's path");
     }
+    if (t->capabilities().provides_listener) {
+      // The joiner listens too: the other side tells it about its own address changes there.
+      std::string lwhy;
+      auto own = ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
+      if (!own) fail(lwhy);
+      advertised(type, *own);
+    }
     sdk::Endpoint ep{pc->ip, pc->port};
     std::weak_ptr<Impl> weak = shared_from_this();
     auto code = pc->code;
@@ -564,12 +812,31 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
 
   void pair_over(int fd, sdk::Endpoint ep, std::string type, std::string repo_path,
                  std::string code, rpc::Respond respond) {
-    peerwire::Socket sock = adopt_fd(ioc, fd);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    open_stream(type, fd, "",
+                [weak, ep, type, repo_path, code, respond](
+                    std::optional<peerwire::AnyStream> stream, std::string cert, std::string error) {
+                  auto self = weak.lock();
+                  if (!self) return;
+                  if (!stream) {
+                    respond(rpc::Error{rpc::kHandlerError,
+                                       "cannot pair with " + endpoint_text(ep) + ": " + error,
+                                       nullptr});
+                    return;
+                  }
+                  self->pair_over_stream(std::move(*stream), cert, ep, type, repo_path, code,
+                                         respond);
+                });
+  }
+
+  void pair_over_stream(peerwire::AnyStream sock, std::string listener_cert, sdk::Endpoint ep,
+                        std::string type, std::string repo_path, std::string code,
+                        rpc::Respond respond) {
     std::weak_ptr<Impl> weak = shared_from_this();
     PeerLink::connect(
         std::move(sock), endpoint_text(ep), "", link_timing(),
-        [weak, respond, type, repo_path, code, ep](std::shared_ptr<PeerLink> link,
-                                                   std::string error, int status) {
+        [weak, respond, type, repo_path, code, ep, listener_cert](
+            std::shared_ptr<PeerLink> link, std::string error, int status) {
           auto self = weak.lock();
           if (!self) return;
           if (!link) {
@@ -588,7 +855,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           link->call(
               "pair.hello",
               {{"daemon_id", self->opts.daemon_id}, {"nonce", nonce_j}, {"transport", type}},
-              [weak, link, respond, type, repo_path, code, ep, nonce_j](rpc::Outcome o) {
+              [weak, link, respond, type, repo_path, code, ep, nonce_j,
+               listener_cert](rpc::Outcome o) {
                 auto s2 = weak.lock();
                 if (!s2) return;
                 if (!o.ok()) {
@@ -601,8 +869,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                                        nonce_j,
                                        hello.value("daemon_id", ""),
                                        s2->opts.daemon_id,
-                                       hello.value("cert_sha256", ""),
-                                       "",
+                                       listener_cert,  // as seen in TLS, not as claimed
+                                       s2->own_fingerprint(type),
                                        type};
                 json proof_params = {{"proof", pairing::proof(code, "joiner", tr)},
                                      {"identity", s2->identity(type, s2->own_address(type))}};
@@ -647,6 +915,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                       r.remote_hostname = id.value("hostname", "");
                       r.remote_repo_path = id.value("repo_path", "");
                       r.remote_git_origin_url = id.value("git_origin_url", "");
+                      r.remote_cert_sha256 = tr.listener_cert_sha256;
                       if (r.token.size() != 64) {
                         link->close("bad token");
                         respond(rpc::Error{rpc::kHandlerError,
@@ -735,7 +1004,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     v.name = r.name;
     v.address = parse_endpoint(r.address);
     v.transport = r.transport;
-    v.repo_path = r.repo_path;
+    // A listener-role record dials back only for control calls (address change, reconcile);
+    // for local peers the other repo's path is where its current port is.
+    v.repo_path = r.repo_path.empty() ? r.remote_repo_path : r.repo_path;
     return v;
   }
 
@@ -784,7 +1055,31 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   }
 
   void handshake(const std::string& name, int fd, const std::string& token, sdk::Endpoint target) {
-    peerwire::Socket sock = adopt_fd(ioc, fd);
+    auto* rec = registry.find(name);
+    if (!rec) {
+      ::close(fd);
+      states[name].dialing = false;
+      return;
+    }
+    std::weak_ptr<Impl> weak = shared_from_this();
+    open_stream(rec->transport, fd, rec->remote_cert_sha256,
+                [weak, name, token, target](std::optional<peerwire::AnyStream> stream,
+                                            std::string cert, std::string error) {
+                  auto self = weak.lock();
+                  if (!self) return;
+                  if (!stream) {
+                    self->states[name].dialing = false;
+                    if (!cert.empty())
+                      spdlog::warn("peer link refused peer={} reason=\"{}\"", name, error);
+                    self->connect_failed(name, error);
+                    return;
+                  }
+                  self->handshake_stream(name, std::move(*stream), token, target);
+                });
+  }
+
+  void handshake_stream(const std::string& name, peerwire::AnyStream sock,
+                        const std::string& token, sdk::Endpoint target) {
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string host = endpoint_text(target);
     PeerLink::connect(
@@ -851,6 +1146,11 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.last_error = error;
     st.backoff.failures++;
     fail_repair_waiters(st, "cannot reach peer \"" + name + "\": " + error);
+    if (st.backoff.failures == tc().reconcile_after_failures && st.reconcile_round == 0) {
+      spdlog::info("peer reconcile scheduled peer={} after={} failed dials", name,
+                   st.backoff.failures);
+      schedule_reconcile(name, 0);
+    }
     schedule_retry(name);
     spdlog::debug("peer dial failed peer={} failures={} error=\"{}\"", name, st.backoff.failures,
                   error);
@@ -901,6 +1201,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.state = "connected";
     st.last_error.clear();
     st.backoff.healthy_since = Steady::now();
+    st.reconcile_round = 0;
+    if (st.reconcile_timer) st.reconcile_timer->cancel();
     if (auto* rec = registry.find(name)) {
       if (rec->reconcile_status == "drift_reconcile_failed") {
         rec->reconcile_status.clear();
@@ -918,6 +1220,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     send_presence(st.link);
     pump(name);
+    if (st.announce) announce(name);
   }
 
   void link_down(const std::string& name, uint64_t gen, const std::string& reason) {
@@ -955,16 +1258,322 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       return;
     }
     const std::string name = rec->name;
+    // A token is only good on the transport it was paired over, and never in the clear when
+    // that transport runs over TLS.
+    std::string refusal;
+    if (up->transport != rec->transport)
+      refusal = "peer \"" + name + "\" is paired over " + rec->transport + ", not " + up->transport;
+    else if (needs_tls(rec->transport) && !up->tls)
+      refusal = "peer \"" + name + "\" must connect over TLS";
+    else if (up->tls && !rec->remote_cert_sha256.empty() &&
+             !pairing::equal_ct(up->peer_cert_sha256, rec->remote_cert_sha256))
+      refusal = "peer \"" + name + "\" presented a different TLS certificate (sha256 " +
+                tls::short_fp(up->peer_cert_sha256) + "…, pinned " +
+                tls::short_fp(rec->remote_cert_sha256) + "…)";
+    if (!refusal.empty()) {
+      spdlog::warn("peer link refused reason=\"{}\" remote={}", refusal, up->remote);
+      reject_upgrade(std::move(up), peerwire::http::status::forbidden,
+                     "refused: the connection does not match how this peer was paired");
+      return;
+    }
+    if (rec->transport != "local") roamed(*rec, up->remote);
+    const bool control = rec->role == "dialer";  // we dial them: this is a one-off call
     std::weak_ptr<Impl> weak = shared_from_this();
-    PeerLink::accept(std::move(up), link_timing(), [weak, name](std::shared_ptr<PeerLink> link) {
+    PeerLink::accept(std::move(up), link_timing(),
+                     [weak, name, control](std::shared_ptr<PeerLink> link) {
+                       auto self = weak.lock();
+                       if (!self || !self->registry.find(name)) {
+                         if (link) link->close("peer removed");
+                         return;
+                       }
+                       if (control) {
+                         self->serve_control(name, link);
+                         return;
+                       }
+                       self->attach(name, link);
+                       self->states[name].state = "connected";
+                       spdlog::info("peer link accepted peer={}", name);
+                     });
+  }
+
+  /// Inbound roaming (SPEC §7.3): a dialer that authenticated from a new source IP inside the
+  /// transport's rule has moved; its listener port stays what it last told us.
+  void roamed(PeerRecord& rec, const std::string& remote) {
+    auto from = parse_endpoint(remote);
+    auto stored = parse_endpoint(rec.address);
+    if (rec.role != "listener" || from.ip.empty() || stored.ip.empty() || from.ip == stored.ip)
+      return;
+    std::string why;
+    auto t = transport(rec.transport, why);
+    if (!t) return;
+    sdk::Endpoint moved{from.ip, stored.port};
+    auto ok = t->validate_address_change(stored, moved);
+    if (!ok) {
+      spdlog::warn("peer address change rejected peer={} from={} to={} rule=\"{}\"", rec.name,
+                   rec.address, endpoint_text(moved), ok.message);
+      states[rec.name].address_rejected = ok.message;
+      return;
+    }
+    spdlog::info("peer roamed peer={} from={} to={}", rec.name, rec.address, endpoint_text(moved));
+    rec.address = endpoint_text(moved);
+    states[rec.name].address_rejected.clear();
+    registry.save();
+  }
+
+  /// A link the other side opened to us although we are its dialer: it carries one control call
+  /// (its address changed, or it reconciles) and is then closed by the caller.
+  void serve_control(const std::string& name, const std::shared_ptr<PeerLink>& link) {
+    std::weak_ptr<Impl> weak = shared_from_this();
+    link->start(
+        [weak, name](const std::string& method, const json& params, rpc::Respond respond) {
+          auto self = weak.lock();
+          if (!self) return;
+          auto* rec = self->registry.find(name);
+          if (!rec) {
+            respond(rpc::Error{rpc::kHandlerError, "peer removed", nullptr});
+            return;
+          }
+          if (method == "peer.address_changed") {
+            self->on_address_changed(name, params, std::move(respond));
+          } else if (method == "peer.repair" || method == "peer.hello") {
+            self->on_hello_answer(name, params);
+            respond(self->identity(rec->transport, self->own_address(rec->transport)));
+            // They could reach us, so our own link to them is worth trying now.
+            auto& st = self->states[name];
+            if (!st.link && !st.dialing) {
+              st.backoff.failures = 0;
+              self->connect(name);
+            }
+          } else {
+            respond(rpc::Error{rpc::kMethodNotFound,
+                               "method '" + method + "' is not served on a control link", nullptr});
+          }
+        },
+        [](const std::string&) {});
+  }
+
+  /// `peer.address_changed {new_ip, new_port}` from an authenticated peer (SPEC §7.3).
+  void on_address_changed(const std::string& name, const json& p, rpc::Respond respond) {
+    auto* rec = registry.find(name);
+    if (!rec) {
+      respond(rpc::Error{rpc::kHandlerError, "peer removed", nullptr});
+      return;
+    }
+    sdk::Endpoint next{p.value("new_ip", ""), 0};
+    if (p.contains("new_port") && p["new_port"].is_number_integer()) {
+      auto port = p["new_port"].get<int64_t>();
+      if (port > 0 && port < 65536) next.port = static_cast<std::uint16_t>(port);
+    }
+    if (next.ip.empty() || next.port == 0) {
+      respond(rpc::Error{rpc::kInvalidParams, "new_ip and new_port (1..65535) are required",
+                         nullptr});
+      return;
+    }
+    const sdk::Endpoint old = parse_endpoint(rec->address);
+    auto& st = states[name];
+    if (old == next) {
+      respond(json{{"ok", true}, {"address", rec->address}});
+      return;
+    }
+    std::string why;
+    auto t = transport(rec->transport, why);
+    sdk::Status verdict =
+        t ? t->validate_address_change(old, next)
+          : sdk::Status::error(sdk::Errc::kUnavailable, "transport not available: " + why);
+    if (!verdict) {
+      st.address_rejected = verdict.message;
+      spdlog::warn("peer address change rejected peer={} from={} to={} rule=\"{}\"", name,
+                   rec->address, endpoint_text(next), verdict.message);
+      respond(rpc::Error{rpc::kHandlerError, "address change rejected: " + verdict.message,
+                         nullptr});
+      return;
+    }
+    spdlog::info("peer address changed peer={} from={} to={}", name, rec->address,
+                 endpoint_text(next));
+    rec->address = endpoint_text(next);
+    st.address_rejected.clear();
+    registry.save();
+    respond(json{{"ok", true}, {"address", rec->address}});
+    if (rec->role == "dialer" && !st.link) {
+      // Stop waiting out a backoff towards the old address.
+      st.backoff.failures = 0;
+      if (!st.dialing) connect(name);
+    }
+  }
+
+  /// Opens a short link to `name` with our token, makes one call and closes it. `done(outcome,
+  /// answered)`: `answered` is false when the peer could not be reached (then retrying helps).
+  void control_call(const std::string& name, const std::string& method, const json& params,
+                    std::function<void(rpc::Outcome, bool answered, int http_status)> done) {
+    auto* rec = registry.find(name);
+    std::string why;
+    auto t = rec ? transport(rec->transport, why) : nullptr;
+    if (!t) {
+      done(rpc::Error{rpc::kHandlerError, rec ? why : "peer removed", nullptr}, false, 0);
+      return;
+    }
+    const std::string token = rec->token;
+    const std::string pin = rec->remote_cert_sha256;
+    const std::string tid = rec->transport;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    dial(
+        t, std::nullopt,
+        [weak, token, pin, tid, method, params, done](int fd, std::string error,
+                                                      sdk::Endpoint target) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (fd < 0) {
+            done(rpc::Error{rpc::kHandlerError, error, nullptr}, false, 0);
+            return;
+          }
+          self->open_stream(
+              tid, fd, pin,
+              [weak, token, target, method, params, done](
+                  std::optional<peerwire::AnyStream> stream, std::string, std::string err) {
+                auto s2 = weak.lock();
+                if (!s2) return;
+                if (!stream) {
+                  done(rpc::Error{rpc::kHandlerError, err, nullptr}, false, 0);
+                  return;
+                }
+                PeerLink::connect(
+                    std::move(*stream), endpoint_text(target), token, s2->link_timing(),
+                    [method, params, done](std::shared_ptr<PeerLink> link, std::string e,
+                                           int status) {
+                      if (!link) {
+                        done(rpc::Error{rpc::kHandlerError, e, nullptr}, status == 401 ||
+                                                                             status == 403,
+                             status);
+                        return;
+                      }
+                      link->start(
+                          [](const std::string&, const json&, rpc::Respond r) {
+                            r(rpc::Error{rpc::kMethodNotFound, "control link", nullptr});
+                          },
+                          [](const std::string&) {});
+                      link->call(method, params, [link, done](rpc::Outcome o) {
+                        const bool closed_early =
+                            !o.ok() && o.error().message.rfind("link closed", 0) == 0;
+                        link->close("control call done");
+                        done(std::move(o), !closed_early, 101);
+                      });
+                    });
+              });
+        },
+        std::make_shared<const sdk::PeerRecordView>(view_of(*rec)));
+  }
+
+  /// Tells `name` our new address (SPEC §7.3): over the live link when there is one, else by
+  /// dialing its last known address with the token; retried with backoff until answered.
+  void announce(const std::string& name) {
+    auto* rec = registry.find(name);
+    if (!rec || stopping) return;
+    auto& st = states[name];
+    if (!st.announce || st.announcing) return;
+    const sdk::Endpoint ep = *st.announce;
+    json params{{"new_ip", ep.ip}, {"new_port", ep.port}};
+    std::weak_ptr<Impl> weak = shared_from_this();
+    auto finish = [weak, name, ep](rpc::Outcome o, bool answered, int status) {
       auto self = weak.lock();
-      if (!self || !self->registry.find(name)) {
-        if (link) link->close("peer removed");
+      if (!self) return;
+      auto& ps = self->states[name];
+      ps.announcing = false;
+      if (!ps.announce || !(*ps.announce == ep)) {  // superseded by a newer change
+        self->announce(name);
         return;
       }
-      self->attach(name, link);
-      self->states[name].state = "connected";
-      spdlog::info("peer link accepted peer={}", name);
+      if (o.ok()) {
+        ps.announce.reset();
+        spdlog::info("address change accepted by peer={} address={}", name, endpoint_text(ep));
+        return;
+      }
+      if (status == 401) {
+        ps.announce.reset();
+        self->token_rejected(name);
+        return;
+      }
+      if (answered) {
+        ps.announce.reset();
+        spdlog::warn("address change refused by peer={} address={} reason=\"{}\"", name,
+                     endpoint_text(ep), o.error().message);
+        return;
+      }
+      ps.announce_backoff.failures++;
+      auto delay = timing::next_delay(ps.announce_backoff, self->tc(), self->rng);
+      spdlog::debug("address change not delivered peer={} retry_in_ms={} error=\"{}\"", name,
+                    delay.count(), o.error().message);
+      ps.announce_timer = std::make_shared<asio::steady_timer>(self->ioc, delay);
+      ps.announce_timer->async_wait([weak, name](boost::system::error_code ec) {
+        if (auto s2 = weak.lock(); s2 && !ec) s2->announce(name);
+      });
+    };
+    st.announcing = true;
+    if (st.link && st.link->is_open()) {
+      st.link->call("peer.address_changed", params,
+                    [finish](rpc::Outcome o) { finish(std::move(o), true, 101); });
+      return;
+    }
+    if (rec->role == "dialer") {
+      st.announcing = false;  // link_up() tells it over the link
+      return;
+    }
+    control_call(name, "peer.address_changed", params, finish);
+  }
+
+  /// Reconcile a listener-role peer that has not linked (SPEC §7.3): dial its last known
+  /// address with the token and exchange identities via `peer.repair`.
+  void reconcile_listener_side(const std::string& name, int round) {
+    auto* rec = registry.find(name);
+    if (!rec || stopping || rec->role != "listener" || !rec->removed_by_peer.empty() ||
+        rec->reconcile_status == "drift_reconcile_failed")
+      return;
+    auto& st = states[name];
+    if (st.link) return;
+    st.reconcile_round = round;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    control_call(name, "peer.repair", identity(rec->transport, own_address(rec->transport)),
+                 [weak, name, round](rpc::Outcome o, bool answered, int status) {
+                   auto self = weak.lock();
+                   if (!self) return;
+                   if (o.ok()) {
+                     self->on_hello_answer(name, o.result());
+                     spdlog::info("peer reconciled peer={}", name);
+                     return;
+                   }
+                   if (status == 401) {
+                     self->token_rejected(name);
+                     return;
+                   }
+                   (void)answered;
+                   self->schedule_reconcile(name, round + 1);
+                 });
+  }
+
+  /// Reconcile attempt `round` (0-based) after the brief's waits: 2 s, 8 s, 30 s.
+  void schedule_reconcile(const std::string& name, int round) {
+    if (round >= 3 || stopping) return;
+    auto& st = states[name];
+    auto wait = tc().reconcile_waits[round];
+    st.reconcile_timer = std::make_shared<asio::steady_timer>(ioc, wait);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    st.reconcile_timer->async_wait([weak, name, round](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self) return;
+      auto* rec = self->registry.find(name);
+      if (!rec) return;
+      auto& ps = self->states[name];
+      if (ps.link || rec->reconcile_status == "drift_reconcile_failed") return;
+      spdlog::info("peer reconcile peer={} attempt={}", name, round + 1);
+      if (rec->role == "listener") {
+        self->reconcile_listener_side(name, round);
+        return;
+      }
+      ps.reconcile_round = round + 1;
+      if (!ps.dialing) {
+        if (ps.retry) ps.retry->cancel();
+        self->connect(name);
+      }
+      self->schedule_reconcile(name, round + 1);
     });
   }
 
@@ -985,10 +1594,90 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     upd(rec->remote_hostname, "hostname");
     upd(rec->remote_repo_path, "repo_path");
     upd(rec->remote_git_origin_url, "git_origin_url");
-    if (rec->role == "listener") upd(rec->address, "address");
+    if (rec->role == "listener") {
+      // Where the dialer listens (for our address announcements), checked against the rule.
+      auto next = parse_endpoint(id.value("address", ""));
+      auto cur = parse_endpoint(rec->address);
+      if (!next.ip.empty() && next.port != 0 && !(next == cur)) {
+        std::string why;
+        auto t = transport(rec->transport, why);
+        auto ok = !t || cur.ip.empty() ? sdk::Status::success()
+                                       : t->validate_address_change(cur, next);
+        if (ok) {
+          rec->address = endpoint_text(next);
+          changed = true;
+        } else {
+          states[name].address_rejected = ok.message;
+          spdlog::warn("peer address change rejected peer={} from={} to={} rule=\"{}\"", name,
+                       rec->address, endpoint_text(next), ok.message);
+        }
+      }
+    }
     if (old_id != rec->daemon_id)
       spdlog::info("peer daemon id changed peer={} new={}", name, rec->daemon_id);
     if (changed) registry.save();
+  }
+
+  void on_upgrade(std::unique_ptr<PeerUpgrade> up) {
+    if (stopping) return;
+    std::string token = bearer_token(up->request);
+    if (token.empty())
+      accept_pairing(std::move(up));
+    else
+      accept_link(std::move(up), token);
+  }
+
+  /// Listeners for every transport that has peers, and our addresses: told to peers when they
+  /// moved since the last run.
+  void start_listeners() {
+    std::set<std::string> used;
+    for (const auto& rec : registry.peers()) used.insert(rec.transport);
+    for (const auto& id : used) {
+      std::string why;
+      auto t = transport(id, why);
+      if (!t) continue;
+      auto ep = ensure_listener(id, t, "", why);
+      if (!ep) {
+        spdlog::error("peer listener not started transport={} error=\"{}\"", id, why);
+        for (const auto& rec : registry.peers())
+          if (rec.transport == id) states[rec.name].last_error = "no listener: " + why;
+        continue;
+      }
+      advertised(id, *ep);
+    }
+  }
+
+  void boot_reconcile() {
+    auto timer = std::make_shared<asio::steady_timer>(ioc, tc().boot_reconcile_delay);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    timer->async_wait([weak, timer](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (ec || !self || self->stopping) return;
+      int started = 0;
+      for (const auto& rec : self->registry.peers()) {
+        auto& st = self->states[rec.name];
+        if (st.link || st.dialing || !rec.removed_by_peer.empty() ||
+            rec.reconcile_status == "drift_reconcile_failed")
+          continue;
+        // At most reconcile_parallel at once; the rest follow one wait later.
+        auto delay = (started++ / self->tc().reconcile_parallel) * self->tc().boot_reconcile_delay;
+        auto t2 = std::make_shared<asio::steady_timer>(self->ioc, delay);
+        const std::string name = rec.name;
+        t2->async_wait([weak, t2, name](boost::system::error_code e2) {
+          auto s2 = weak.lock();
+          if (e2 || !s2 || s2->stopping) return;
+          auto* r = s2->registry.find(name);
+          if (!r || s2->states[name].link) return;
+          spdlog::info("peer boot reconcile peer={}", name);
+          if (r->role == "listener") {
+            s2->reconcile_listener_side(name, 0);
+          } else if (!s2->states[name].dialing) {
+            if (auto& retry = s2->states[name].retry) retry->cancel();
+            s2->connect(name);
+          }
+        });
+      }
+    });
   }
 
   // -- requests from an authenticated peer ------------------------------------------------------
@@ -999,7 +1688,11 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       respond(rpc::Error{rpc::kHandlerError, "peer removed", nullptr});
       return;
     }
-    if (method == "peer.hello") {
+    if (method == "peer.address_changed") {
+      on_address_changed(name, p, std::move(respond));
+      return;
+    }
+    if (method == "peer.hello" || method == "peer.repair") {
       on_hello_answer(name, p);
       touch(*rec);
       respond(identity(rec->transport, own_address(rec->transport)));
@@ -1290,6 +1983,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (r.role == "listener" && (it == states.end() || !it->second.link) && state != "disabled" &&
         r.removed_by_peer.empty() && r.reconcile_status.empty())
       state = "waiting for peer";
+    if (it != states.end() && !it->second.address_rejected.empty() && state != "disabled" &&
+        r.reconcile_status.empty() && r.removed_by_peer.empty() && !it->second.link)
+      state = "address change rejected: " + it->second.address_rejected;
     j["state"] = state;
     if (it != states.end() && !it->second.last_error.empty())
       j["last_error"] = it->second.last_error;
@@ -1634,18 +2330,19 @@ void PeerManager::start(unsigned short ws_port) {
         impl_->messaging.add_proxy(rec.name, rec.proxy_prefix, a, [](std::string) {});
     }
   }
+  impl_->start_listeners();
+  if (std::any_of(impl_->registry.peers().begin(), impl_->registry.peers().end(),
+                  [](const PeerRecord& r) { return r.transport == "local"; }))
+    impl_->advertised("local", sdk::Endpoint{"127.0.0.1", ws_port});
   if (impl_->opts.auto_connect)
     for (const auto& rec : impl_->registry.peers())
       if (rec.role == "dialer") impl_->connect(rec.name);
+  impl_->boot_reconcile();
   impl_->tick();
 }
 
 void PeerManager::handle_upgrade(std::unique_ptr<PeerUpgrade> up) {
-  std::string token = bearer_token(up->request);
-  if (token.empty())
-    impl_->accept_pairing(std::move(up));
-  else
-    impl_->accept_link(std::move(up), token);
+  impl_->on_upgrade(std::move(up));
 }
 
 void PeerManager::shutdown() {
@@ -1654,8 +2351,12 @@ void PeerManager::shutdown() {
   impl_->tick_timer.cancel();
   for (auto& [name, st] : impl_->states) {
     if (st.retry) st.retry->cancel();
+    if (st.reconcile_timer) st.reconcile_timer->cancel();
+    if (st.announce_timer) st.announce_timer->cancel();
     if (st.link) st.link->close("daemon shutting down");
   }
+  for (auto& [id, l] : impl_->listeners) l->close();
+  impl_->listeners.clear();
   impl_->registry.flush_if_dirty();
   impl_->pool.stop();
   impl_->pool.join();

@@ -159,7 +159,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       auto& ioc = static_cast<asio::io_context&>(stream_.get_executor().context());
       int fd = stream_.release_socket().release();
       auto up = std::make_unique<PeerUpgrade>(
-          PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text});
+          PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text, "local", false, ""});
       registry_->peer_handler(std::move(up));
       return;
     }

@@ -40,6 +40,11 @@ class PeerManager final : public Router {
     std::optional<std::string> peers_name;  ///< config peers.name
     int pairing_code_length = 16;
     bool auto_connect = true;
+    /// daemon.peer_port: where transports that own a listener listen (network, tailscale).
+    /// nullopt ("auto") reuses the port last advertised, else any free port.
+    std::optional<unsigned short> peer_port;
+    /// The tailscale auth key from the daemon's environment or `.thrum/.env` (never logged).
+    std::string ts_auth_key;
   };
 
   PeerManager(Options opts, boost::asio::io_context& ioc, Store& store, Messaging& messaging,
