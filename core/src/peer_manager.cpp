@@ -205,6 +205,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     return t;
   }
 
+  static void require_address(const std::string& type, const ITransportHandle& t,
+                              const rpc::Params& params) {
+    if (t->capabilities().needs_address && params.opt_str("address").value_or("").empty())
+      fail("--type " + type + " requires --address <ip> (this machine's address on the LAN)");
+  }
+
   bool needs_tls(const std::string& id) {
     std::string why;
     auto t = transport(id, why);
@@ -536,6 +542,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       auto age = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - session->started);
       fail("pairing already in progress (started " + std::to_string(age.count()) + "s ago)");
     }
+    require_address(type, t, params);
     std::string lwhy;
     auto adv = ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
     if (!adv) fail(lwhy);
@@ -787,6 +794,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (std::filesystem::path(repo_path) == opts.paths.root)
         fail("--repo-path points at this repo; give the other repo's path");
     }
+    require_address(type, t, params);
     if (t->capabilities().provides_listener) {
       // The joiner listens too: the other side tells it about its own address changes there.
       std::string lwhy;

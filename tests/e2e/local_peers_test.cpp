@@ -229,6 +229,74 @@ TEST_F(MainAndApi, DialerFollowsListenerToNewWsPort) {
   EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s)) << sent_state(id);
 }
 
+TEST_F(MainAndApi, DialerOnANewWsPortIsLearnedByTheListener) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  const auto old_port = read_ws_port(main_.var());
+  ASSERT_TRUE(old_port);
+  ASSERT_NO_FATAL_FAILURE(main_.stop_daemon());
+  unsigned short new_port = 0;
+  do new_port = free_port();
+  while (new_port == *old_port);
+  ASSERT_NO_FATAL_FAILURE(start(main_, {{"THRUM_WS_PORT", std::to_string(new_port)}}));
+  // The listener keeps the dialer's current address (port only: the IP stays 127.0.0.1), which
+  // is where it announces its own moves.
+  const std::string want = "127.0.0.1:" + std::to_string(new_port);
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto rec = peer_record(api_, "main");
+        return rec.is_object() && rec.value("address", "") == want;
+      },
+      10s))
+      << peer_state(api_, "main");
+}
+
+TEST_F(MainAndApi, ListenerAnnouncesItsNewPortToTheDialer) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  // main would also find api by re-reading ws.port; what this checks is that api itself tells
+  // main (peer.address_changed with the token) and main accepts it under the local rule.
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  unsigned short new_port = free_port();
+  ASSERT_NO_FATAL_FAILURE(start(api_, {{"THRUM_WS_PORT", std::to_string(new_port)}}));
+  const std::string want = "127.0.0.1:" + std::to_string(new_port);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        auto rec = peer_record(main_, "api");
+        return rec.is_object() && rec.value("address", "") == want &&
+               rec.value("state", "") == "connected";
+      },
+      10s))
+      << peer_state(main_, "api");
+  // api's log shows the change was told and accepted.
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return slurp(api_.var() / "daemon.log").find("address change accepted by peer=main") !=
+               std::string::npos;
+      },
+      10s))
+      << api_.daemon_log();
+}
+
+TEST_F(MainAndApi, ListenerThatForgotUsEndsInDriftAndRepairSaysWhy) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  std::filesystem::remove(api_.var() / "peers.json");
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  ASSERT_TRUE(wait_peer_state(main_, "api", "drift_reconcile_failed", 20s))
+      << peer_state(main_, "api");
+  auto list = main_.thrum({"peer", "list"});
+  EXPECT_NE(list.out.find("  └─ drift detected — run: thrum peer join --type repair api"),
+            std::string::npos)
+      << list.out;
+  auto rep = main_.thrum({"peer", "join", "--type", "repair", "api"});
+  EXPECT_NE(rep.exit_code, 0);
+  EXPECT_NE(rep.err.find("peer \"api\" no longer recognises our token; re-pair with 'thrum peer "
+                         "add' on api and 'thrum peer join' here"),
+            std::string::npos)
+      << rep.out << rep.err;
+  // Still flagged: a failed repair does not clear it.
+  EXPECT_TRUE(wait_peer_state(main_, "api", "drift_reconcile_failed", 5s));
+}
+
 // -- Other side down: durable, ordered, exactly once -----------------------------------------
 
 class Outage : public MainAndApi {
