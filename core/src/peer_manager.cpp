@@ -170,11 +170,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   std::optional<PairingSession> session;
   unsigned short ws_port = 0;
   std::map<std::string, std::shared_ptr<PluginListener>> listeners;  // by transport id
+  std::map<std::string, std::string> listener_errors;                // last failure, by id
   std::optional<tls::Identity> tls_id;
   std::shared_ptr<asio::ssl::context> tls_server, tls_client;
   bool stopping = false;
   Steady::time_point last_flush = Steady::now();
   Steady::time_point last_presence = Steady::now();
+  Steady::time_point last_address_check = Steady::now();
 
   const timing::Constants& tc() const { return timing::constants(); }
   PeerLink::Timing link_timing() const { return {tc().ping_interval, tc().dead_after}; }
@@ -368,6 +370,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         auto probe = t->advertise(sdk::AdvertiseSpec{ip, 1});
         if (!probe) {
           if (first_error.empty()) first_error = probe.status().message;
+          spdlog::debug("listener address skipped transport={} ip={} reason=\"{}\"", id, ip,
+                        probe.status().message);
           continue;
         }
       }
@@ -380,6 +384,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       }
       if (!l) {
         if (first_error.empty()) first_error = l.status().message;
+        spdlog::debug("listener address skipped transport={} ip={} reason=\"{}\"", id, ip,
+                      l.status().message);
         continue;
       }
       auto bound = l.value()->local_endpoint();
@@ -411,6 +417,40 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     why = first_error.empty() ? "no usable address" : first_error;
     return std::nullopt;
+  }
+
+  /// While running (SPEC §7.3): a listener whose IP left this host (new DHCP lease, another
+  /// network) is rebuilt on the address the transport accepts now, and peers are told.
+  void check_own_addresses() {
+    std::set<std::string> used;
+    for (const auto& rec : registry.peers()) used.insert(rec.transport);
+    std::optional<std::vector<std::string>> ips;
+    for (const auto& id : used) {
+      std::string why;
+      auto t = transport(id, why);
+      if (!t || !t->capabilities().provides_listener) continue;
+      auto it = listeners.find(id);
+      if (it != listeners.end()) {
+        auto ep = it->second->local_endpoint();
+        if (ep.ip.empty() || ep.ip == "0.0.0.0") continue;
+        if (!ips) ips = local_ipv4s();
+        if (std::find(ips->begin(), ips->end(), ep.ip) != ips->end()) continue;
+        spdlog::warn("own address gone transport={} address={}; moving the listener", id,
+                     endpoint_text(ep));
+        it->second->close();
+        listeners.erase(it);
+      }
+      auto now = ensure_listener(id, t, "", why);
+      if (!now) {
+        // Retried at every check; logged once per distinct problem.
+        if (listener_errors[id] != why)
+          spdlog::error("peer listener not running transport={} error=\"{}\"", id, why);
+        listener_errors[id] = why;
+        continue;
+      }
+      listener_errors.erase(id);
+      advertised(id, *now);
+    }
   }
 
   /// Records where we are reachable over `id`; when that moved, tells every peer of the
@@ -469,6 +509,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           connect(rec.name);
         }
       }
+    }
+    if (Steady::now() - last_address_check >= std::chrono::seconds(3)) {
+      last_address_check = Steady::now();
+      check_own_addresses();
     }
     if (Steady::now() - last_flush >= tc().registry_flush) {
       registry.flush_if_dirty();

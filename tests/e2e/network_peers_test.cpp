@@ -197,8 +197,24 @@ TEST_F(NetworkPeers, CaptureOnTheWireHoldsNoCodeTokenOrMessageText) {
   Child capture(lab_->in(0), tcpdump,
                 {"-i", NetLab::kDevice, "-U", "-s", "0", "-w", pcap.string(), "tcp"},
                 alpha_.root());
-  ASSERT_TRUE(wait_until([&] { return fs::exists(pcap); }, 10s)) << "tcpdump did not start";
-  std::this_thread::sleep_for(300ms);  // let it attach before the first SYN
+  // tcpdump creates the file before it captures: knock (a TCP SYN from beta's node to a closed
+  // port) until a packet shows up in the file, so that nothing of the pairing is missed.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        lab_->run_in(1, [] {
+          int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+          sockaddr_in a{};
+          a.sin_family = AF_INET;
+          a.sin_port = htons(9);
+          ::inet_pton(AF_INET, kAlphaIp, &a.sin_addr);
+          ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // refused: RST
+          ::close(fd);
+        });
+        std::error_code ec;
+        return fs::file_size(pcap, ec) > 24 && !ec;
+      },
+      10s))
+      << "tcpdump captured nothing";
 
   ASSERT_NO_FATAL_FAILURE(pair_network());
   ASSERT_NO_FATAL_FAILURE(configure_proxies());
@@ -242,6 +258,21 @@ TEST_F(NetworkPeers, ListenerMovesWithinTheSubnetAndTheDialerFollows) {
   ASSERT_NO_FATAL_FAILURE(expect_delivery("after the move"));
   EXPECT_NE(slurp(beta_.var() / "daemon.log").find("peer address changed peer=alpha"),
             std::string::npos);
+}
+
+TEST_F(NetworkPeers, ListenerAddressChangingWhileRunningIsAnnounced) {
+  ASSERT_NO_FATAL_FAILURE(pair_network());
+  ASSERT_NO_FATAL_FAILURE(configure_proxies());
+  // No restart: the daemon notices by itself that its address left the interface.
+  // (Deleting a primary address also drops the secondaries of its subnet, so: delete, then add.)
+  ASSERT_TRUE(lab_->del_address(0, std::string(kAlphaIp) + "/24"));
+  ASSERT_TRUE(lab_->add_address(0, "198.51.100.12/24"));
+  ASSERT_TRUE(wait_until([&] { return address_of(beta_, "alpha").rfind("198.51.100.12:", 0) == 0; },
+                         20s))
+      << peer_state(beta_, "alpha") << "\nalpha log:\n"
+      << alpha_.daemon_log();
+  ASSERT_TRUE(wait_peer_state(beta_, "alpha", "connected")) << peer_state(beta_, "alpha");
+  ASSERT_NO_FATAL_FAILURE(expect_delivery("moved while running"));
 }
 
 TEST_F(NetworkPeers, ListenerMovingToAnotherSubnetIsRejectedAndNothingChanges) {
