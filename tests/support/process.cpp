@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,9 +29,15 @@ std::vector<std::string> build_env(const std::map<std::string, std::string>& ext
   return out;
 }
 
+/// The namespace file for an `ip netns` name; "" for none.
+std::string netns_path(const InNetns* netns) {
+  if (netns == nullptr || netns->name.empty()) return "";
+  return "/run/netns/" + netns->name;
+}
+
 int spawn(const std::string& program, const std::vector<std::string>& args,
           const std::filesystem::path& cwd, const std::map<std::string, std::string>& env,
-          int in_fd, int out_fd, int err_fd) {
+          int in_fd, int out_fd, int err_fd, const std::string& netns = "") {
   std::vector<std::string> argv_s = {program};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   auto env_s = build_env(env);
@@ -44,6 +51,18 @@ int spawn(const std::string& program, const std::vector<std::string>& args,
     ::dup2(in_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
+    if (!netns.empty()) {
+      // Only async-signal-safe calls between fork and exec.
+      const int ns = ::open(netns.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+        static const char msg[] = "test support: cannot enter network namespace ";
+        [[maybe_unused]] auto w1 = ::write(2, msg, sizeof msg - 1);
+        [[maybe_unused]] auto w2 = ::write(2, netns.c_str(), netns.size());
+        [[maybe_unused]] auto w3 = ::write(2, "\n", 1);
+        _exit(125);
+      }
+      ::close(ns);
+    }
     if (::chdir(cwd.c_str()) != 0) _exit(126);
     ::execve(program.c_str(), argv.data(), envp.data());
     _exit(127);
@@ -51,17 +70,16 @@ int spawn(const std::string& program, const std::vector<std::string>& args,
   return pid;
 }
 
-}  // namespace
-
-RunResult run_process(const std::string& program, const std::vector<std::string>& args,
-                      const std::filesystem::path& cwd,
-                      const std::map<std::string, std::string>& env,
-                      const std::optional<std::string>& stdin_data,
-                      std::chrono::milliseconds timeout) {
+RunResult run_impl(const InNetns* netns, const std::string& program,
+                   const std::vector<std::string>& args, const std::filesystem::path& cwd,
+                   const std::map<std::string, std::string>& env,
+                   const std::optional<std::string>& stdin_data,
+                   std::chrono::milliseconds timeout) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) || ::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC))
     return {};
-  pid_t pid = spawn(program, args, cwd, env, in_pipe[0], out_pipe[1], err_pipe[1]);
+  pid_t pid =
+      spawn(program, args, cwd, env, in_pipe[0], out_pipe[1], err_pipe[1], netns_path(netns));
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
@@ -118,6 +136,24 @@ RunResult run_process(const std::string& program, const std::vector<std::string>
   return r;
 }
 
+}  // namespace
+
+RunResult run_process(const std::string& program, const std::vector<std::string>& args,
+                      const std::filesystem::path& cwd,
+                      const std::map<std::string, std::string>& env,
+                      const std::optional<std::string>& stdin_data,
+                      std::chrono::milliseconds timeout) {
+  return run_impl(nullptr, program, args, cwd, env, stdin_data, timeout);
+}
+
+RunResult run_process(const InNetns& netns, const std::string& program,
+                      const std::vector<std::string>& args, const std::filesystem::path& cwd,
+                      const std::map<std::string, std::string>& env,
+                      const std::optional<std::string>& stdin_data,
+                      std::chrono::milliseconds timeout) {
+  return run_impl(&netns, program, args, cwd, env, stdin_data, timeout);
+}
+
 RunResult run_thrum(const std::vector<std::string>& args, const std::filesystem::path& cwd,
                     const std::map<std::string, std::string>& env,
                     const std::optional<std::string>& stdin_data,
@@ -125,12 +161,23 @@ RunResult run_thrum(const std::vector<std::string>& args, const std::filesystem:
   return run_process(THRUM_TEST_BINARY, args, cwd, env, stdin_data, timeout);
 }
 
+RunResult run_thrum(const InNetns& netns, const std::vector<std::string>& args,
+                    const std::filesystem::path& cwd, const std::map<std::string, std::string>& env,
+                    const std::optional<std::string>& stdin_data,
+                    std::chrono::milliseconds timeout) {
+  return run_process(netns, THRUM_TEST_BINARY, args, cwd, env, stdin_data, timeout);
+}
+
 Child::Child(const std::string& program, const std::vector<std::string>& args,
+             const std::filesystem::path& cwd, const std::map<std::string, std::string>& env)
+    : Child(InNetns{}, program, args, cwd, env) {}
+
+Child::Child(const InNetns& netns, const std::string& program, const std::vector<std::string>& args,
              const std::filesystem::path& cwd, const std::map<std::string, std::string>& env) {
   int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC)) return;
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pid_ = spawn(program, args, cwd, env, devnull, out_pipe[1], err_pipe[1]);
+  pid_ = spawn(program, args, cwd, env, devnull, out_pipe[1], err_pipe[1], netns_path(&netns));
   ::close(devnull);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
