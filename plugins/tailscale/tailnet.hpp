@@ -50,7 +50,7 @@ std::string redact_secrets(std::string text, std::string_view secret);
 /// the library's log pump): detach() makes every later log() a no-op. Thread-safe.
 class HostLog {
  public:
-  HostLog(sdk::IHost* host, std::string secret = {}) : host_(host), secret_(std::move(secret)) {}
+  explicit HostLog(sdk::IHost* host) : host_(host) {}
   void log(sdk::LogLevel level, const std::string& message);
   /// Secrets to scrub from every line (the current auth key).
   void set_secret(std::string secret);
