@@ -91,7 +91,13 @@ struct ListenSpec {
   std::string bind_ip;
   /// Port to bind; 0 means "pick a free one" (the chosen one is in IListener::local_endpoint()).
   std::uint16_t port = 0;
-  /// The operator policy's options for this transport, as a JSON object text ("{}" if none).
+  /// The operator policy's options for this transport, as a JSON object text ("{}" if none),
+  /// plus, under the reserved key `"host"`, an object with what the daemon knows about this repo
+  /// that a transport may need: `state_dir` (a private directory for the transport's state,
+  /// `<repo>/.thrum/var/<id>`-like, e.g. tailscale's `<repo>/.thrum/var/tsnet`) and `auth_key`
+  /// (a credential the user gave, "" when none; a secret: never log or return it). Example:
+  /// `{"mode": "embedded", "host": {"state_dir": "/r/.thrum/var/tsnet", "auth_key": ""}}`.
+  /// Transports that need none of it ignore `host`.
   std::string options_json = "{}";
 };
 
