@@ -1,5 +1,6 @@
 // thrum peer add|join|list|status|remove|configure and thrum who-has (SPEC §6).
 #include <signal.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -64,6 +65,50 @@ void print_paired(const Context& ctx, const json& r) {
               << " add-agent <agent-name>\n";
 }
 
+/// The tailscale auth key (SPEC §8): --auth-key, else THRUM_TS_AUTHKEY from this shell. The
+/// daemon falls back to the key saved in .thrum/.env; only when it still has none does
+/// call_asking_for_key() prompt, and only on a TTY.
+void add_auth_key(json& params, const std::string& type, const std::string& flag) {
+  if (type != "tailscale") return;
+  std::string key = flag;
+  if (key.empty())
+    if (const char* e = std::getenv("THRUM_TS_AUTHKEY"); e && *e) key = e;
+  if (!key.empty()) params["auth_key"] = key;
+}
+
+/// Reads a line from the terminal without echoing it.
+std::string read_secret(const char* prompt) {
+  std::cerr << prompt << std::flush;
+  termios old {};
+  const bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+  }
+  std::string line;
+  std::getline(std::cin, line);
+  if (restore) ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+  std::cerr << "\n";
+  return line;
+}
+
+json call_asking_for_key(RpcClient& client, const std::string& method, json params,
+                         std::chrono::seconds timeout) {
+  try {
+    return client.call(method, params, timeout);
+  } catch (const RpcError& e) {
+    const bool needs_key = std::string(e.what()).rfind("auth key is required", 0) == 0;
+    if (!needs_key || params.contains("auth_key") || !::isatty(STDIN_FILENO)) throw;
+  }
+  std::string key = read_secret("Tailscale auth key (tskey-...): ");
+  if (key.empty())
+    throw Error(
+        "auth key is required for --type tailscale (set THRUM_TS_AUTHKEY or pass --auth-key)");
+  params["auth_key"] = key;
+  return client.call(method, params, timeout);
+}
+
 struct AddArgs {
   std::string type, address, auth_key;
 };
@@ -74,8 +119,8 @@ int cmd_add(Context& ctx, const AddArgs& a) {
   RpcClient client(paths.sock);
   json params = {{"type", a.type}};
   if (!a.address.empty()) params["address"] = a.address;
-  if (!a.auth_key.empty()) params["auth_key"] = a.auth_key;
-  json started = client.call("peer.start_pairing", params);
+  add_auth_key(params, a.type, a.auth_key);
+  json started = call_asking_for_key(client, "peer.start_pairing", params, 90s);
   const std::string peercode = started.value("peercode", "");
   if (ctx.g.json) {
     print_json(started);
@@ -160,9 +205,9 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
   params["peercode"] = code;
   if (!a.repo_path.empty()) params["repo_path"] = std::filesystem::absolute(a.repo_path).string();
   if (!a.address.empty()) params["address"] = a.address;
-  if (!a.auth_key.empty()) params["auth_key"] = a.auth_key;
+  add_auth_key(params, a.type, a.auth_key);
   RpcClient client(paths.sock);
-  json r = client.call("peer.join", params, 60s);
+  json r = call_asking_for_key(client, "peer.join", params, 90s);
   if (ctx.g.json) {
     print_json(r);
     return 0;

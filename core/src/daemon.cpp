@@ -313,6 +313,8 @@ int run_daemon(const DaemonOptions& opts) {
   // Everything queued is committed before the pid file and lock go away.
   peers->shutdown();
   messaging.set_router(nullptr);
+  // Transports go before the pid file: the tailscale node is released while we still own it.
+  plugins.reset();
   store->close();
   ::unlink(paths.ws_port.c_str());
   lock->remove_pid_file();

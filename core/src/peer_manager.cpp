@@ -12,6 +12,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include <spdlog/spdlog.h>
 
@@ -205,6 +206,43 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     ITransportHandle t = transports ? transports(id, &why) : nullptr;
     if (!t && why.empty()) why = "no transport plugin \"" + id + "\" is loaded";
     return t;
+  }
+
+  /// Runs `start` (which brings a listener up) with the auth key the user passed, if any; the
+  /// key is saved to .thrum/.env (0600) only once it worked, so a mistyped key is not kept.
+  template <class F>
+  auto with_auth_key(const rpc::Params& params, F start) {
+    auto key = params.opt_str("auth_key");
+    if (!key || key->empty()) return start();
+    const std::string previous = opts.ts_auth_key;
+    opts.ts_auth_key = *key;
+    auto result = start();
+    if (!result) {
+      opts.ts_auth_key = previous;
+      return result;
+    }
+    if (*key != previous) {
+      try {
+        save_env_value(opts.paths.env_file, "THRUM_TS_AUTHKEY", *key);
+        spdlog::info("tailscale auth key saved to {}", opts.paths.env_file.string());
+      } catch (const std::exception& e) {
+        spdlog::warn("could not save the tailscale auth key: {}", e.what());
+      }
+    }
+    return result;
+  }
+
+  /// Sets `name=value` in a KEY=VALUE file, keeping its other lines; atomic, mode 0600.
+  static void save_env_value(const std::filesystem::path& file, const std::string& name,
+                             const std::string& value) {
+    std::string out;
+    if (auto text = read_file(file)) {
+      std::istringstream in(*text);
+      for (std::string line; std::getline(in, line);)
+        if (line.rfind(name + "=", 0) != 0) out += line + "\n";
+    }
+    out += name + "=" + value + "\n";
+    atomic_write_file(file, out, 0600);
   }
 
   static void require_address(const std::string& type, const ITransportHandle& t,
@@ -428,7 +466,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     for (const auto& id : used) {
       std::string why;
       auto t = transport(id, why);
-      if (!t || !t->capabilities().provides_listener) continue;
+      // Only transports bound to a host interface (network); a tailnet address is not one.
+      if (!t || !t->capabilities().provides_listener || !t->capabilities().needs_address) continue;
       auto it = listeners.find(id);
       if (it != listeners.end()) {
         auto ep = it->second->local_endpoint();
@@ -588,7 +627,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     require_address(type, t, params);
     std::string lwhy;
-    auto adv = ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
+    auto adv = with_auth_key(params, [&] {
+      return ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
+    });
     if (!adv) fail(lwhy);
     advertised(type, *adv);
     PairingSession s;
@@ -842,7 +883,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (t->capabilities().provides_listener) {
       // The joiner listens too: the other side tells it about its own address changes there.
       std::string lwhy;
-      auto own = ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
+      auto own = with_auth_key(params, [&] {
+        return ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
+      });
       if (!own) fail(lwhy);
       advertised(type, *own);
     }
