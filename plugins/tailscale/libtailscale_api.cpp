@@ -101,7 +101,9 @@ Attempt try_load(const std::string& candidate, bool system_search) {
   resolve(lib, "tailscale_errmsg", api->errmsg, missing);
   // Never unloaded, whether usable or not: its initialisers have run (for a Go library, a
   // whole runtime), and unloading that is not safe.
-  new boost::dll::shared_library(std::move(lib));
+  // Kept in a list that is itself never destroyed (and stays reachable, so leak checkers agree).
+  static auto* const kept = new std::vector<boost::dll::shared_library>();
+  kept->push_back(std::move(lib));
   if (!missing.empty()) {
     std::string names;
     for (const auto& m : missing) names += (names.empty() ? "" : ", ") + m;
