@@ -79,7 +79,7 @@ void add_auth_key(json& params, const std::string& type, const std::string& flag
 /// Reads a line from the terminal without echoing it.
 std::string read_secret(const char* prompt) {
   std::cerr << prompt << std::flush;
-  termios old {};
+  termios old{};
   const bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
   if (restore) {
     termios quiet = old;

@@ -56,8 +56,7 @@ using TlsWs = websocket::stream<TlsStream>;
 std::variant<PlainWs, TlsWs> make_ws(AnyStream&& s) {
   if (auto* plain = std::get_if<Socket>(&s))
     return std::variant<PlainWs, TlsWs>(std::in_place_type<PlainWs>, std::move(*plain));
-  return std::variant<PlainWs, TlsWs>(std::in_place_type<TlsWs>,
-                                      std::move(std::get<TlsStream>(s)));
+  return std::variant<PlainWs, TlsWs>(std::in_place_type<TlsWs>, std::move(std::get<TlsStream>(s)));
 }
 }  // namespace
 
@@ -168,20 +167,22 @@ void PeerLink::arm_ping() {
 
 void PeerLink::read() {
   auto self = shared_from_this();
-  visit([&](auto& ws) { ws.async_read(buf_, [self](beast::error_code ec, std::size_t) {
-    if (!self->open_) return;
-    if (ec) {
-      self->close(ec == websocket::error::message_too_big ? "frame over 4 MiB"
-                  : ec == websocket::error::closed        ? "closed by peer"
-                                                          : ec.message());
-      return;
-    }
-    self->last_rx_ = std::chrono::steady_clock::now();
-    std::string text = beast::buffers_to_string(self->buf_.data());
-    self->buf_.consume(self->buf_.size());
-    self->on_frame(std::move(text));
-    if (self->open_) self->read();
-  }); });
+  visit([&](auto& ws) {
+    ws.async_read(buf_, [self](beast::error_code ec, std::size_t) {
+      if (!self->open_) return;
+      if (ec) {
+        self->close(ec == websocket::error::message_too_big ? "frame over 4 MiB"
+                    : ec == websocket::error::closed        ? "closed by peer"
+                                                            : ec.message());
+        return;
+      }
+      self->last_rx_ = std::chrono::steady_clock::now();
+      std::string text = beast::buffers_to_string(self->buf_.data());
+      self->buf_.consume(self->buf_.size());
+      self->on_frame(std::move(text));
+      if (self->open_) self->read();
+    });
+  });
 }
 
 void PeerLink::on_frame(std::string text) {
@@ -251,16 +252,16 @@ void PeerLink::send(std::string text) {
 void PeerLink::write_front() {
   auto self = shared_from_this();
   visit([&](auto& ws) {
-  ws.text(true);
-  ws.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, std::size_t) {
-    if (!self->open_) return;
-    if (ec) {
-      self->close("write failed: " + ec.message());
-      return;
-    }
-    self->queue_.pop_front();
-    if (!self->queue_.empty()) self->write_front();
-  });
+    ws.text(true);
+    ws.async_write(asio::buffer(queue_.front()), [self](beast::error_code ec, std::size_t) {
+      if (!self->open_) return;
+      if (ec) {
+        self->close("write failed: " + ec.message());
+        return;
+      }
+      self->queue_.pop_front();
+      if (!self->queue_.empty()) self->write_front();
+    });
   });
 }
 

@@ -41,7 +41,7 @@ using Request = http::request<http::string_body>;
 struct PeerUpgrade {
   peerwire::AnyStream stream;
   peerwire::Request request;
-  std::string remote;  ///< "ip:port" of the other end, for logs
+  std::string remote;               ///< "ip:port" of the other end, for logs
   std::string transport = "local";  ///< the transport whose listener took the connection
   bool tls = false;                 ///< `stream` is a TlsStream
   std::string peer_cert_sha256;     ///< the other side's certificate (TLS only)

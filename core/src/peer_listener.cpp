@@ -66,17 +66,18 @@ struct PluginListener::Impl : std::enable_shared_from_this<PluginListener::Impl>
   void arm() {
     if (closed) return;
     std::weak_ptr<Impl> weak = shared_from_this();
-    watch.async_wait(asio::posix::stream_descriptor::wait_read, [weak](boost::system::error_code ec) {
-      auto self = weak.lock();
-      if (!self || self->closed || ec == asio::error::operation_aborted) return;
-      if (ec) {
-        spdlog::error("peer listener stopped transport={} error=\"{}\"", self->transport,
-                      ec.message());
-        return;
-      }
-      self->drain();
-      self->arm();
-    });
+    watch.async_wait(asio::posix::stream_descriptor::wait_read,
+                     [weak](boost::system::error_code ec) {
+                       auto self = weak.lock();
+                       if (!self || self->closed || ec == asio::error::operation_aborted) return;
+                       if (ec) {
+                         spdlog::error("peer listener stopped transport={} error=\"{}\"",
+                                       self->transport, ec.message());
+                         return;
+                       }
+                       self->drain();
+                       self->arm();
+                     });
   }
 
   void drain() {
@@ -98,8 +99,8 @@ struct PluginListener::Impl : std::enable_shared_from_this<PluginListener::Impl>
     try {
       sock = adopt_fd(ioc, fd);
     } catch (const std::exception& e) {
-      spdlog::warn("peer connection dropped transport={} remote={} error=\"{}\"", transport,
-                   remote, e.what());
+      spdlog::warn("peer connection dropped transport={} remote={} error=\"{}\"", transport, remote,
+                   e.what());
       return;
     }
     if (!tls) {

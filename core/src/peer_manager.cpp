@@ -355,8 +355,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   /// accepts, preferring the same /24), and records the address we advertise. Returns the
   /// advertised endpoint, or nullopt with `why`.
   std::optional<sdk::Endpoint> ensure_listener(const std::string& id, const ITransportHandle& t,
-                                               const std::string& requested_ip,
-                                               std::string& why) {
+                                               const std::string& requested_ip, std::string& why) {
     if (!t->capabilities().provides_listener) {
       auto adv = t->advertise(sdk::AdvertiseSpec{requested_ip, ws_port});
       if (!adv) {
@@ -391,8 +390,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (it != listeners.end()) {
       auto ep = it->second->local_endpoint();
       if (requested_ip.empty() || ep.ip == requested_ip || ep.ip.empty()) {
-        auto adv = t->advertise(sdk::AdvertiseSpec{requested_ip.empty() ? ep.ip : requested_ip,
-                                                   ep.port});
+        auto adv =
+            t->advertise(sdk::AdvertiseSpec{requested_ip.empty() ? ep.ip : requested_ip, ep.port});
         if (adv) return adv.value();
         why = adv.status().message;
         return std::nullopt;
@@ -439,10 +438,11 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         ctx = tls_server;
       }
       std::weak_ptr<Impl> weak = shared_from_this();
-      auto listener = std::make_shared<PluginListener>(
-          ioc, id, t, std::move(l.value()), ctx, [weak](std::unique_ptr<PeerUpgrade> up) {
-            if (auto self = weak.lock()) self->on_upgrade(std::move(up));
-          });
+      auto listener = std::make_shared<PluginListener>(ioc, id, t, std::move(l.value()), ctx,
+                                                       [weak](std::unique_ptr<PeerUpgrade> up) {
+                                                         if (auto self = weak.lock())
+                                                           self->on_upgrade(std::move(up));
+                                                       });
       try {
         listener->start();
       } catch (const std::exception& e) {
@@ -716,20 +716,21 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string joiner_cert = up->peer_cert_sha256;
-    PeerLink::accept(std::move(up), link_timing(), [weak, joiner_cert](std::shared_ptr<PeerLink> link) {
-      auto self = weak.lock();
-      if (!self) return;
-      auto ctx = std::make_shared<PairCtx>();
-      ctx->joiner_cert = joiner_cert;
-      std::weak_ptr<PeerLink> wl = link;
-      link->start(
-          [weak, ctx, wl](const std::string& method, const json& params, rpc::Respond respond) {
-            auto s = weak.lock();
-            if (!s) return;
-            s->on_pair_request(ctx, wl.lock(), method, params, std::move(respond));
-          },
-          [](const std::string&) {});
-    });
+    PeerLink::accept(
+        std::move(up), link_timing(), [weak, joiner_cert](std::shared_ptr<PeerLink> link) {
+          auto self = weak.lock();
+          if (!self) return;
+          auto ctx = std::make_shared<PairCtx>();
+          ctx->joiner_cert = joiner_cert;
+          std::weak_ptr<PeerLink> wl = link;
+          link->start(
+              [weak, ctx, wl](const std::string& method, const json& params, rpc::Respond respond) {
+                auto s = weak.lock();
+                if (!s) return;
+                s->on_pair_request(ctx, wl.lock(), method, params, std::move(respond));
+              },
+              [](const std::string&) {});
+        });
   }
 
   void on_pair_request(const std::shared_ptr<PairCtx>& ctx, const std::shared_ptr<PeerLink>& link,
@@ -908,20 +909,19 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void pair_over(int fd, sdk::Endpoint ep, std::string type, std::string repo_path,
                  std::string code, rpc::Respond respond) {
     std::weak_ptr<Impl> weak = shared_from_this();
-    open_stream(type, fd, "",
-                [weak, ep, type, repo_path, code, respond](
-                    std::optional<peerwire::AnyStream> stream, std::string cert, std::string error) {
-                  auto self = weak.lock();
-                  if (!self) return;
-                  if (!stream) {
-                    respond(rpc::Error{rpc::kHandlerError,
-                                       "cannot pair with " + endpoint_text(ep) + ": " + error,
-                                       nullptr});
-                    return;
-                  }
-                  self->pair_over_stream(std::move(*stream), cert, ep, type, repo_path, code,
-                                         respond);
-                });
+    open_stream(
+        type, fd, "",
+        [weak, ep, type, repo_path, code, respond](std::optional<peerwire::AnyStream> stream,
+                                                   std::string cert, std::string error) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (!stream) {
+            respond(rpc::Error{rpc::kHandlerError,
+                               "cannot pair with " + endpoint_text(ep) + ": " + error, nullptr});
+            return;
+          }
+          self->pair_over_stream(std::move(*stream), cert, ep, type, repo_path, code, respond);
+        });
   }
 
   void pair_over_stream(peerwire::AnyStream sock, std::string listener_cert, sdk::Endpoint ep,
@@ -930,8 +930,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::weak_ptr<Impl> weak = shared_from_this();
     PeerLink::connect(
         std::move(sock), endpoint_text(ep), "", link_timing(),
-        [weak, respond, type, repo_path, code, ep, listener_cert](
-            std::shared_ptr<PeerLink> link, std::string error, int status) {
+        [weak, respond, type, repo_path, code, ep, listener_cert](std::shared_ptr<PeerLink> link,
+                                                                  std::string error, int status) {
           auto self = weak.lock();
           if (!self) return;
           if (!link) {
@@ -1173,8 +1173,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                 });
   }
 
-  void handshake_stream(const std::string& name, peerwire::AnyStream sock,
-                        const std::string& token, sdk::Endpoint target) {
+  void handshake_stream(const std::string& name, peerwire::AnyStream sock, const std::string& token,
+                        sdk::Endpoint target) {
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string host = endpoint_text(target);
     PeerLink::connect(
@@ -1460,8 +1460,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (port > 0 && port < 65536) next.port = static_cast<std::uint16_t>(port);
     }
     if (next.ip.empty() || next.port == 0) {
-      respond(rpc::Error{rpc::kInvalidParams, "new_ip and new_port (1..65535) are required",
-                         nullptr});
+      respond(
+          rpc::Error{rpc::kInvalidParams, "new_ip and new_port (1..65535) are required", nullptr});
       return;
     }
     const sdk::Endpoint old = parse_endpoint(rec->address);
@@ -1479,8 +1479,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       st.address_rejected = verdict.message;
       spdlog::warn("peer address change rejected peer={} from={} to={} rule=\"{}\"", name,
                    rec->address, endpoint_text(next), verdict.message);
-      respond(rpc::Error{rpc::kHandlerError, "address change rejected: " + verdict.message,
-                         nullptr});
+      respond(
+          rpc::Error{rpc::kHandlerError, "address change rejected: " + verdict.message, nullptr});
       return;
     }
     spdlog::info("peer address changed peer={} from={} to={}", name, rec->address,
@@ -1523,8 +1523,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           }
           self->open_stream(
               tid, fd, pin,
-              [weak, token, target, method, params, done](
-                  std::optional<peerwire::AnyStream> stream, std::string, std::string err) {
+              [weak, token, target, method, params, done](std::optional<peerwire::AnyStream> stream,
+                                                          std::string, std::string err) {
                 auto s2 = weak.lock();
                 if (!s2) return;
                 if (!stream) {
@@ -1536,9 +1536,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                     [method, params, done](std::shared_ptr<PeerLink> link, std::string e,
                                            int status) {
                       if (!link) {
-                        done(rpc::Error{rpc::kHandlerError, e, nullptr}, status == 401 ||
-                                                                             status == 403,
-                             status);
+                        done(rpc::Error{rpc::kHandlerError, e, nullptr},
+                             status == 401 || status == 403, status);
                         return;
                       }
                       link->start(
@@ -1696,8 +1695,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (!next.ip.empty() && next.port != 0 && !(next == cur)) {
         std::string why;
         auto t = transport(rec->transport, why);
-        auto ok = !t || cur.ip.empty() ? sdk::Status::success()
-                                       : t->validate_address_change(cur, next);
+        auto ok =
+            !t || cur.ip.empty() ? sdk::Status::success() : t->validate_address_change(cur, next);
         if (ok) {
           rec->address = endpoint_text(next);
           changed = true;

@@ -107,8 +107,7 @@ Identity create(const std::string& common_name) {
 
 }  // namespace
 
-Identity load_or_create(const fs::path& dir, const std::string& common_name,
-                        std::string* problem) {
+Identity load_or_create(const fs::path& dir, const std::string& common_name, std::string* problem) {
   const fs::path cert_path = dir / "cert.pem";
   const fs::path key_path = dir / "key.pem";
   std::error_code ec;
@@ -134,8 +133,8 @@ Identity load_or_create(const fs::path& dir, const std::string& common_name,
 }
 
 std::shared_ptr<ssl::context> make_context(const Identity& id, bool server) {
-  auto ctx = std::make_shared<ssl::context>(server ? ssl::context::tls_server
-                                                   : ssl::context::tls_client);
+  auto ctx =
+      std::make_shared<ssl::context>(server ? ssl::context::tls_server : ssl::context::tls_client);
   SSL_CTX* raw = ctx->native_handle();
   SSL_CTX_set_min_proto_version(raw, TLS1_3_VERSION);
   SSL_CTX_set_max_proto_version(raw, TLS1_3_VERSION);

@@ -40,9 +40,8 @@ std::string peer_fingerprint(peerwire::TlsStream& s);
 /// Short form for logs: the first 16 hex digits.
 std::string short_fp(const std::string& fp);
 
-using HandshakeDone =
-    std::function<void(std::unique_ptr<peerwire::TlsStream>, std::string fingerprint,
-                       std::string error)>;
+using HandshakeDone = std::function<void(std::unique_ptr<peerwire::TlsStream>,
+                                         std::string fingerprint, std::string error)>;
 
 /// Runs the TLS handshake on `sock` (client or server side) with a deadline; `done` gets the
 /// stream and the other side's fingerprint, or an error.

@@ -51,15 +51,6 @@ std::string cert_fingerprint(const fs::path& pem_path) {
   return out;
 }
 
-/// Merges `patch` into the repo's config.json (the daemon reads it at start).
-void patch_config(const TempRepo& r, const json& patch) {
-  const fs::path p = r.root() / ".thrum" / "config.json";
-  json cfg = parse_json(slurp(p));
-  if (!cfg.is_object()) cfg = json::object();
-  cfg.merge_patch(patch);
-  std::ofstream(p) << cfg.dump(2) << "\n";
-}
-
 /// alpha (node 0) runs `peer add --type network`, beta (node 1) joins. Node 2 is a third
 /// machine on the same LAN.
 class NetworkPeers : public PeerTest {
@@ -161,8 +152,7 @@ TEST_F(NetworkPeers, PairOverTlsThenMessagesAndRepliesBothWays) {
   auto b_rec = peer_record(beta_, "alpha");
   ASSERT_TRUE(a_rec.is_object() && b_rec.is_object());
   EXPECT_EQ(a_rec.value("remote_cert_sha256", ""), cert_fingerprint(beta_.var() / "tls/cert.pem"));
-  EXPECT_EQ(b_rec.value("remote_cert_sha256", ""),
-            cert_fingerprint(alpha_.var() / "tls/cert.pem"));
+  EXPECT_EQ(b_rec.value("remote_cert_sha256", ""), cert_fingerprint(alpha_.var() / "tls/cert.pem"));
   EXPECT_NE(cert_fingerprint(alpha_.var() / "tls/cert.pem"), "");
   EXPECT_EQ(fs::status(alpha_.var() / "tls/key.pem").permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
@@ -181,7 +171,8 @@ TEST_F(NetworkPeers, PairOverTlsThenMessagesAndRepliesBothWays) {
       [&] {
         auto lead = j(alpha_, "lead", {"inbox", "--unread"});
         for (const auto& m : lead["messages"])
-          if (m.value("body", "") == "reviewed, one nit" && m.value("author", "") == "beta:reviewer")
+          if (m.value("body", "") == "reviewed, one nit" &&
+              m.value("author", "") == "beta:reviewer")
             return true;
         return false;
       },
@@ -250,8 +241,8 @@ TEST_F(NetworkPeers, ListenerMovesWithinTheSubnetAndTheDialerFollows) {
   ASSERT_TRUE(lab_->del_address(0, std::string(kAlphaIp) + "/24"));
   ASSERT_TRUE(lab_->add_address(0, "198.51.100.11/24"));
   ASSERT_NO_FATAL_FAILURE(start_in(0, alpha_));
-  ASSERT_TRUE(wait_until([&] { return address_of(beta_, "alpha").rfind("198.51.100.11:", 0) == 0; },
-                         20s))
+  ASSERT_TRUE(
+      wait_until([&] { return address_of(beta_, "alpha").rfind("198.51.100.11:", 0) == 0; }, 20s))
       << "before: " << before << "\nnow: " << peer_state(beta_, "alpha") << "\nalpha log:\n"
       << alpha_.daemon_log();
   ASSERT_TRUE(wait_peer_state(beta_, "alpha", "connected")) << peer_state(beta_, "alpha");
@@ -267,8 +258,8 @@ TEST_F(NetworkPeers, ListenerAddressChangingWhileRunningIsAnnounced) {
   // (Deleting a primary address also drops the secondaries of its subnet, so: delete, then add.)
   ASSERT_TRUE(lab_->del_address(0, std::string(kAlphaIp) + "/24"));
   ASSERT_TRUE(lab_->add_address(0, "198.51.100.12/24"));
-  ASSERT_TRUE(wait_until([&] { return address_of(beta_, "alpha").rfind("198.51.100.12:", 0) == 0; },
-                         20s))
+  ASSERT_TRUE(
+      wait_until([&] { return address_of(beta_, "alpha").rfind("198.51.100.12:", 0) == 0; }, 20s))
       << peer_state(beta_, "alpha") << "\nalpha log:\n"
       << alpha_.daemon_log();
   ASSERT_TRUE(wait_peer_state(beta_, "alpha", "connected")) << peer_state(beta_, "alpha");
@@ -288,8 +279,7 @@ TEST_F(NetworkPeers, ListenerMovingToAnotherSubnetIsRejectedAndNothingChanges) {
   ASSERT_TRUE(wait_until(
       [&] {
         auto rec = peer_record(beta_, "alpha");
-        return rec.is_object() &&
-               rec.value("state", "").rfind("address change rejected: ", 0) == 0;
+        return rec.is_object() && rec.value("state", "").rfind("address change rejected: ", 0) == 0;
       },
       20s))
       << peer_state(beta_, "alpha") << "\nalpha log:\n"
@@ -368,8 +358,8 @@ TEST_F(NetworkPeers, RotatedDaemonIdIsRepairedWithoutRePairing) {
   auto rep = beta_.thrum({"peer", "join", "--type", "repair", "alpha"});
   ASSERT_EQ(rep.exit_code, 0) << rep.out << rep.err;
   EXPECT_NE(rep.out.find("Repaired \"alpha\""), std::string::npos) << rep.out;
-  ASSERT_TRUE(wait_until([&] { return peer_record(beta_, "alpha").value("daemon_id", "") == new_id; },
-                         10s))
+  ASSERT_TRUE(
+      wait_until([&] { return peer_record(beta_, "alpha").value("daemon_id", "") == new_id; }, 10s))
       << peer_state(beta_, "alpha");
   EXPECT_TRUE(fs::exists(alpha_.var() / "peers.json.pre-rotation-bak"));
   ASSERT_NO_FATAL_FAILURE(expect_delivery("after the rotation"));
@@ -400,8 +390,7 @@ TEST_F(NetworkPeers, ThirdMachineWithCopiedPeersJsonButNotTheKeyCannotLink) {
   auto a = peer_record(alpha_, "beta");
   EXPECT_FALSE(a.value("connected", true)) << a.dump();
   // Nothing it sends gets through.
-  thief.thrum({"send", "hello from the thief", "--to", "@alpha:lead"},
-                          TempRepo::as("reviewer"));
+  thief.thrum({"send", "hello from the thief", "--to", "@alpha:lead"}, TempRepo::as("reviewer"));
   std::this_thread::sleep_for(1s);
   auto box = j(alpha_, "lead", {"inbox", "--unread"});
   for (const auto& m : box["messages"]) EXPECT_NE(m.value("body", ""), "hello from the thief");

@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -59,6 +60,15 @@ inline unsigned short free_port() {
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(fd);
   return ntohs(a.sin_port);
+}
+
+/// Merges `patch` into the repo's config.json (the daemon reads it at start).
+inline void patch_config(const TempRepo& r, const json& patch) {
+  const std::filesystem::path p = r.root() / ".thrum" / "config.json";
+  json cfg = parse_json(slurp(p));
+  if (!cfg.is_object()) cfg = json::object();
+  cfg.merge_patch(patch);
+  std::ofstream(p) << cfg.dump(2) << "\n";
 }
 
 class PeerTest : public ::testing::Test {
