@@ -4,6 +4,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,9 +13,9 @@
 
 #include "cli.hpp"
 #include "client.hpp"
+#include "daemon_exe.hpp"
 #include "format.hpp"
 #include "thrum/core/config.hpp"
-#include "thrum/core/daemon.hpp"
 #include "thrum/core/daemon_lock.hpp"
 #include "thrum/core/fs_util.hpp"
 
@@ -22,12 +24,6 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
-
-fs::path self_exe() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path("thrum") : p;
-}
 
 int cmd_init(Context& ctx) {
   core::RepoPaths paths = repo_for_init(ctx);
@@ -104,7 +100,9 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
   std::error_code ec;
   const std::streamoff log_start =
       fs::exists(paths.log, ec) ? static_cast<std::streamoff>(fs::file_size(paths.log, ec)) : 0;
-  const fs::path exe = self_exe();
+  // The daemon is its own executable beside this one (docs/design-decisions.md); a missing one is
+  // an error naming the path, before anything is forked.
+  const fs::path exe = daemon_exe();
   const std::string root = paths.root.string();
   pid_t child = ::fork();
   if (child < 0) throw Error(std::string("fork: ") + std::strerror(errno));
@@ -118,8 +116,12 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
       ::dup2(log, 2);
     }
     if (keep_port) ::setenv("THRUM_WS_PORT", std::to_string(*keep_port).c_str(), 1);
-    const char* argv[] = {"thrum", "daemon", "run", "--repo", root.c_str(), nullptr};
+    const char* argv[] = {"thrum-daemon", "run", "--repo", root.c_str(), nullptr};
     ::execv(exe.c_str(), const_cast<char* const*>(argv));
+    // stderr is the log: startup_errors() shows this line to the user.
+    const char* why = std::strerror(errno);
+    const std::string msg = "Error: cannot run " + exe.string() + ": " + why + "\n";
+    [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg.data(), msg.size());
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + 10s;
@@ -275,9 +277,10 @@ void add_daemon_commands(CLI::App& app, Context& ctx) {
   daemon->add_subcommand("status", "Show whether the daemon runs, and its health (exit 1 if not)")
       ->callback([&ctx] { ctx.action = [&ctx] { return cmd_status(ctx); }; });
   daemon->add_subcommand("run", "Run the daemon in the foreground")->callback([&ctx] {
-    ctx.action = [&ctx] {
+    ctx.action = [&ctx]() -> int {
       auto paths = ctx.g.repo ? core::RepoPaths::for_root(*ctx.g.repo) : require_repo(ctx);
-      return core::run_daemon(core::DaemonOptions{paths, self_exe()});
+      // Becomes the daemon: same pid, stdio, signals and exit code as before the split.
+      exec_daemon({"run", "--repo", paths.root.string()});
     };
   });
 }

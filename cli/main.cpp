@@ -1,5 +1,6 @@
-// thrum: the CLI and (via `thrum daemon run`) the daemon. main() only parses and maps errors to
-// exit codes; each command group lives in its own file.
+// thrum: the thin CLI. It talks to the daemon over its Unix socket and links none of the core's
+// heavy libraries; the daemon itself is the `thrum-daemon` executable beside it (daemon_exe.hpp).
+// main() only parses and maps errors to exit codes; each command group lives in its own file.
 #include <iostream>
 
 #include "cli.hpp"

@@ -12,7 +12,7 @@
 #include "format.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/ids.hpp"
-#include "thrum/core/pairing.hpp"
+#include "thrum/core/peercode.hpp"
 
 namespace thrum::cli {
 using namespace std::chrono_literals;

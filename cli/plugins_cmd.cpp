@@ -1,29 +1,31 @@
 // thrum plugins list | check PATH (SPEC §1 "Operator policy").
-#include <unistd.h>
-
 #include <algorithm>
 #include <iostream>
 
-#include <spdlog/spdlog.h>
-
 #include "cli.hpp"
 #include "client.hpp"
-#include "thrum/core/plugin_host.hpp"
-#include "thrum/core/plugin_loader.hpp"
+#include "daemon_exe.hpp"
 
 namespace thrum::cli {
 namespace fs = std::filesystem;
 
 namespace {
 
-fs::path exe_dir() {
-  std::error_code ec;
-  auto p = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : p.parent_path();
+/// What `thrum-daemon plugins-list|plugins-check` wrote: the document under `key`, or its error
+/// as an Error (printed `Error: <message>`, exit 1, as when the CLI loaded plugins itself).
+json daemon_tool(const std::vector<std::string>& args, const char* key) {
+  const json out = json::parse(run_daemon_tool(args), nullptr, false);
+  if (out.is_object()) {
+    if (auto e = out.find("error"); e != out.end() && e->is_string())
+      throw Error(e->get<std::string>());
+    if (out.contains(key)) return out;
+  }
+  throw Error("thrum-daemon " + args.front() + " answered something unreadable");
 }
 
 // The daemon's view when one runs for this repo (what it actually loaded), else the same scan
-// done here, in-process, with the same policy and directories.
+// done by `thrum-daemon plugins-list` (the loader is not linked into the CLI), with the same
+// policy and directories: the daemon executable sits next to this one.
 json plugins_list_doc(const Context& ctx) {
   try {
     const core::RepoPaths repo = require_repo(ctx);
@@ -36,21 +38,7 @@ json plugins_list_doc(const Context& ctx) {
   } catch (const RpcError& e) {
     if (e.code != -32601) throw;  // an old daemon without plugins.list: scan ourselves
   }
-  core::PluginHost::Options opts;
-  opts.exe_dir = exe_dir();
-  // The table says it all; the loader's log lines would only clutter stdout.
-  spdlog::set_level(spdlog::level::off);
-  std::unique_ptr<core::PluginHost> host;
-  try {
-    host = core::PluginHost::load(opts);
-  } catch (const core::PolicyError& e) {
-    throw Error(e.what());
-  }
-  json doc = {{"plugins", host->list_json()}, {"policy", host->policy_source()}};
-  json dirs = json::array();
-  for (const auto& d : host->plugin_dirs()) dirs.push_back(d.string());
-  doc["plugin_dirs"] = dirs;
-  return doc;
+  return daemon_tool({"plugins-list"}, "doc").at("doc");
 }
 
 std::string field(const json& e, const char* key) {
@@ -111,47 +99,24 @@ int cmd_list(const Context& ctx) {
 
 int cmd_check(const Context& ctx, const std::string& path) {
   if (!fs::exists(path)) throw Error(path + ": no such file");
-  spdlog::set_level(spdlog::level::off);  // the stage lines say it all
-  // configure() gets what the policy in force would give it; a broken or absent policy: none.
-  std::string policy_note;
-  core::PluginLoader::Request req;
-  const auto id = core::PluginLoader::id_from_file_name(fs::path(path).filename().string());
-  try {
-    if (auto file = core::Policy::locate()) {
-      const core::Policy policy = core::Policy::load_file(*file);
-      if (id) {
-        req.options_json = policy.options(*id).dump();
-        if (!policy.enabled(*id)) policy_note = "note: disabled by policy (" + file->string() + ")";
-      }
-    }
-  } catch (const core::PolicyError& e) {
-    policy_note = std::string("note: policy not usable, checked without options: ") + e.what();
-  }
-  core::PluginLoader loader;
-  // Every stage, the factory and configure() included.
-  core::LoadReport r = loader.load(fs::absolute(path), req);
+  // The loader runs in `thrum-daemon plugins-check` (same cwd, environment and policy).
+  const json out = daemon_tool({"plugins-check", path}, "report");
+  const json& r = out.at("report");
+  const bool ok = r.value("ok", false);
   if (ctx.g.json) {
-    json stages = json::array();
-    for (const auto& s : r.stages)
-      stages.push_back({{"stage", s.stage}, {"ok", s.ok}, {"detail", s.detail}});
-    print_json({{"path", r.path.string()},
-                {"ok", r.ok()},
-                {"status", r.ok() ? "ok" : r.refusal()},
-                {"id", r.info.id},
-                {"version", r.info.version},
-                {"abi", r.info.abi},
-                {"note", policy_note},
-                {"stages", stages}});
-    return r.ok() ? 0 : 1;
+    print_json(r);
+    return ok ? 0 : 1;
   }
-  for (const auto& line : core::PluginLoader::describe(r)) std::cout << line << "\n";
-  if (!policy_note.empty()) std::cout << policy_note << "\n";
-  if (r.ok()) {
-    std::cout << r.path.string() << ": ok (transport \"" << r.info.id << "\" " << r.info.version
-              << ", ABI " << r.info.abi << ")\n";
+  for (const auto& line : out.value("lines", json::array()))
+    std::cout << line.get<std::string>() << "\n";
+  const std::string note = field(r, "note");
+  if (!note.empty()) std::cout << note << "\n";
+  if (ok) {
+    std::cout << field(r, "path") << ": ok (transport \"" << field(r, "id") << "\" "
+              << field(r, "version") << ", ABI " << field(r, "abi") << ")\n";
     return 0;
   }
-  std::cout << r.path.string() << ": " << r.refusal() << "\n";
+  std::cout << field(r, "path") << ": " << field(r, "status") << "\n";
   return 1;
 }
 

@@ -3,6 +3,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install-deps.sh"
-# The demo needs the CLI/daemon and the local transport plugin, not the test suite.
-"$root/scripts/build.sh" dev thrum thrum_transport_local
+# The demo needs the CLI, the daemon and the local transport plugin, not the test suite.
+"$root/scripts/build.sh" dev thrum thrum-daemon thrum_transport_local
 exec "$root/scripts/demo-run.sh" "$root/build/dev/cli/thrum"

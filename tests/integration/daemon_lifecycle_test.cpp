@@ -382,5 +382,22 @@ TEST(DaemonLifecycle, ForegroundRunStopsCleanlyOnSigint) {
   EXPECT_FALSE(fs::exists(repo.var() / "thrum.pid"));
 }
 
+TEST(DaemonLifecycle, MissingThrumDaemonIsAnErrorNamingItsPath) {
+  // `thrum` execs the `thrum-daemon` beside it; a copy of the CLI alone has none.
+  TempRepo repo;
+  const fs::path bin = repo.root() / "lonely-bin";
+  fs::create_directories(bin);
+  fs::copy_file(THRUM_TEST_BINARY, bin / "thrum");
+  const std::string expected = (bin / "thrum-daemon").string();
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"daemon", "start"}, std::vector<std::string>{"daemon", "run"}}) {
+    auto r = run_process((bin / "thrum").string(), args, repo.root(), {}, std::nullopt, 10s);
+    EXPECT_EQ(r.exit_code, 1) << args[1] << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("Error: "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(repo.daemon_pid(), -1);
+}
+
 }  // namespace
 }  // namespace thrum::test

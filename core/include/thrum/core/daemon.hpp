@@ -8,7 +8,7 @@ namespace thrum::core {
 
 struct DaemonOptions {
   RepoPaths paths;
-  std::filesystem::path exe_path;  ///< the running thrum binary (plugin dirs are found beside it)
+  std::filesystem::path exe_path;  ///< the running thrum-daemon (plugin dirs are found beside it)
 };
 
 /// `thrum daemon run`: the daemon in the foreground until SIGTERM/SIGINT (SPEC §3). Returns the
