@@ -197,6 +197,59 @@ TEST_F(StoreTest, ConcurrentWritersShareCommits) {
   EXPECT_LT(stats.commits, stats.jobs) << "writers queued together must share a commit";
 }
 
+TEST_F(StoreTest, DeferredJobsCommitWithoutSyncAndSyncedOnesStillSync) {
+  // What PRAGMA synchronous says inside each job: 2 = FULL (fsync at commit), 1 = NORMAL.
+  auto sync_level = [](sql::Db& db) {
+    auto st = db.prepare("PRAGMA synchronous");
+    st.step();
+    return st.integer(0);
+  };
+  auto run = [&](Store::Durability d, const std::string& id) {
+    int64_t level = -1;
+    bool done = false;
+    store_->write(
+        [&, id](sql::Db& db) {
+          level = sync_level(db);
+          insert_agent(id)(db);
+        },
+        [&](std::exception_ptr e) {
+          EXPECT_FALSE(e);
+          EXPECT_TRUE(agent_exists(id)) << "a deferred commit is still committed before done";
+          done = true;
+        },
+        d);
+    EXPECT_TRUE(loop_.run_until([&] { return done; }));
+    return level;
+  };
+  EXPECT_EQ(run(Store::Durability::kSynced, "a"), 2);
+  EXPECT_EQ(run(Store::Durability::kDeferred, "b"), 1);
+  EXPECT_EQ(run(Store::Durability::kDeferred, "c"), 1);
+  EXPECT_EQ(run(Store::Durability::kSynced, "d"), 2) << "back to FULL for a synced job";
+  EXPECT_EQ(store_->stats().unsynced_commits, 2u);
+
+  // A batch mixing both kinds is synced as a whole.
+  std::mutex gate;
+  std::unique_lock hold(gate);
+  std::atomic<bool> blocker_running{false};
+  int done = 0;
+  store_->write(
+      [&](sql::Db&) {
+        blocker_running = true;
+        std::lock_guard wait_for_test(gate);
+      },
+      [&](std::exception_ptr) { ++done; }, Store::Durability::kDeferred);
+  while (!blocker_running) std::this_thread::yield();
+  int64_t mixed = -1;
+  store_->write(
+      [&](sql::Db& db) { mixed = sync_level(db); }, [&](std::exception_ptr) { ++done; },
+      Store::Durability::kDeferred);
+  store_->write(insert_agent("e"), [&](std::exception_ptr) { ++done; });
+  hold.unlock();
+  ASSERT_TRUE(loop_.run_until([&] { return done == 3; }));
+  EXPECT_EQ(mixed, 2);
+  EXPECT_EQ(count_agents(), 5);
+}
+
 TEST_F(StoreTest, CloseCommitsWhatIsQueuedAndRefusesLaterWrites) {
   int done = 0;
   for (int i = 0; i < 50; ++i)
