@@ -277,7 +277,8 @@ int main(int argc, char** argv) {
     thrum::test::UnixRpcClient main_health(main_repo.sock());
     const auto commits_before = std::make_pair(store_commits(main_health), store_commits(counter));
     const int64_t main_unsynced_before = store_unsynced(main_health);
-    const auto use_main_before = thread_use(main_repo.pid()), use_api_before = thread_use(api.pid());
+    const auto use_main_before = thread_use(main_repo.pid()),
+               use_api_before = thread_use(api.pid());
     std::atomic<bool> sending_done{false};
     const auto start = steady::now();
     std::thread senders([&] {
@@ -295,7 +296,8 @@ int main(int argc, char** argv) {
     for (;;) {
       const auto p0 = steady::now();
       have = total_for(counter, "reviewer") - base;
-      poll_ms_taken.push_back(std::chrono::duration<double, std::milli>(steady::now() - p0).count());
+      poll_ms_taken.push_back(
+          std::chrono::duration<double, std::milli>(steady::now() - p0).count());
       if (have >= messages || steady::now() >= deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
     }
@@ -318,8 +320,9 @@ int main(int argc, char** argv) {
                 messages / std::max(1.0, double(commits_after.second - commits_before.second)));
     std::printf("  of which without fsync (deferred jobs only): main %lld\n",
                 static_cast<long long>(store_unsynced(main_health) - main_unsynced_before));
-    std::printf("completion polls on api (message.list every %d ms): %zu, round trip mean %.3f ms\n",
-                poll_ms, poll_ms_taken.size(), summarize(poll_ms_taken).mean);
+    std::printf(
+        "completion polls on api (message.list every %d ms): %zu, round trip mean %.3f ms\n",
+        poll_ms, poll_ms_taken.size(), summarize(poll_ms_taken).mean);
     const long main_after = rss_kib(main_repo.pid()), api_after = rss_kib(api.pid());
     std::printf("RSS after the run:        main %ld KiB, api %ld KiB\n", main_after, api_after);
   } catch (const std::exception& e) {

@@ -240,9 +240,8 @@ TEST_F(StoreTest, DeferredJobsCommitWithoutSyncAndSyncedOnesStillSync) {
       [&](std::exception_ptr) { ++done; }, Store::Durability::kDeferred);
   while (!blocker_running) std::this_thread::yield();
   int64_t mixed = -1;
-  store_->write(
-      [&](sql::Db& db) { mixed = sync_level(db); }, [&](std::exception_ptr) { ++done; },
-      Store::Durability::kDeferred);
+  store_->write([&](sql::Db& db) { mixed = sync_level(db); }, [&](std::exception_ptr) { ++done; },
+                Store::Durability::kDeferred);
   store_->write(insert_agent("e"), [&](std::exception_ptr) { ++done; });
   hold.unlock();
   ASSERT_TRUE(loop_.run_until([&] { return done == 3; }));
