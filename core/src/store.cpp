@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -10,6 +11,8 @@
 namespace thrum::core {
 
 namespace {
+
+constexpr auto kGroupCommitWait = std::chrono::microseconds(1000);
 
 // Version 1. Later versions append steps; a database newer than this binary is refused.
 constexpr const char* kSchemaV1 = R"sql(
@@ -127,6 +130,7 @@ void Store::write(Job job, Done done, Durability durability) {
     std::lock_guard lk(mu_);
     if (!closing_) {
       queue_.push_back(Pending{std::move(job), std::move(done), durability});
+      if (durability == Durability::kSynced) ++synced_queued_;
       cv_.notify_one();
       return;
     }
@@ -141,11 +145,24 @@ void Store::run_writer() {
   ::pthread_setname_np(::pthread_self(), "thrum-store");  // for top -H, perf, /proc/<pid>/task
   std::vector<Pending> batch;
   bool synced = true;  // the constructor set synchronous=FULL
+  // Group commit across writers that each wait for their previous write before the next (e.g.
+  // N agents sending): the synced jobs of the last batch plus those that queued while it
+  // committed are the writers currently active. When more than one is, wait (up to
+  // kGroupCommitWait) until that many synced jobs are queued, so that the writers whose
+  // commit just finished join the ones already waiting, and one fsync serves them all instead
+  // of alternating halves. A lone writer (expect == 1) never waits.
+  size_t expect = 1;
+  size_t in_batch = 0;  // synced jobs in the batch being committed
   for (;;) {
     {
       std::unique_lock lk(mu_);
+      if (in_batch > 0) expect = in_batch + synced_queued_;
       cv_.wait(lk, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty() && closing_) return;
+      if (expect > 1 && synced_queued_ < expect)
+        cv_.wait_for(lk, kGroupCommitWait, [&] { return closing_ || synced_queued_ >= expect; });
+      in_batch = synced_queued_;
+      synced_queued_ = 0;
       batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
     }

@@ -31,6 +31,10 @@ namespace thrum::core {
 /// commit durable too, since the WAL is appended in commit order. A deferred commit is still a
 /// commit: `done` runs after it, later reads see it, and it survives the process being killed.
 ///
+/// When several writers are active at once (each waiting for its last write before sending
+/// the next, like N agents sending), the writer thread waits up to 1 ms for the ones whose
+/// commit just finished, so that they share the next fsync; a lone writer never waits.
+///
 /// `done` callbacks of one batch run on the event loop in queue order, in one loop handler.
 ///
 /// Reads use a separate connection owned by the loop thread (WAL readers never block the
@@ -82,6 +86,7 @@ class Store {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
+  size_t synced_queued_ = 0;  // kSynced jobs in queue_
   bool closing_ = false;
   Stats stats_;
   std::thread thread_;
