@@ -252,7 +252,8 @@ int run_daemon(const DaemonOptions& opts) {
   });
 
   messaging.on_message([&ws](const StoredMessage& m) {
-    ws.broadcast("notification.message", Messaging::notification_params(m));
+    if (ws.client_count() > 0)  // the params cost a few allocations per message
+      ws.broadcast("notification.message", Messaging::notification_params(m));
   });
 
   try {

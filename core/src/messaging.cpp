@@ -493,17 +493,22 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
   m->audience = broadcast ? "broadcast:everyone" : join(audience, ",");
   m->created_at = now_rfc3339();
   m->recipients = recipients;
-  std::vector<OutboxItem> outbox;
-  if (router_ && (!proxies.empty() || broadcast)) outbox = router_->route(*m, proxies, broadcast);
-  const std::string new_thread = new_thread_id();
+  auto outbox = std::make_shared<std::vector<OutboxItem>>();
+  if (router_ && (!proxies.empty() || broadcast)) *outbox = router_->route(*m, proxies, broadcast);
+  const std::string new_thread = reply_to ? new_thread_id() : std::string();
+  // Serialised here, not in the job: the store's writer thread is the sender's busiest.
+  std::vector<std::string> payloads;
+  payloads.reserve(outbox->size());
+  for (const auto& item : *outbox) payloads.push_back(item.payload.dump());
 
   store_.write(
-      [m, new_thread, outbox](sql::Db& db) {
+      [m, new_thread, outbox, payloads = std::move(payloads)](sql::Db& db) {
         insert_message(db, *m, new_thread);
         auto ins = db.cached(
             "INSERT INTO deliveries(recipient_id, seq, message_id, delivered_at) "
             "VALUES(?1,?2,?3,?4)");
-        for (const auto& item : outbox) {
+        for (size_t i = 0; i < outbox->size(); ++i) {
+          const auto& item = (*outbox)[i];
           for (const auto& r : item.queued_recipients) {
             ins.reset();
             ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind_null(4).run();
@@ -514,7 +519,7 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
               .bind(1, item.peer)
               .bind(2, item.kind)
               .bind(3, m->message_id)
-              .bind(4, item.payload.dump())
+              .bind(4, payloads[i])
               .bind(5, m->created_at)
               .run();
         }
@@ -531,7 +536,7 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
         }
         json all = m->recipients;
         json queued = json::array();
-        for (const auto& item : outbox)
+        for (const auto& item : *outbox)
           for (const auto& r : item.queued_recipients) {
             all.push_back(r);
             queued.push_back(r);
@@ -545,7 +550,7 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
         respond(result);
         announce(*m);
         if (router_)
-          for (const auto& item : outbox) router_->kick(item.peer);
+          for (const auto& item : *outbox) router_->kick(item.peer);
       });
 }
 
@@ -882,7 +887,7 @@ void Messaging::apply_inbound(const std::vector<InboundMessage>& batch,
     Pending p;
     p.index = i;
     p.peer = in.peer;
-    p.new_thread = new_thread_id();
+    if (in.reply_to) p.new_thread = new_thread_id();
     // The author shows up here as <our prefix for them>:<name>, a proxy, so that replying to
     // it routes back over the same peer without any configuration. Every message of a new
     // author carries the proxy (the insert is idempotent): the first one may be a redelivery.
