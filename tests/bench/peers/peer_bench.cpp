@@ -17,6 +17,7 @@
 // --latency-samples 0 skips the latency loops; --idle-settle-ms 0 skips the idle-memory waits
 // (both only to iterate quickly on throughput; the documented runs use the defaults).
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -145,6 +146,13 @@ void print_use(const char* who, const std::map<std::string, ThreadUse>& before,
   }
   std::printf("per message, %s: CPU %.0f us, scheduled %.2f times (%s)\n", who,
               cpu * 1e6 / messages, runs / messages, parts.c_str());
+}
+
+double self_cpu() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 int64_t store_commits(test::UnixRpcClient& c) {
@@ -279,6 +287,7 @@ int main(int argc, char** argv) {
     const int64_t main_unsynced_before = store_unsynced(main_health);
     const auto use_main_before = thread_use(main_repo.pid()),
                use_api_before = thread_use(api.pid());
+    const double bench_cpu_before = self_cpu();
     std::atomic<bool> sending_done{false};
     const auto start = steady::now();
     std::thread senders([&] {
@@ -313,6 +322,8 @@ int main(int argc, char** argv) {
     const auto commits_after = std::make_pair(store_commits(main_health), store_commits(counter));
     print_use("main (sender)", use_main_before, thread_use(main_repo.pid()), messages);
     print_use("api (receiver)", use_api_before, thread_use(api.pid()), messages);
+    std::printf("per message, this benchmark's clients and poller: CPU %.0f us\n",
+                (self_cpu() - bench_cpu_before) * 1e6 / messages);
     std::printf("store commits during the run: main %lld, api %lld (%.1f and %.1f msgs/commit)\n",
                 static_cast<long long>(commits_after.first - commits_before.first),
                 static_cast<long long>(commits_after.second - commits_before.second),
