@@ -87,6 +87,7 @@ class Store {
   std::condition_variable cv_;
   std::deque<Pending> queue_;
   size_t synced_queued_ = 0;  // kSynced jobs in queue_
+  size_t expect_ = 1;         // synced jobs the writer expects per batch (see run_writer)
   bool closing_ = false;
   Stats stats_;
   std::thread thread_;
