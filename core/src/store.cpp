@@ -157,7 +157,6 @@ void Store::run_writer() {
   for (;;) {
     {
       std::unique_lock lk(mu_);
-      if (in_batch > 0) expect_ = in_batch + synced_queued_;
       cv_.wait(lk, [&] { return closing_ || !queue_.empty(); });
       if (queue_.empty() && closing_) return;
       if (expect_ > 1 && synced_queued_ < expect_)
@@ -208,6 +207,8 @@ void Store::run_writer() {
       stats_.commits++;
       stats_.jobs += batch.size();
       if (!need_sync) stats_.unsynced_commits++;
+      // Counted before the dones go out: what queued meanwhile came from other writers.
+      if (in_batch > 0) expect_ = in_batch + synced_queued_;
     }
     // One loop handler for the whole batch, in queue order.
     auto dones = std::make_shared<std::vector<std::pair<Done, std::exception_ptr>>>();
