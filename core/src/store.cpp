@@ -1,6 +1,7 @@
 #include "thrum/core/store.hpp"
 
 #include <pthread.h>
+#include <sqlite3.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@ namespace thrum::core {
 namespace {
 
 constexpr auto kGroupCommitWait = std::chrono::microseconds(1000);
+constexpr int kCheckpointPages = 1000;  // SQLite's default for its automatic checkpoint
 
 // Version 1. Later versions append steps; a database newer than this binary is refused.
 constexpr const char* kSchemaV1 = R"sql(
@@ -94,9 +96,17 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop)
   // unless a job fails. Keep it in memory; it is dropped at each commit.
   writer_.exec("PRAGMA temp_store=MEMORY");
   migrate();
+  // Replaces SQLite's automatic checkpoint, which would run inside the commit that crossed
+  // 1000 pages and hold up every caller in that batch for a few milliseconds (see run_writer).
+  sqlite3_wal_hook(writer_.handle(), &Store::on_wal_commit, this);
   reader_ = sql::Db(path.string());
   reader_.exec("PRAGMA query_only=ON");
   thread_ = std::thread([this] { run_writer(); });
+}
+
+int Store::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
+  static_cast<Store*>(self)->wal_pages_ = frames;  // writer thread
+  return SQLITE_OK;
 }
 
 Store::~Store() {
@@ -220,6 +230,17 @@ void Store::run_writer() {
         if (done) done(err);
     });
     batch.clear();
+    // While the callers handle their answers. PASSIVE never waits for readers; with no write
+    // in between it usually copies everything, and the next transaction starts the WAL over.
+    if (wal_pages_ >= kCheckpointPages) {
+      int log_pages = 0, copied = 0;
+      int rc = sqlite3_wal_checkpoint_v2(writer_.handle(), "main", SQLITE_CHECKPOINT_PASSIVE,
+                                         &log_pages, &copied);
+      if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        spdlog::warn("store checkpoint failed rc={} error=\"{}\"", rc,
+                     sqlite3_errmsg(writer_.handle()));
+      wal_pages_ = 0;
+    }
   }
 }
 

@@ -36,6 +36,9 @@ namespace thrum::core {
 /// commit just finished, so that they share the next fsync; a lone writer never waits.
 ///
 /// `done` callbacks of one batch run on the event loop in queue order, in one loop handler.
+/// The WAL is checkpointed (committed pages copied back into the database file) by the writer
+/// thread once the WAL passes 1000 pages, after that batch's callbacks are posted rather than
+/// inside its commit, so no caller waits for it.
 ///
 /// Reads use a separate connection owned by the loop thread (WAL readers never block the
 /// writer). A read issued after a write's `done` has run sees that write.
@@ -79,6 +82,7 @@ class Store {
   };
   void run_writer();
   void migrate();
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
   EventLoop& loop_;
   sql::Db writer_;
@@ -90,6 +94,7 @@ class Store {
   size_t expect_ = 1;         // synced jobs the writer expects per batch (see run_writer)
   bool closing_ = false;
   Stats stats_;
+  int wal_pages_ = 0;  // writer thread: WAL size after the last commit
   std::thread thread_;
 };
 
