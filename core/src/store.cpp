@@ -85,7 +85,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS message_map_remote ON message_map(peer, remote
 }  // namespace
 
 Store::Store(const std::filesystem::path& path, EventLoop& loop)
-    : loop_(loop), writer_(path.string()) {
+    : loop_(loop), writer_(path.string(), false, /*batch_wal_writes=*/true) {
   writer_.exec("PRAGMA journal_mode=WAL");
   // FULL: a commit is on disk (WAL fsynced) before we acknowledge anything built on it.
   writer_.exec("PRAGMA synchronous=FULL");
