@@ -8,9 +8,7 @@
 //     to @api:reviewer); a WebSocket client on api's ws://127.0.0.1:<ws.port>/ws waits for the
 //     matching notification.message. One message in flight at a time; p50/p90/p99/max.
 //  2. throughput: N sends from C persistent connections as fast as they go; the clock stops
-//     when reviewer has all N stored on api (durable: committed to api's SQLite store), seen
-//     as api's notification.message for each (sent after its commit), then checked against
-//     api's store.
+//     when reviewer has all N stored on api (durable: committed to api's SQLite store).
 //  3. idle memory: VmRSS of both daemons after start + agent registration, and again with the
 //     peer link up and idle (after a settle period).
 //
@@ -18,8 +16,8 @@
 //                          [--idle-settle-ms MS] [--poll-ms MS]
 // --latency-samples 0 skips the latency loops; --idle-settle-ms 0 skips the idle-memory waits
 // (both only to iterate quickly on throughput; the documented runs use the defaults).
-// --poll-ms N detects the end of the throughput run by polling message.list on api every N ms
-// (the original method, with N = 2) instead of counting api's notification.message frames.
+// --poll-ms N: poll message.list on api every N ms to detect the end of the throughput run
+// (default 2, the original method); 0 counts api's notification.message frames instead.
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -201,7 +199,7 @@ void print_summary(const char* label, const Summary& s) {
 int main(int argc, char** argv) {
   using namespace thrum::bench;
   using namespace std::chrono_literals;
-  int samples = 2000, messages = 20000, clients = 4, settle_ms = 12000, poll_ms = 0;
+  int samples = 2000, messages = 20000, clients = 4, settle_ms = 12000, poll_ms = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--latency-samples")) samples = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--throughput-messages")) messages = std::atoi(argv[i + 1]);
@@ -293,9 +291,11 @@ int main(int argc, char** argv) {
     const auto use_main_before = thread_use(main_repo.pid()),
                use_api_before = thread_use(api.pid());
     const double bench_cpu_before = self_cpu();
-    // How the end is detected: by default from api's notification.message stream (pushed after
-    // each commit; no load on api); --poll-ms N polls message.list every N ms instead (the
-    // original method: its inbox count is O(inbox), so at 2 ms it costs api noticeable CPU).
+    // How the end is detected: by default (--poll-ms 2) by polling message.list on api every
+    // 2 ms, the original method (its inbox count is O(inbox), so the probe itself costs api some
+    // CPU on long runs); --poll-ms 0 counts api's notification.message frames instead (pushed
+    // after each commit), which measured slower still: api then writes, and this process
+    // parses, one WebSocket frame per message.
     const bool by_poll = poll_ms > 0;
     std::unique_ptr<thrum::test::WsRpcClient> notify_ws;
     if (!by_poll) {
