@@ -496,10 +496,13 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
   auto outbox = std::make_shared<std::vector<OutboxItem>>();
   if (router_ && (!proxies.empty() || broadcast)) *outbox = router_->route(*m, proxies, broadcast);
   const std::string new_thread = reply_to ? new_thread_id() : std::string();
-  // Serialised here, not in the job: the store's writer thread is the sender's busiest.
+  // Serialised once, here rather than in the job (the store's writer thread is the sender's
+  // busiest), in the form the outbox keeps (see OutboxItem).
   std::vector<std::string> payloads;
   payloads.reserve(outbox->size());
-  for (const auto& item : *outbox) payloads.push_back(item.payload.dump());
+  for (const auto& item : *outbox)
+    payloads.push_back(item.payload.dump(-1, ' ', false, json::error_handler_t::replace) + "\n" +
+                       json(item.queued_recipients).dump());
 
   store_.write(
       [m, new_thread, outbox, payloads = std::move(payloads)](sql::Db& db) {

@@ -189,6 +189,10 @@ void PeerLink::on_frame(std::string text) {
 }
 
 void PeerLink::call(const std::string& method, const Json& params, Reply reply) {
+  call_text(method, params.dump(-1, ' ', false, Json::error_handler_t::replace), std::move(reply));
+}
+
+void PeerLink::call_text(const std::string& method, const std::string& params, Reply reply) {
   if (!open_) {
     reply(rpc::Error{rpc::kHandlerError, "link closed", nullptr});
     return;
@@ -200,7 +204,7 @@ void PeerLink::call(const std::string& method, const Json& params, Reply reply) 
   std::string text = "{\"id\":" + std::to_string(id) + ",\"jsonrpc\":\"2.0\",\"method\":";
   text += Json(method).dump(-1, ' ', false, Json::error_handler_t::replace);
   text += ",\"params\":";
-  text += params.dump(-1, ' ', false, Json::error_handler_t::replace);
+  text += params;
   text += '}';
   send(std::move(text));
 }

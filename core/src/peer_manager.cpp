@@ -1200,7 +1200,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     // A frame carries consecutive rows of one kind: up to kMaxBatch rows, ~kMaxBatchBytes.
     while (st.backlog && st.inflight < kMaxFramesInFlight) {
       std::string kind;
-      json items = json::array();
+      std::string items;  // the rows' params, comma-separated
       std::vector<SentRow> rows;
       size_t bytes = 0;
       int64_t fetched = 0;
@@ -1220,32 +1220,43 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           }
           kind = std::move(k);
           bytes += text.size();
-          json payload = json::parse(text, nullptr, false);
-          if (!payload.is_object()) payload = json::object();
           SentRow row{q.integer(0), kind, q.text(2), json::array()};
-          if (auto qr = payload.find("queued_recipients"); qr != payload.end()) {
-            row.queued = std::move(*qr);
-            payload.erase(qr);
+          // "<wire params>\n<queued recipients>" (see OutboxItem): the params go out as stored.
+          // A deliver row without the newline was queued by an older build, with the
+          // recipients inside the params.
+          if (auto nl = text.find('\n'); nl != std::string::npos) {
+            row.queued = json::parse(std::string_view(text).substr(nl + 1), nullptr, false);
+            text.resize(nl);
+          } else if (kind == "deliver") {
+            json payload = json::parse(text, nullptr, false);
+            if (!payload.is_object()) payload = json::object();
+            if (auto qr = payload.find("queued_recipients"); qr != payload.end()) {
+              row.queued = std::move(*qr);
+              payload.erase(qr);
+            }
+            text = payload.dump(-1, ' ', false, json::error_handler_t::replace);
           }
+          if (!row.queued.is_array()) row.queued = json::array();
           st.cursor = row.id;
-          items.push_back(std::move(payload));
+          if (!items.empty()) items += ',';
+          items += text;
           rows.push_back(std::move(row));
         }
       }
       // A full page may have more behind it.
       st.backlog = more || fetched == kMaxBatch;
       if (rows.empty()) return;
-      send_frame(name, st, kind, std::move(items), std::move(rows));
+      send_frame(name, st, kind, items, std::move(rows));
     }
   }
 
-  void send_frame(const std::string& name, PeerState& st, const std::string& kind, json items,
-                  std::vector<SentRow> rows) {
+  void send_frame(const std::string& name, PeerState& st, const std::string& kind,
+                  const std::string& items, std::vector<SentRow> rows) {
     st.inflight++;
     const uint64_t gen = st.generation;
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string method = kind == "receipt" ? "peer.receipt" : "peer.deliver";
-    st.link->call(method, json{{"items", std::move(items)}},
+    st.link->call_text(method, "{\"items\":[" + items + "]}",
                   [weak, name, gen, rows = std::move(rows)](rpc::Outcome o) {
                     auto self = weak.lock();
                     if (!self) return;
@@ -1641,10 +1652,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       }
     }
     std::vector<OutboxItem> out;
-    for (auto& [name, it] : items) {
-      it.payload["queued_recipients"] = it.queued_recipients;
-      out.push_back(std::move(it));
-    }
+    for (auto& [name, it] : items) out.push_back(std::move(it));
     return out;
   }
 

@@ -58,12 +58,15 @@ struct StoredMessage {
   std::vector<std::string> recipients;
 };
 
-/// What must cross a peer link for one message, stored with it in the same transaction.
+/// What must cross a peer link for one message, stored with it in the same transaction. The
+/// outbox row's payload is the params serialised once, as they go on the wire, then a newline
+/// and the queued recipients as a JSON array (a serialised JSON value never contains a raw
+/// newline); receipts store the params alone.
 struct OutboxItem {
   std::string peer;
   std::string kind;  ///< "deliver" | "receipt"
   std::string message_id;
-  nlohmann::json payload;
+  nlohmann::json payload;  ///< the peer.deliver params for this message
   /// Delivery rows created queued (delivered_at NULL) until the peer acknowledges.
   std::vector<std::string> queued_recipients;
 };
