@@ -260,7 +260,10 @@ int run_daemon(const DaemonOptions& opts) {
                  {"problems", problems},
                  {"transports", transports},
                  {"peers", peers->summary()},
-                 {"store", {{"commits", stats.commits}, {"writes", stats.jobs}}},
+                 {"store",
+                  {{"commits", stats.commits},
+                   {"unsynced_commits", stats.unsynced_commits},
+                   {"writes", stats.jobs}}},
                  {"identity",
                   {{"daemon_id", config.daemon_id()},
                    {"repo_name", config.repo_name()},
@@ -271,7 +274,8 @@ int run_daemon(const DaemonOptions& opts) {
   });
 
   messaging.on_message([&ws](const StoredMessage& m) {
-    ws.broadcast("notification.message", Messaging::notification_params(m));
+    if (ws.client_count() > 0)  // the params cost a few allocations per message
+      ws.broadcast("notification.message", Messaging::notification_params(m));
   });
 
   try {

@@ -60,10 +60,22 @@ std::vector<std::string> Dispatcher::methods() const {
 }
 
 std::string make_response(const json& id, const Outcome& outcome, bool include_id) {
-  json doc = {{"jsonrpc", "2.0"}};
   if (outcome.ok()) {
-    doc["result"] = outcome.result();
-  } else {
+    // Written out rather than built as a document: that would copy the whole result. Same
+    // bytes as dumping {"id", "jsonrpc", "result"} (object keys are sorted).
+    std::string out = "{";
+    if (include_id) {
+      out += "\"id\":";
+      out += id.dump(-1, ' ', false, json::error_handler_t::replace);
+      out += ',';
+    }
+    out += "\"jsonrpc\":\"2.0\",\"result\":";
+    out += outcome.result().dump(-1, ' ', false, json::error_handler_t::replace);
+    out += '}';
+    return out;
+  }
+  json doc = {{"jsonrpc", "2.0"}};
+  {
     json err = {{"code", outcome.error().code}, {"message", outcome.error().message}};
     if (!outcome.error().data.is_null()) err["data"] = outcome.error().data;
     doc["error"] = std::move(err);
@@ -73,8 +85,13 @@ std::string make_response(const json& id, const Outcome& outcome, bool include_i
 }
 
 std::string make_notification(std::string_view method, const json& params) {
-  json doc = {{"jsonrpc", "2.0"}, {"method", method}, {"params", params}};
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  // Same bytes as dumping {"jsonrpc", "method", "params"}, without copying params.
+  std::string out = "{\"jsonrpc\":\"2.0\",\"method\":";
+  out += json(method).dump(-1, ' ', false, json::error_handler_t::replace);
+  out += ",\"params\":";
+  out += params.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += '}';
+  return out;
 }
 
 void Dispatcher::call(const std::string& method, const json& params, const CallContext& ctx,
@@ -147,7 +164,7 @@ void Dispatcher::handle(std::string_view text, const CallContext& ctx,
           id, Error{kInvalidParams, "Invalid params: params must be an object", nullptr}, has_id));
       return;
     }
-    params = *pv;
+    params = std::move(*pv);
   }
   auto it = handlers_.find(method);
   const Scope needed = ctx.channel == CallContext::Channel::kWebSocket ? kWebSocket : kUnix;

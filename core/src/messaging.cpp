@@ -493,17 +493,25 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
   m->audience = broadcast ? "broadcast:everyone" : join(audience, ",");
   m->created_at = now_rfc3339();
   m->recipients = recipients;
-  std::vector<OutboxItem> outbox;
-  if (router_ && (!proxies.empty() || broadcast)) outbox = router_->route(*m, proxies, broadcast);
-  const std::string new_thread = new_thread_id();
+  auto outbox = std::make_shared<std::vector<OutboxItem>>();
+  if (router_ && (!proxies.empty() || broadcast)) *outbox = router_->route(*m, proxies, broadcast);
+  const std::string new_thread = reply_to ? new_thread_id() : std::string();
+  // Serialised once, here rather than in the job (the store's writer thread is the sender's
+  // busiest), in the form the outbox keeps (see OutboxItem).
+  std::vector<std::string> payloads;
+  payloads.reserve(outbox->size());
+  for (const auto& item : *outbox)
+    payloads.push_back(item.payload.dump(-1, ' ', false, json::error_handler_t::replace) + "\n" +
+                       json(item.queued_recipients).dump());
 
   store_.write(
-      [m, new_thread, outbox](sql::Db& db) {
+      [m, new_thread, outbox, payloads = std::move(payloads)](sql::Db& db) {
         insert_message(db, *m, new_thread);
         auto ins = db.cached(
             "INSERT INTO deliveries(recipient_id, seq, message_id, delivered_at) "
             "VALUES(?1,?2,?3,?4)");
-        for (const auto& item : outbox) {
+        for (size_t i = 0; i < outbox->size(); ++i) {
+          const auto& item = (*outbox)[i];
           for (const auto& r : item.queued_recipients) {
             ins.reset();
             ins.bind(1, r).bind(2, m->seq).bind(3, m->message_id).bind_null(4).run();
@@ -514,7 +522,7 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
               .bind(1, item.peer)
               .bind(2, item.kind)
               .bind(3, m->message_id)
-              .bind(4, item.payload.dump())
+              .bind(4, payloads[i])
               .bind(5, m->created_at)
               .run();
         }
@@ -531,7 +539,7 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
         }
         json all = m->recipients;
         json queued = json::array();
-        for (const auto& item : outbox)
+        for (const auto& item : *outbox)
           for (const auto& r : item.queued_recipients) {
             all.push_back(r);
             queued.push_back(r);
@@ -545,7 +553,7 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
         respond(result);
         announce(*m);
         if (router_)
-          for (const auto& item : outbox) router_->kick(item.peer);
+          for (const auto& item : *outbox) router_->kick(item.peer);
       });
 }
 
@@ -839,101 +847,148 @@ void Messaging::deliver_to_waiters(const StoredMessage& m) {
 // ---------------------------------------------------------------------------------------------
 // Peers: inbound messages and proxies.
 
-void Messaging::apply_inbound(const InboundMessage& in,
-                              std::function<void(std::string, std::string)> done) {
-  std::vector<std::string> recipients;
-  if (in.broadcast) {
-    for (const auto& [id, a] : agents_)
-      if (!a.is_proxy()) recipients.push_back(id);
-  } else {
-    for (std::string t : in.to) {
-      if (!t.empty() && t[0] == '@') t.erase(0, 1);
-      auto a = agents_.find(t);
-      if (a == agents_.end() || a->second.is_proxy()) {
-        done("", "no agent named @" + t + " here");
-        return;
+void Messaging::apply_inbound(const std::vector<InboundMessage>& batch,
+                              std::function<void(std::vector<InboundResult>)> done) {
+  /// One message to store: everything decided on the loop before the job runs.
+  struct Pending {
+    size_t index;  // in `batch` and in the results
+    StoredMessage m;
+    std::optional<Agent> new_proxy;
+    std::string new_thread;
+    std::string peer;
+    std::string existing;  // set by the job: our id from an earlier delivery
+    std::string error;     // set by the job: why this one could not be stored
+  };
+  auto results = std::make_shared<std::vector<InboundResult>>(batch.size());
+  auto work = std::make_shared<std::vector<Pending>>();
+  work->reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const InboundMessage& in = batch[i];
+    std::vector<std::string> recipients;
+    std::string refused;
+    if (in.broadcast) {
+      for (const auto& [id, a] : agents_)
+        if (!a.is_proxy()) recipients.push_back(id);
+    } else {
+      for (std::string t : in.to) {
+        if (!t.empty() && t[0] == '@') t.erase(0, 1);
+        auto a = agents_.find(t);
+        if (a == agents_.end() || a->second.is_proxy()) {
+          refused = "no agent named @" + t + " here";
+          break;
+        }
+        recipients.push_back(t);
       }
-      recipients.push_back(t);
     }
-  }
-  std::sort(recipients.begin(), recipients.end());
-  recipients.erase(std::unique(recipients.begin(), recipients.end()), recipients.end());
+    if (!refused.empty()) {
+      (*results)[i].refused = refused;
+      continue;
+    }
+    std::sort(recipients.begin(), recipients.end());
+    recipients.erase(std::unique(recipients.begin(), recipients.end()), recipients.end());
 
-  // The author shows up here as <our prefix for them>:<name>, a proxy, so that replying to it
-  // routes back over the same peer without any configuration.
-  const std::string author_id = in.prefix + ":" + in.author;
-  std::optional<Agent> new_proxy;
-  if (!agents_.count(author_id)) {
-    Agent p;
-    p.agent_id = author_id;
-    p.kind = "proxy";
-    p.peer_name = in.peer;
-    p.remote_name = in.author;
-    p.registered_at = p.last_seen_at = now_rfc3339();
-    new_proxy = p;
+    Pending p;
+    p.index = i;
+    p.peer = in.peer;
+    if (in.reply_to) p.new_thread = new_thread_id();
+    // The author shows up here as <our prefix for them>:<name>, a proxy, so that replying to
+    // it routes back over the same peer without any configuration. Every message of a new
+    // author carries the proxy (the insert is idempotent): the first one may be a redelivery.
+    const std::string author_id = in.prefix + ":" + in.author;
+    if (!agents_.count(author_id)) {
+      Agent a;
+      a.agent_id = author_id;
+      a.kind = "proxy";
+      a.peer_name = in.peer;
+      a.remote_name = in.author;
+      a.registered_at = a.last_seen_at = now_rfc3339();
+      p.new_proxy = a;
+    }
+    StoredMessage& m = p.m;
+    if (in.reply_to) {
+      auto st = store_.reader().cached("SELECT 1 FROM messages WHERE message_id=?1");
+      st.bind(1, *in.reply_to);
+      if (st.step()) m.reply_to = in.reply_to;
+    }
+    m.message_id = new_message_id();
+    m.author_id = author_id;
+    m.body = in.body;
+    m.format = in.format.empty() ? "markdown" : in.format;
+    m.audience = in.broadcast ? "broadcast:everyone" : "";
+    if (!in.broadcast)
+      for (const auto& r : recipients)
+        m.audience += (m.audience.empty() ? "agent:" : ",agent:") + r;
+    m.created_at = now_rfc3339();
+    m.origin_daemon = in.origin_daemon;
+    m.origin_message_id = in.origin_id;
+    m.recipients = std::move(recipients);
+    work->push_back(std::move(p));
   }
-  std::optional<std::string> reply_to;
-  if (in.reply_to && load_message(*in.reply_to)) reply_to = in.reply_to;
-
-  auto m = std::make_shared<StoredMessage>();
-  m->message_id = new_message_id();
-  m->reply_to = reply_to;
-  m->author_id = author_id;
-  m->body = in.body;
-  m->format = in.format.empty() ? "markdown" : in.format;
-  m->audience = in.broadcast ? "broadcast:everyone" : "";
-  if (!in.broadcast)
-    for (const auto& r : recipients)
-      m->audience += (m->audience.empty() ? "agent:" : ",agent:") + r;
-  m->created_at = now_rfc3339();
-  m->origin_daemon = in.origin_daemon;
-  m->origin_message_id = in.origin_id;
-  m->recipients = recipients;
-  auto existing = std::make_shared<std::string>();
-  const std::string new_thread = new_thread_id();
-  const std::string peer = in.peer;
+  if (work->empty()) {
+    done(std::move(*results));
+    return;
+  }
 
   store_.write(
-      [m, existing, new_proxy, new_thread, peer](sql::Db& db) {
-        // Exactly once: a redelivery after a lost ack finds the message already here.
-        auto dup = db.cached(
-            "SELECT message_id FROM messages WHERE origin_daemon=?1 AND origin_message_id=?2");
-        dup.bind(1, *m->origin_daemon).bind(2, *m->origin_message_id);
-        if (dup.step()) {
-          *existing = dup.text(0);
-          return;
+      [work](sql::Db& db) {
+        for (auto& p : *work) {
+          // Each message in its own savepoint: one that fails is refused alone.
+          db.cached("SAVEPOINT inbound").run();
+          try {
+            // Exactly once: a redelivery after a lost ack finds the message already here.
+            auto dup = db.cached(
+                "SELECT message_id FROM messages WHERE origin_daemon=?1 AND "
+                "origin_message_id=?2");
+            dup.bind(1, *p.m.origin_daemon).bind(2, *p.m.origin_message_id);
+            if (dup.step()) {
+              p.existing = dup.text(0);
+            } else {
+              if (p.new_proxy) {
+                db.cached(
+                      "INSERT OR IGNORE INTO agents(agent_id, kind, role, peer_name, "
+                      "remote_name, registered_at, last_seen_at) "
+                      "VALUES(?1,'proxy','',?2,?3,?4,?4)")
+                    .bind(1, p.new_proxy->agent_id)
+                    .bind(2, *p.new_proxy->peer_name)
+                    .bind(3, *p.new_proxy->remote_name)
+                    .bind(4, p.new_proxy->registered_at)
+                    .run();
+              }
+              insert_message(db, p.m, p.new_thread);
+              db.cached(
+                    "INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) "
+                    "VALUES(?1,?2,?3)")
+                  .bind(1, p.peer)
+                  .bind(2, p.m.message_id)
+                  .bind(3, *p.m.origin_message_id)
+                  .run();
+            }
+            db.cached("RELEASE inbound").run();
+          } catch (const std::exception& e) {
+            p.error = e.what();
+            db.cached("ROLLBACK TO inbound").run();
+            db.cached("RELEASE inbound").run();
+          }
         }
-        if (new_proxy) {
-          db.cached(
-                "INSERT OR IGNORE INTO agents(agent_id, kind, role, peer_name, remote_name, "
-                "registered_at, last_seen_at) VALUES(?1,'proxy','',?2,?3,?4,?4)")
-              .bind(1, new_proxy->agent_id)
-              .bind(2, *new_proxy->peer_name)
-              .bind(3, *new_proxy->remote_name)
-              .bind(4, new_proxy->registered_at)
-              .run();
-        }
-        insert_message(db, *m, new_thread);
-        db.cached("INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
-            .bind(1, peer)
-            .bind(2, m->message_id)
-            .bind(3, *m->origin_message_id)
-            .run();
       },
-      [this, m, existing, new_proxy, done, alive = alive_](std::exception_ptr err) {
+      [this, work, results, done, alive = alive_](std::exception_ptr err) {
         if (!*alive) return;
-        if (err) {
-          done("", "could not store the message: " + describe_exception(err));
-          return;
+        std::vector<const StoredMessage*> stored;
+        for (auto& p : *work) {
+          auto& r = (*results)[p.index];
+          if (err || !p.error.empty()) {
+            r.refused = "could not store the message: " + (err ? describe_exception(err) : p.error);
+          } else if (!p.existing.empty()) {
+            r.local_id = p.existing;
+          } else {
+            r.local_id = p.m.message_id;
+            if (p.new_proxy && !agents_.count(p.new_proxy->agent_id))
+              agents_[p.new_proxy->agent_id] = *p.new_proxy;
+            stored.push_back(&p.m);
+          }
         }
-        if (!existing->empty()) {
-          done(*existing, "");
-          return;
-        }
-        if (new_proxy && !agents_.count(new_proxy->agent_id))
-          agents_[new_proxy->agent_id] = *new_proxy;
-        done(m->message_id, "");
-        announce(*m);
+        done(std::move(*results));
+        for (const auto* m : stored) announce(*m);
       });
 }
 

@@ -193,8 +193,8 @@ void PeerLink::on_frame(std::string text) {
   }
   if (msg.contains("method") && msg["method"].is_string()) {
     const std::string method = msg["method"].get<std::string>();
-    Json params =
-        msg.contains("params") && msg["params"].is_object() ? msg["params"] : Json::object();
+    Json params = Json::object();
+    if (auto pv = msg.find("params"); pv != msg.end() && pv->is_object()) params = std::move(*pv);
     const bool has_id = msg.contains("id") && !msg["id"].is_null();
     Json id = has_id ? msg["id"] : Json(nullptr);
     std::weak_ptr<PeerLink> weak = shared_from_this();
@@ -222,20 +222,31 @@ void PeerLink::on_frame(std::string text) {
       reply(rpc::Error{msg["error"].value("code", rpc::kHandlerError),
                        msg["error"].value("message", "error"), nullptr});
     } else {
-      reply(msg.contains("result") ? msg["result"] : Json(nullptr));
+      auto rv = msg.find("result");
+      reply(rv != msg.end() ? Json(std::move(*rv)) : Json(nullptr));
     }
   }
 }
 
 void PeerLink::call(const std::string& method, const Json& params, Reply reply) {
+  call_text(method, params.dump(-1, ' ', false, Json::error_handler_t::replace), std::move(reply));
+}
+
+void PeerLink::call_text(const std::string& method, const std::string& params, Reply reply) {
   if (!open_) {
     reply(rpc::Error{rpc::kHandlerError, "link closed", nullptr});
     return;
   }
   const int64_t id = next_id_++;
   pending_.emplace(id, std::move(reply));
-  send(Json{{"jsonrpc", "2.0"}, {"id", id}, {"method", method}, {"params", params}}.dump(
-      -1, ' ', false, Json::error_handler_t::replace));
+  // Same bytes as dumping {"id", "jsonrpc", "method", "params"}, without copying params (a
+  // peer.deliver frame carries up to 256 messages).
+  std::string text = "{\"id\":" + std::to_string(id) + ",\"jsonrpc\":\"2.0\",\"method\":";
+  text += Json(method).dump(-1, ' ', false, Json::error_handler_t::replace);
+  text += ",\"params\":";
+  text += params;
+  text += '}';
+  send(std::move(text));
 }
 
 void PeerLink::notify(const std::string& method, const Json& params) {

@@ -86,6 +86,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   void start(RequestHandler on_request, CloseHandler on_close);
   /// Sends a request; `reply` runs with the answer, or with an error if the link closes first.
   void call(const std::string& method, const Json& params, Reply reply);
+  /// The same, with `params` already serialised (a JSON object).
+  void call_text(const std::string& method, const std::string& params, Reply reply);
   void notify(const std::string& method, const Json& params);
   /// Closes now; pending calls fail with `reason`. Idempotent.
   void close(const std::string& reason);

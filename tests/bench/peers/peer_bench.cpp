@@ -13,7 +13,14 @@
 //     peer link up and idle (after a settle period).
 //
 // Usage: thrum_bench_peers [--latency-samples N] [--throughput-messages N] [--clients C]
+//                          [--idle-settle-ms MS] [--poll-ms MS]
+// --latency-samples 0 skips the latency loops; --idle-settle-ms 0 skips the idle-memory waits
+// (both only to iterate quickly on throughput; the documented runs use the defaults).
+// --poll-ms N: poll message.list on api every N ms to detect the end of the throughput run
+// (default 2, the original method); 0 counts api's notification.message frames instead.
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,9 +29,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -92,6 +103,73 @@ int64_t total_for(test::UnixRpcClient& c, const std::string& agent) {
   return r["result"].value("total", int64_t{-1});
 }
 
+/// Per thread name: CPU time (user + system, seconds) and how many times it was scheduled in
+/// (/proc/<pid>/task/<tid>/schedstat, third field): a proxy for wake-ups and hand-offs.
+struct ThreadUse {
+  double cpu = 0;
+  double runs = 0;
+};
+std::map<std::string, ThreadUse> thread_use(int pid) {
+  std::map<std::string, ThreadUse> out;
+  const double hz = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& t : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::string name = stat.substr(open + 1, close - open - 1);
+    std::istringstream rest(stat.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && rest >> field; ++i)
+      if (i == 14 || i == 15) ticks += std::atof(field.c_str());  // utime, stime
+    out[name].cpu += ticks / hz;
+    std::ifstream ss(t.path() / "schedstat");
+    double on_cpu_ns = 0, wait_ns = 0, runs = 0;
+    if (ss >> on_cpu_ns >> wait_ns >> runs) out[name].runs += runs;
+  }
+  return out;
+}
+
+void print_use(const char* who, const std::map<std::string, ThreadUse>& before,
+               const std::map<std::string, ThreadUse>& after, int messages) {
+  double cpu = 0, runs = 0;
+  std::string parts;
+  for (const auto& [name, u] : after) {
+    auto b = before.find(name);
+    const ThreadUse d{u.cpu - (b == before.end() ? 0.0 : b->second.cpu),
+                      u.runs - (b == before.end() ? 0.0 : b->second.runs)};
+    cpu += d.cpu;
+    runs += d.runs;
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "%s%s %.0f us / %.2f", parts.empty() ? "" : ", ", name.c_str(),
+                  d.cpu * 1e6 / messages, d.runs / messages);
+    parts += buf;
+  }
+  std::printf("per message, %s: CPU %.0f us, scheduled %.2f times (%s)\n", who,
+              cpu * 1e6 / messages, runs / messages, parts.c_str());
+}
+
+double self_cpu() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+int64_t store_commits(test::UnixRpcClient& c) {
+  auto r = c.call("health", json::object());
+  if (!r.contains("result")) throw std::runtime_error("health failed: " + r.dump());
+  return r["result"]["store"].value("commits", int64_t{-1});
+}
+
+int64_t store_unsynced(test::UnixRpcClient& c) {
+  auto r = c.call("health", json::object());
+  if (!r.contains("result")) throw std::runtime_error("health failed: " + r.dump());
+  return r["result"]["store"].value("unsynced_commits", int64_t{0});
+}
+
 std::string peer_state(const NamedRepo& r, const std::string& peer) {
   auto doc = test::parse_json(test::run_thrum({"--json", "peer", "status"}, r.root()).out);
   if (doc.is_array())
@@ -121,11 +199,13 @@ void print_summary(const char* label, const Summary& s) {
 int main(int argc, char** argv) {
   using namespace thrum::bench;
   using namespace std::chrono_literals;
-  int samples = 2000, messages = 20000, clients = 4;
+  int samples = 2000, messages = 20000, clients = 4, settle_ms = 12000, poll_ms = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--latency-samples")) samples = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--throughput-messages")) messages = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--clients")) clients = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--idle-settle-ms")) settle_ms = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--poll-ms")) poll_ms = std::atoi(argv[i + 1]);
   }
   try {
     std::printf("machine: %s\n", machine_description().c_str());
@@ -138,8 +218,10 @@ int main(int argc, char** argv) {
       main_repo.must({"quickstart", "--name", "s" + std::to_string(c), "--role", "bench"},
                      {{"THRUM_NAME", "s" + std::to_string(c)}});
 
+    std::printf("daemons: main pid %d, api pid %d\n", main_repo.pid(), api.pid());
+    std::fflush(stdout);
     // -- idle memory, before pairing
-    std::this_thread::sleep_for(2s);
+    if (settle_ms > 0) std::this_thread::sleep_for(2s);
     const long main_before = rss_kib(main_repo.pid()), api_before = rss_kib(api.pid());
 
     pair(api, main_repo);
@@ -148,7 +230,7 @@ int main(int argc, char** argv) {
       throw std::runtime_error("link did not come up");
 
     // -- idle memory, with an idle link (past a ping or two)
-    std::this_thread::sleep_for(12s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(settle_ms));
     const long main_idle = rss_kib(main_repo.pid()), api_idle = rss_kib(api.pid());
     std::printf("idle RSS before pairing:  main %ld KiB, api %ld KiB\n", main_before, api_before);
     std::printf("idle RSS with idle link:  main %ld KiB (%+ld), api %ld KiB (%+ld)\n", main_idle,
@@ -193,16 +275,33 @@ int main(int argc, char** argv) {
           summarize(lat));
       print_summary((std::string(label) + " message.send returns").c_str(), summarize(send_ret));
     };
-    {
+    if (samples > 0) {
       thrum::test::WsRpcClient local_ws(*main_port);
       if (!local_ws.call("health").contains("result")) throw std::runtime_error("ws health failed");
       measure(local_ws, "@s0", "local (one daemon)");
+      measure(ws, "@api:reviewer", "cross-peer");
     }
-    measure(ws, "@api:reviewer", "cross-peer");
 
     // -- sustained durable throughput over the link
     thrum::test::UnixRpcClient counter(api.sock());
     const int64_t base = total_for(counter, "reviewer");
+    thrum::test::UnixRpcClient main_health(main_repo.sock());
+    const auto commits_before = std::make_pair(store_commits(main_health), store_commits(counter));
+    const int64_t main_unsynced_before = store_unsynced(main_health);
+    const auto use_main_before = thread_use(main_repo.pid()),
+               use_api_before = thread_use(api.pid());
+    const double bench_cpu_before = self_cpu();
+    // How the end is detected: by default (--poll-ms 2) by polling message.list on api every
+    // 2 ms, the original method (its inbox count is O(inbox), so the probe itself costs api some
+    // CPU on long runs); --poll-ms 0 counts api's notification.message frames instead (pushed
+    // after each commit), which measured slower still: api then writes, and this process
+    // parses, one WebSocket frame per message.
+    const bool by_poll = poll_ms > 0;
+    std::unique_ptr<thrum::test::WsRpcClient> notify_ws;
+    if (!by_poll) {
+      notify_ws = std::make_unique<thrum::test::WsRpcClient>(*port);
+      if (!notify_ws->call("health").contains("result")) throw std::runtime_error("ws failed");
+    }
     std::atomic<bool> sending_done{false};
     const auto start = steady::now();
     std::thread senders([&] {
@@ -216,10 +315,38 @@ int main(int argc, char** argv) {
     });
     const auto deadline = start + 300s;
     int64_t have = 0;
-    while ((have = total_for(counter, "reviewer") - base) < messages && steady::now() < deadline)
-      std::this_thread::sleep_for(2ms);
+    std::vector<double> poll_ms_taken;
+    int64_t duplicates = 0;
+    if (by_poll) {
+      for (;;) {
+        const auto p0 = steady::now();
+        have = total_for(counter, "reviewer") - base;
+        poll_ms_taken.push_back(
+            std::chrono::duration<double, std::milli>(steady::now() - p0).count());
+        if (have >= messages || steady::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+      }
+    } else {
+      // api announces each message on /ws after its commit; count the throughput ones.
+      std::unordered_set<std::string> seen;
+      while (static_cast<int64_t>(seen.size()) < messages && steady::now() < deadline) {
+        auto n = notify_ws->next_notification("notification.message", 10s);
+        if (!n) break;
+        const std::string preview = (*n)["params"].value("preview", "");
+        if (preview.rfind("tp ", 0) == 0 && !seen.insert(preview).second) ++duplicates;
+      }
+      have = static_cast<int64_t>(seen.size());
+    }
     const double secs = std::chrono::duration<double>(steady::now() - start).count();
     senders.join();
+    if (!by_poll) {
+      // The store agrees: all of them are committed for reviewer.
+      const int64_t stored = total_for(counter, "reviewer") - base;
+      if (stored != messages || duplicates != 0)
+        throw std::runtime_error("notified " + std::to_string(have) + " (" +
+                                 std::to_string(duplicates) + " twice), stored " +
+                                 std::to_string(stored) + " of " + std::to_string(messages));
+    }
     if (have < messages)
       throw std::runtime_error("only " + std::to_string(have) + " of " + std::to_string(messages) +
                                " arrived");
@@ -227,6 +354,24 @@ int main(int argc, char** argv) {
         "throughput end to end: %d msgs stored on the remote in %.3f s = %.0f msgs/s (%d sender "
         "connections)\n",
         messages, secs, messages / secs, clients);
+    const auto commits_after = std::make_pair(store_commits(main_health), store_commits(counter));
+    print_use("main (sender)", use_main_before, thread_use(main_repo.pid()), messages);
+    print_use("api (receiver)", use_api_before, thread_use(api.pid()), messages);
+    std::printf("per message, this benchmark's clients and poller: CPU %.0f us\n",
+                (self_cpu() - bench_cpu_before) * 1e6 / messages);
+    std::printf("store commits during the run: main %lld, api %lld (%.1f and %.1f msgs/commit)\n",
+                static_cast<long long>(commits_after.first - commits_before.first),
+                static_cast<long long>(commits_after.second - commits_before.second),
+                messages / std::max(1.0, double(commits_after.first - commits_before.first)),
+                messages / std::max(1.0, double(commits_after.second - commits_before.second)));
+    std::printf("  of which without fsync (deferred jobs only): main %lld\n",
+                static_cast<long long>(store_unsynced(main_health) - main_unsynced_before));
+    if (by_poll)
+      std::printf(
+          "completion polls on api (message.list every %d ms): %zu, round trip mean %.3f ms\n",
+          poll_ms, poll_ms_taken.size(), summarize(poll_ms_taken).mean);
+    else
+      std::printf("completion: api's notification.message stream (all %d seen once)\n", messages);
     const long main_after = rss_kib(main_repo.pid()), api_after = rss_kib(api.pid());
     std::printf("RSS after the run:        main %ld KiB, api %ld KiB\n", main_after, api_after);
   } catch (const std::exception& e) {

@@ -58,12 +58,15 @@ struct StoredMessage {
   std::vector<std::string> recipients;
 };
 
-/// What must cross a peer link for one message, stored with it in the same transaction.
+/// What must cross a peer link for one message, stored with it in the same transaction. The
+/// outbox row's payload is the params serialised once, as they go on the wire, then a newline
+/// and the queued recipients as a JSON array (a serialised JSON value never contains a raw
+/// newline); receipts store the params alone.
 struct OutboxItem {
   std::string peer;
   std::string kind;  ///< "deliver" | "receipt"
   std::string message_id;
-  nlohmann::json payload;
+  nlohmann::json payload;  ///< the peer.deliver params for this message
   /// Delivery rows created queued (delivered_at NULL) until the peer acknowledges.
   std::vector<std::string> queued_recipients;
 };
@@ -81,6 +84,12 @@ struct InboundMessage {
   std::string format = "markdown";
   std::string created_at;
   std::optional<std::string> reply_to;  ///< our id for the parent, when the sender knew it
+};
+
+/// What became of one InboundMessage.
+struct InboundResult {
+  std::string local_id;  ///< our id for it (new, or the one it got the first time it came)
+  std::string refused;   ///< why it cannot be stored here; empty when local_id is set
 };
 
 /// The peer layer as Messaging sees it (implemented by PeerManager). Loop thread only.
@@ -131,10 +140,12 @@ class Messaging {
   const std::map<std::string, Agent>& agents() const { return agents_; }
 
   void set_router(Router* r) { router_ = r; }
-  /// Stores a message from a peer (idempotent on origin daemon + id). `done(local_id, "")`, or
-  /// `done("", reason)` when it cannot be delivered here (no such agent). Loop thread.
-  void apply_inbound(const InboundMessage& in,
-                     std::function<void(std::string local_id, std::string refused)> done);
+  /// Stores messages from a peer, in order, in one store job (idempotent on origin daemon +
+  /// id: a redelivery answers the id the message got the first time). `done` gets one result
+  /// per message, in order, after the commit; a message that cannot be delivered here (no such
+  /// agent, or the store failed) is refused with the reason. Loop thread.
+  void apply_inbound(const std::vector<InboundMessage>& batch,
+                     std::function<void(std::vector<InboundResult>)> done);
   /// Registers the proxy `<prefix>:<remote_name>` for `peer`. `done("")` or an error.
   void add_proxy(const std::string& peer, const std::string& prefix, const std::string& remote_name,
                  std::function<void(std::string error)> done);

@@ -23,8 +23,10 @@ class Stmt;
 class Db {
  public:
   Db() = default;
-  /// Opens (creating if needed) `path`. Throws sql::Error.
-  explicit Db(const std::string& path, bool read_only = false);
+  /// Opens (creating if needed) `path`. Throws sql::Error. `batch_wal_writes`: hand each
+  /// transaction's WAL frames to the file in one write instead of two per page (for the one
+  /// connection that writes; see sqlite.cpp).
+  explicit Db(const std::string& path, bool read_only = false, bool batch_wal_writes = false);
   ~Db();
   Db(Db&& o) noexcept;
   Db& operator=(Db&& o) noexcept;

@@ -23,6 +23,23 @@ namespace thrum::core {
 /// the event loop. A caller that answers its client from `done` therefore acknowledges only
 /// what is on disk, while N concurrent writers share one fsync.
 ///
+/// A job may instead ask for a *deferred* sync (Durability::kDeferred): for writes that are
+/// safe to lose on power failure because they would be redone (e.g. deleting an outbox row the
+/// peer has acknowledged: if the deletion is lost, the row is sent again and the peer
+/// de-duplicates it). A batch made only of deferred jobs commits without fsync
+/// (synchronous=NORMAL); the next synced commit fsyncs the WAL, which makes every earlier
+/// commit durable too, since the WAL is appended in commit order. A deferred commit is still a
+/// commit: `done` runs after it, later reads see it, and it survives the process being killed.
+///
+/// When several writers are active at once (each waiting for its last write before sending
+/// the next, like N agents sending), the writer thread waits up to 1 ms for the ones whose
+/// commit just finished, so that they share the next fsync; a lone writer never waits.
+///
+/// `done` callbacks of one batch run on the event loop in queue order, in one loop handler.
+/// The WAL is checkpointed (committed pages copied back into the database file) by the writer
+/// thread once the WAL passes 1000 pages, after that batch's callbacks are posted rather than
+/// inside its commit, so no caller waits for it.
+///
 /// Reads use a separate connection owned by the loop thread (WAL readers never block the
 /// writer). A read issued after a write's `done` has run sees that write.
 class Store {
@@ -30,6 +47,10 @@ class Store {
   using Job = std::function<void(sql::Db&)>;
   /// Loop thread. nullptr on success; otherwise what the job (or the commit) threw.
   using Done = std::function<void(std::exception_ptr)>;
+  enum class Durability {
+    kSynced,    ///< on disk (WAL fsynced) before `done` runs
+    kDeferred,  ///< committed before `done` runs; on disk with the next synced commit
+  };
 
   /// Opens or creates the database and brings its schema up to date. Throws sql::Error.
   Store(const std::filesystem::path& path, EventLoop& loop);
@@ -38,7 +59,7 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   /// Queues `job`. Thread-safe. After close() the job fails with an error.
-  void write(Job job, Done done);
+  void write(Job job, Done done, Durability durability = Durability::kSynced);
   /// The loop thread's read connection.
   sql::Db& reader() { return reader_; }
   /// Commits everything queued, then stops the writer thread. Idempotent.
@@ -47,6 +68,7 @@ class Store {
   struct Stats {
     uint64_t commits = 0;
     uint64_t jobs = 0;
+    uint64_t unsynced_commits = 0;  ///< commits of deferred jobs only (no fsync)
   };
   Stats stats() const;
 
@@ -56,9 +78,11 @@ class Store {
   struct Pending {
     Job job;
     Done done;
+    Durability durability;
   };
   void run_writer();
   void migrate();
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
   EventLoop& loop_;
   sql::Db writer_;
@@ -66,8 +90,11 @@ class Store {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
+  size_t synced_queued_ = 0;  // kSynced jobs in queue_
+  size_t expect_ = 1;         // synced jobs the writer expects per batch (see run_writer)
   bool closing_ = false;
   Stats stats_;
+  int wal_pages_ = 0;  // writer thread: WAL size after the last commit
   std::thread thread_;
 };
 
