@@ -20,6 +20,7 @@
 #include "support/helpers.hpp"
 #include "support/raw_http.hpp"
 #include "support/rpc_socket.hpp"
+#include "thrum/core/sqlite.hpp"
 
 namespace thrum::test {
 namespace {
@@ -538,6 +539,38 @@ TEST_F(MainAndApi, RemoveDropsAndCountsTheQueue) {
   auto send = main_.thrum({"send", "x", "--to", "@api:reviewer"}, TempRepo::as("coordinator_main"));
   EXPECT_NE(send.exit_code, 0);
   EXPECT_EQ(reviewer_unread()["messages"].size(), 0u);
+}
+
+TEST_F(MainAndApi, OutboxRowQueuedByAnOlderBuildIsStillDelivered) {
+  // Older builds stored an outbox payload as one JSON object with the queued recipients inside;
+  // this build stores "<wire params>\n<recipients>". A row left queued across the upgrade
+  // must still go out, once, and settle its delivery row.
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  const std::string id = send_to_reviewer("queued before the upgrade");
+  ASSERT_FALSE(id.empty());
+  ASSERT_NO_FATAL_FAILURE(main_.stop_daemon());
+  {
+    core::sql::Db db((main_.var() / "thrum.db").string());
+    auto q = db.prepare("SELECT id, payload FROM outbox WHERE message_id=?1");
+    q.bind(1, id);
+    ASSERT_TRUE(q.step());
+    const int64_t row = q.integer(0);
+    const std::string text = q.text(1);
+    const auto nl = text.find('\n');
+    ASSERT_NE(nl, std::string::npos) << text;
+    json old = json::parse(text.substr(0, nl));
+    old["queued_recipients"] = json::parse(text.substr(nl + 1));
+    ASSERT_EQ(old["queued_recipients"], json::array({"api:reviewer"})) << text;
+    db.prepare("UPDATE outbox SET payload=?1 WHERE id=?2").bind(1, old.dump()).bind(2, row).run();
+  }
+  ASSERT_NO_FATAL_FAILURE(start(main_));
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 5s)) << sent_state(id);
+  auto box = reviewer_unread();
+  ASSERT_EQ(box["messages"].size(), 1u) << box.dump(2);
+  EXPECT_EQ(box["messages"][0]["body"], "queued before the upgrade");
 }
 
 }  // namespace
