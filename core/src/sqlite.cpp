@@ -31,7 +31,8 @@ namespace {
 constexpr const char* kBatchVfsName = "thrum-walbatch";
 constexpr sqlite3_int64 kMaxBuffered = 4 << 20;
 
-struct alignas(16) BatchFile {
+// SQLite allocates szOsFile bytes with 8-byte alignment only, so nothing here may ask for more.
+struct BatchFile {
   sqlite3_file base;
   sqlite3_file* real;  // the default VFS's file, stored right after this struct
   bool wal;
@@ -39,6 +40,8 @@ struct alignas(16) BatchFile {
   char* buf;
   sqlite3_int64 buf_off, buf_len, buf_cap;
 };
+// The real file starts right after this struct and must stay 8-byte aligned.
+static_assert(alignof(BatchFile) <= 8 && sizeof(BatchFile) % 8 == 0);
 
 sqlite3_vfs* g_real_vfs = nullptr;
 
