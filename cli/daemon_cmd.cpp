@@ -93,9 +93,17 @@ struct Started {
 };
 
 Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned short>& keep_port) {
-  if (auto pid = core::running_daemon(paths))
-    throw Error("daemon is already running (PID " + std::to_string(*pid) + ") for repo " +
-                paths.root.string());
+  if (auto pid = core::running_daemon(paths)) {
+    // 0: the lock is held but the pid file not written yet (a daemon starting this instant);
+    // it writes it right after taking the lock, so wait a moment to name it.
+    for (int i = 0; i < 40 && *pid == 0; ++i) {
+      std::this_thread::sleep_for(25ms);
+      if (auto info = core::read_pid_file(paths)) pid = info->pid;
+    }
+    throw Error("daemon is already running (PID " +
+                (*pid > 0 ? std::to_string(*pid) : std::string("unknown, still starting")) +
+                ") for repo " + paths.root.string());
+  }
   core::ensure_dir(paths.var, 0700);
   std::error_code ec;
   const std::streamoff log_start =
@@ -132,8 +140,14 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
       throw Error("daemon failed to start" +
                   (why.empty() ? " (see " + paths.log.string() + ")" : ": " + why));
     }
-    if (auto port = core::read_port_file(paths.ws_port); port && RpcClient::probe(paths.sock))
-      return Started{child, *port};
+    // Ready means *our* daemon serves: when two starts race, the loser sees the winner's port
+    // file and socket before its own daemon has found the lock taken and exited, and must not
+    // report that daemon as the one it started. It waits for its child to exit instead, whose
+    // "already running" error then comes from the log above.
+    if (auto port = core::read_port_file(paths.ws_port); port && RpcClient::probe(paths.sock)) {
+      auto info = core::read_pid_file(paths);
+      if (info && info->pid == child) return Started{child, *port};
+    }
     std::this_thread::sleep_for(25ms);
   }
   throw Error("daemon did not become ready within 10s (PID " + std::to_string(child) + "); see " +

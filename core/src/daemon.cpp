@@ -38,6 +38,14 @@ using json = nlohmann::json;
 
 namespace {
 
+/// A start-up failure, as the one "Error: ..." line `thrum daemon start` shows from the log.
+/// One write(2) per line: a racing daemon appends to the same log (O_APPEND), and std::cerr,
+/// unbuffered, would write each piece separately and let its lines land inside ours.
+void startup_error(const std::string& what) {
+  const std::string line = "Error: " + what + "\n";
+  [[maybe_unused]] auto n = ::write(STDERR_FILENO, line.data(), line.size());
+}
+
 /// EventLoop over the daemon's io_context.
 class AsioLoop final : public EventLoop {
  public:
@@ -99,14 +107,14 @@ std::string tailscale_auth_key(const RepoPaths& paths) {
 int run_daemon(const DaemonOptions& opts) {
   const RepoPaths& paths = opts.paths;
   if (!std::filesystem::is_directory(paths.thrum)) {
-    std::cerr << "Error: thrum is not initialized in " << paths.root.string()
-              << " - run 'thrum init' first\n";
+    startup_error("thrum is not initialized in " + paths.root.string() +
+                  " - run 'thrum init' first");
     return 1;
   }
   try {
     ensure_dir(paths.var, 0700);
   } catch (const std::exception& e) {
-    std::cerr << "Error: " << e.what() << "\n";
+    startup_error(e.what());
     return 1;
   }
 
@@ -114,7 +122,7 @@ int run_daemon(const DaemonOptions& opts) {
   try {
     lock = DaemonLock::try_acquire(paths);
   } catch (const std::exception& e) {
-    std::cerr << "Error: " << e.what() << "\n";
+    startup_error(e.what());
     return 1;
   }
   if (!lock) {
@@ -125,9 +133,8 @@ int run_daemon(const DaemonOptions& opts) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       info = read_pid_file(paths);
     }
-    std::cerr << "Error: daemon is already running (PID "
-              << (info ? std::to_string(info->pid) : "?") << ") for repo " << paths.root.string()
-              << "\n";
+    startup_error("daemon is already running (PID " + (info ? std::to_string(info->pid) : "?") +
+                  ") for repo " + paths.root.string());
     return 1;
   }
 
@@ -136,7 +143,7 @@ int run_daemon(const DaemonOptions& opts) {
   try {
     lock->write_pid_file(rfc3339_seconds(started));
   } catch (const std::exception& e) {
-    std::cerr << "Error: " << e.what() << "\n";
+    startup_error(e.what());
     return 1;
   }
   setup_daemon_logging(paths.log);
@@ -152,20 +159,20 @@ int run_daemon(const DaemonOptions& opts) {
     if (config.bootstrap_identity(paths)) config.save(paths);
   } catch (const std::exception& e) {
     spdlog::error("config load failed error=\"{}\"", e.what());
-    std::cerr << "Error: " << e.what() << "\n";
+    startup_error(e.what());
     return 1;
   }
   if (auto errs = config.validate(); !errs.empty()) {
     for (const auto& e : errs) {
       spdlog::error("config invalid: {}", e);
-      std::cerr << "Error: " << paths.config.string() << ": " << e << "\n";
+      startup_error(paths.config.string() + ": " + e);
     }
     return 1;
   }
   std::string port_error;
   auto env_ws = env_port("THRUM_WS_PORT", port_error);
   if (!port_error.empty()) {
-    std::cerr << "Error: " << port_error << "\n";
+    startup_error(port_error);
     return 1;
   }
 
@@ -175,7 +182,7 @@ int run_daemon(const DaemonOptions& opts) {
     plugins = PluginHost::load(PluginHost::Options{opts.exe_path.parent_path()});
   } catch (const PolicyError& e) {
     spdlog::error("transport policy invalid: {}", e.what());
-    std::cerr << "Error: " << e.what() << "\n";
+    startup_error(e.what());
     return 1;
   }
 #endif
@@ -187,7 +194,7 @@ int run_daemon(const DaemonOptions& opts) {
     store = std::make_unique<Store>(paths.db, loop);
   } catch (const std::exception& e) {
     spdlog::error("store open failed error=\"{}\"", e.what());
-    std::cerr << "Error: cannot open " << paths.db.string() << ": " << e.what() << "\n";
+    startup_error("cannot open " + paths.db.string() + ": " + e.what());
     return 1;
   }
 
@@ -224,7 +231,7 @@ int run_daemon(const DaemonOptions& opts) {
         });
   } catch (const std::exception& e) {
     spdlog::error("peer registry failed error=\"{}\"", e.what());
-    std::cerr << "Error: cannot load " << paths.peers.string() << ": " << e.what() << "\n";
+    startup_error("cannot load " + paths.peers.string() + ": " + e.what());
     return 1;
   }
   for (const auto& p : peers->problems()) spdlog::error("peers problem: {}", p);
@@ -287,7 +294,7 @@ int run_daemon(const DaemonOptions& opts) {
     atomic_write_file(paths.ws_port, std::to_string(ws_port) + "\n", 0600);
   } catch (const std::exception& e) {
     spdlog::error("daemon start failed error=\"{}\"", e.what());
-    std::cerr << "Error: " << e.what() << "\n";
+    startup_error(e.what());
     unix_server.stop();
     ws.stop();
     store->close();
