@@ -244,12 +244,25 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 bool process_alive(int pid) {
   if (pid <= 0) return false;
   if (::kill(pid, 0) != 0 && errno == ESRCH) return false;
-  std::ifstream st("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(st, line);
-  auto rp = line.rfind(')');
-  if (rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] == 'Z') return false;
-  return true;
+  // Alive while any of its threads is. After SIGKILL the main thread turns zombie first while
+  // the others are still being torn down, and the process's files (its daemon lock among them)
+  // are released only when the last one has exited: looking at the main thread alone says
+  // "dead" too early.
+  std::error_code ec;
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  bool any_task = false;
+  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+    any_task = true;
+    std::ifstream st(t.path() / "stat");
+    std::string line;
+    std::getline(st, line);
+    auto rp = line.rfind(')');
+    if (rp == std::string::npos || rp + 2 >= line.size()) continue;  // thread just went away
+    const char state = line[rp + 2];
+    if (state != 'Z' && state != 'X') return true;
+  }
+  // No /proc entry to read (another pid namespace, or gone between the calls): trust kill().
+  return !any_task && ::kill(pid, 0) == 0;
 }
 
 }  // namespace thrum::test
