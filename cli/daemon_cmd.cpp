@@ -96,7 +96,7 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
   if (auto pid = core::running_daemon(paths)) {
     // 0: the lock is held but the pid file not written yet (a daemon starting this instant);
     // it writes it right after taking the lock, so wait a moment to name it.
-    for (int i = 0; i < 40 && *pid == 0; ++i) {
+    for (int i = 0; i < 120 && *pid == 0; ++i) {
       std::this_thread::sleep_for(25ms);
       if (auto info = core::read_pid_file(paths)) pid = info->pid;
     }

@@ -129,7 +129,7 @@ int run_daemon(const DaemonOptions& opts) {
     // The winner writes its pid file right after taking the lock; a racing start may look in
     // that instant, so give it a moment to name the PID.
     auto info = read_pid_file(paths);
-    for (int i = 0; i < 100 && !info; ++i) {
+    for (int i = 0; i < 300 && !info; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       info = read_pid_file(paths);
     }

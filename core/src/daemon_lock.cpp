@@ -6,13 +6,19 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <system_error>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "thrum/core/fs_util.hpp"
 
 namespace thrum::core {
+
+namespace {
+constexpr int kProbeRetries = 30;  // x 10 ms
+}  // namespace
 
 std::optional<PidInfo> read_pid_file(const RepoPaths& paths) {
   std::optional<std::string> text;
@@ -47,8 +53,16 @@ std::unique_ptr<DaemonLock> DaemonLock::try_acquire(const RepoPaths& paths) {
   int fd = ::open(paths.lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0)
     throw std::system_error(errno, std::generic_category(), "open " + paths.lock.string());
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  // running_daemon() probes with a shared lock it drops at once; a start that meets only such
+  // a probe (`thrum daemon status`, a racing `daemon start` checking first) must not give up,
+  // so a held lock is retried for a moment before it counts as another daemon's.
+  for (int attempt = 0;; ++attempt) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0) break;
     int e = errno;
+    if (e == EWOULDBLOCK && attempt < kProbeRetries) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
     ::close(fd);
     if (e == EWOULDBLOCK) return nullptr;
     throw std::system_error(e, std::generic_category(), "flock " + paths.lock.string());
