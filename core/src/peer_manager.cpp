@@ -163,6 +163,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         transports(std::move(t)),
         registry(opts.paths.peers, opts.daemon_id),
         pool(2),
+        listen_pool(1),
         tick_timer(ioc),
         rng(std::random_device{}()) {}
 
@@ -172,7 +173,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   Messaging& messaging;
   TransportLookup transports;
   PeerRegistry registry;
-  asio::thread_pool pool;
+  asio::thread_pool pool;         // dials
+  asio::thread_pool listen_pool;  // transports' listen(), one at a time (see ensure_listener)
   asio::steady_timer tick_timer;
   std::mt19937_64 rng;
   std::map<std::string, PeerState> states;
@@ -180,6 +182,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   unsigned short ws_port = 0;
   std::map<std::string, std::shared_ptr<PluginListener>> listeners;  // by transport id
   std::map<std::string, std::string> listener_errors;                // last failure, by id
+  // Transports whose listen() is running on listen_pool, with the calls waiting for it.
+  std::map<std::string, std::vector<std::function<void()>>> listen_pending;
+  struct Listening;
+  std::map<std::string, std::shared_ptr<Listening>> listening;  // its result, by transport id
   std::optional<tls::Identity> tls_id;
   std::shared_ptr<asio::ssl::context> tls_server, tls_client;
   bool stopping = false;
@@ -216,28 +222,24 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     return t;
   }
 
-  /// Runs `start` (which brings a listener up) with the auth key the user passed, if any; the
-  /// key is saved to .thrum/.env (0600) only once it worked, so a mistyped key is not kept.
-  template <class F>
-  auto with_auth_key(const rpc::Params& params, F start) {
+  /// The tailscale auth key the user passed with this call (`--auth-key`), if any.
+  static std::optional<std::string> call_auth_key(const rpc::Params& params) {
     auto key = params.opt_str("auth_key");
-    if (!key || key->empty()) return start();
-    const std::string previous = opts.ts_auth_key;
+    if (!key || key->empty()) return std::nullopt;
+    return key;
+  }
+
+  /// A listener came up with `key`: it becomes the daemon's key and is saved to .thrum/.env
+  /// (0600). Only then, so a mistyped key is never kept.
+  void auth_key_worked(const std::optional<std::string>& key) {
+    if (!key || *key == opts.ts_auth_key) return;
     opts.ts_auth_key = *key;
-    auto result = start();
-    if (!result) {
-      opts.ts_auth_key = previous;
-      return result;
+    try {
+      save_env_value(opts.paths.env_file, "THRUM_TS_AUTHKEY", *key);
+      spdlog::info("tailscale auth key saved to {}", opts.paths.env_file.string());
+    } catch (const std::exception& e) {
+      spdlog::warn("could not save the tailscale auth key: {}", e.what());
     }
-    if (*key != previous) {
-      try {
-        save_env_value(opts.paths.env_file, "THRUM_TS_AUTHKEY", *key);
-        spdlog::info("tailscale auth key saved to {}", opts.paths.env_file.string());
-      } catch (const std::exception& e) {
-        spdlog::warn("could not save the tailscale auth key: {}", e.what());
-      }
-    }
-    return result;
   }
 
   /// Sets `name=value` in a KEY=VALUE file, keeping its other lines; atomic, mode 0600.
@@ -332,11 +334,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                : "";
   }
 
-  json listen_options(const std::string& transport_id) {
+  json listen_options(const std::string& transport_id,
+                      const std::optional<std::string>& auth_key = std::nullopt) {
     json host = json::object();
     if (transport_id == "tailscale") {
       host["state_dir"] = opts.paths.tsnet.string();
-      host["auth_key"] = opts.ts_auth_key;
+      host["auth_key"] = auth_key ? *auth_key : opts.ts_auth_key;
     }
     return json{{"host", host}};
   }
@@ -358,19 +361,84 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     return out;
   }
 
+  /// One listen attempt over the candidate addresses, run on `listen_pool`: the first address
+  /// the transport accepts and can bind wins.
+  struct Listening {
+    std::unique_ptr<sdk::IListener> listener;
+    sdk::Endpoint advertised;
+    std::string first_error;
+
+    void listen(sdk::ITransport& t, const std::string& id,
+                const std::vector<std::string>& candidates, std::uint16_t port, bool fixed_port,
+                const std::string& options) {
+      for (const auto& candidate : candidates) {
+        // Validate the address the transport's way before binding anything on it.
+        if (!candidate.empty()) {
+          auto probe = t.advertise(sdk::AdvertiseSpec{candidate, 1});
+          if (!probe) {
+            skipped(id, candidate, probe.status().message);
+            continue;
+          }
+        }
+        sdk::ListenSpec spec{candidate, port, options};
+        auto l = t.listen(spec);
+        if (!l && port != 0 && !fixed_port &&
+            l.status().code == static_cast<int>(sdk::Errc::kUnavailable)) {
+          spec.port = 0;  // the old port is taken: any port, and peers are told
+          l = t.listen(spec);
+        }
+        if (!l) {
+          skipped(id, candidate, l.status().message);
+          continue;
+        }
+        auto bound = l.value()->local_endpoint();
+        auto adv =
+            t.advertise(sdk::AdvertiseSpec{candidate.empty() ? bound.ip : candidate, bound.port});
+        if (!adv) {
+          l.value()->close();
+          skipped(id, candidate, adv.status().message);
+          continue;
+        }
+        listener = std::move(l.value());
+        advertised = adv.value();
+        return;
+      }
+    }
+    void skipped(const std::string& id, const std::string& candidate, const std::string& why) {
+      if (first_error.empty()) first_error = why;
+      spdlog::debug("listener address skipped transport={} ip={} reason=\"{}\"", id, candidate,
+                    why);
+    }
+  };
+
+  /// What ensure_listener() reports, on the loop: the advertised endpoint, or nullopt and why.
+  using ListenerReady = std::function<void(std::optional<sdk::Endpoint>, std::string why)>;
+
   /// Makes sure the transport's own listener runs (on `requested_ip` when given, else where it
   /// last listened, else — when that address is gone — on another local address the transport
-  /// accepts, preferring the same /24), and records the address we advertise. Returns the
-  /// advertised endpoint, or nullopt with `why`.
-  std::optional<sdk::Endpoint> ensure_listener(const std::string& id, const ITransportHandle& t,
-                                               const std::string& requested_ip, std::string& why) {
+  /// accepts, preferring the same /24), and reports the endpoint we advertise.
+  ///
+  /// The transport's listen() runs on `listen_pool`, never on the loop: bringing a listener up
+  /// may block for a long time (an embedded tailscale node logging in to its control server),
+  /// and the daemon keeps answering everyone else meanwhile. One listen at a time per transport;
+  /// a call that arrives while one is in flight runs again once it finished (and then usually
+  /// finds the listener up). `auth_key` overrides the daemon's tailscale key for this attempt.
+  void ensure_listener(const std::string& id, const ITransportHandle& t,
+                       const std::string& requested_ip, ListenerReady ready,
+                       const std::optional<std::string>& auth_key = std::nullopt) {
     if (!t->capabilities().provides_listener) {
       auto adv = t->advertise(sdk::AdvertiseSpec{requested_ip, ws_port});
-      if (!adv) {
-        why = adv.status().message;
-        return std::nullopt;
-      }
-      return adv.value();
+      if (!adv)
+        ready(std::nullopt, adv.status().message);
+      else
+        ready(adv.value(), "");
+      return;
+    }
+    if (auto pending = listen_pending.find(id); pending != listen_pending.end()) {
+      pending->second.push_back([this, id, t, requested_ip, ready, auth_key] {
+        ensure_listener(id, t, requested_ip, ready, auth_key);
+      });
+      return;
     }
     const sdk::Endpoint last = parse_endpoint(stored_address(id));
     std::vector<std::string> candidates;
@@ -388,8 +456,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       for (auto& ip : ips)
         if (ip != last.ip) candidates.push_back(ip);
       if (candidates.empty()) {
-        why = "--type " + id + " requires --address <ip>";
-        return std::nullopt;
+        ready(std::nullopt, "--type " + id + " requires --address <ip>");
+        return;
       }
     } else {
       candidates.push_back("");
@@ -400,69 +468,70 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       if (requested_ip.empty() || ep.ip == requested_ip || ep.ip.empty()) {
         auto adv =
             t->advertise(sdk::AdvertiseSpec{requested_ip.empty() ? ep.ip : requested_ip, ep.port});
-        if (adv) return adv.value();
-        why = adv.status().message;
-        return std::nullopt;
+        if (adv)
+          ready(adv.value(), "");
+        else
+          ready(std::nullopt, adv.status().message);
+        return;
       }
       it->second->close();
       listeners.erase(it);
     }
-    std::uint16_t port = opts.peer_port.value_or(last.port);
-    std::string first_error;
-    for (const auto& ip : candidates) {
-      // Validate the address the transport's way before binding anything on it.
-      if (!ip.empty()) {
-        auto probe = t->advertise(sdk::AdvertiseSpec{ip, 1});
-        if (!probe) {
-          if (first_error.empty()) first_error = probe.status().message;
-          spdlog::debug("listener address skipped transport={} ip={} reason=\"{}\"", id, ip,
-                        probe.status().message);
-          continue;
+    listen_pending[id];
+    auto got = std::make_shared<Listening>();
+    listening[id] = got;
+    const std::uint16_t port = opts.peer_port.value_or(last.port);
+    const bool fixed_port = opts.peer_port.has_value();
+    const std::string options = listen_options(id, auth_key).dump();
+    asio::post(listen_pool, [weak = weak_from_this(), this, id, t, candidates, port, fixed_port,
+                             options, got, ready] {
+      got->listen(*t, id, candidates, port, fixed_port, options);
+      asio::post(ioc, [weak, this, id, t, got, ready] {
+        auto self = weak.lock();
+        if (!self) {
+          if (got->listener) got->listener->close();
+          return;
         }
-      }
-      sdk::ListenSpec spec{ip, port, listen_options(id).dump()};
-      auto l = t->listen(spec);
-      if (!l && port != 0 && !opts.peer_port &&
-          l.status().code == static_cast<int>(sdk::Errc::kUnavailable)) {
-        spec.port = 0;  // the old port is taken: any port, and peers are told
-        l = t->listen(spec);
-      }
-      if (!l) {
-        if (first_error.empty()) first_error = l.status().message;
-        spdlog::debug("listener address skipped transport={} ip={} reason=\"{}\"", id, ip,
-                      l.status().message);
-        continue;
-      }
-      auto bound = l.value()->local_endpoint();
-      auto adv = t->advertise(sdk::AdvertiseSpec{ip.empty() ? bound.ip : ip, bound.port});
-      if (!adv) {
-        l.value()->close();
-        if (first_error.empty()) first_error = adv.status().message;
-        continue;
-      }
+        listener_came_up(id, t, *got, ready);
+      });
+    });
+  }
+
+  /// On the loop, after a listen attempt: host the listener (TLS, the /peer path), report, and
+  /// run the calls that waited for this attempt.
+  void listener_came_up(const std::string& id, const ITransportHandle& t, Listening& got,
+                        const ListenerReady& ready) {
+    auto waiting = std::move(listen_pending[id]);
+    listen_pending.erase(id);
+    listening.erase(id);
+    std::string why = got.first_error.empty() ? "no usable address" : got.first_error;
+    std::optional<sdk::Endpoint> result;
+    if (got.listener && stopping) {
+      got.listener->close();
+      why = "the daemon is stopping";
+    } else if (got.listener) {
       std::shared_ptr<asio::ssl::context> ctx;
       if (t->capabilities().needs_tls) {
         ensure_tls();
         ctx = tls_server;
       }
       std::weak_ptr<Impl> weak = shared_from_this();
-      auto listener = std::make_shared<PluginListener>(ioc, id, t, std::move(l.value()), ctx,
+      auto listener = std::make_shared<PluginListener>(ioc, id, t, std::move(got.listener), ctx,
                                                        [weak](std::unique_ptr<PeerUpgrade> up) {
                                                          if (auto self = weak.lock())
                                                            self->on_upgrade(std::move(up));
                                                        });
       try {
         listener->start();
+        listeners[id] = listener;
+        spdlog::info("peer listener up transport={} address={}", id, endpoint_text(got.advertised));
+        result = got.advertised;
       } catch (const std::exception& e) {
-        if (first_error.empty()) first_error = e.what();
-        continue;
+        why = e.what();
       }
-      listeners[id] = listener;
-      spdlog::info("peer listener up transport={} address={}", id, endpoint_text(adv.value()));
-      return adv.value();
     }
-    why = first_error.empty() ? "no usable address" : first_error;
-    return std::nullopt;
+    ready(result, result ? "" : why);
+    for (auto& again : waiting) again();
   }
 
   /// While running (SPEC §7.3): a listener whose IP left this host (new DHCP lease, another
@@ -487,16 +556,17 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         it->second->close();
         listeners.erase(it);
       }
-      auto now = ensure_listener(id, t, "", why);
-      if (!now) {
-        // Retried at every check; logged once per distinct problem.
-        if (listener_errors[id] != why)
-          spdlog::error("peer listener not running transport={} error=\"{}\"", id, why);
-        listener_errors[id] = why;
-        continue;
-      }
-      listener_errors.erase(id);
-      advertised(id, *now);
+      ensure_listener(id, t, "", [this, id](std::optional<sdk::Endpoint> now, std::string error) {
+        if (!now) {
+          // Retried at every check; logged once per distinct problem.
+          if (listener_errors[id] != error)
+            spdlog::error("peer listener not running transport={} error=\"{}\"", id, error);
+          listener_errors[id] = error;
+          return;
+        }
+        listener_errors.erase(id);
+        advertised(id, *now);
+      });
     }
   }
 
@@ -634,23 +704,45 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       fail("pairing already in progress (started " + std::to_string(age.count()) + "s ago)");
     }
     require_address(type, t, params);
-    std::string lwhy;
-    auto adv = with_auth_key(params, [&] {
-      return ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
-    });
-    if (!adv) fail(lwhy);
-    advertised(type, *adv);
+    const auto key = call_auth_key(params);
+    ensure_listener(
+        type, t, params.opt_str("address").value_or(""),
+        [this, type, key, respond](std::optional<sdk::Endpoint> adv, std::string error) {
+          if (!adv) {
+            respond(rpc::Error{rpc::kHandlerError, error, nullptr});
+            return;
+          }
+          auth_key_worked(key);
+          advertised(type, *adv);
+          open_session(type, *adv, respond);
+        },
+        key);
+  }
+
+  /// `peer add`, once our listener is up: the pairing session and its peercode.
+  void open_session(const std::string& type, const sdk::Endpoint& adv,
+                    const rpc::Respond& respond) {
+    // Checked again: another `peer add` may have opened one while our listener came up.
+    expire_session();
+    if (session && session->state == PairingSession::State::kOpen) {
+      auto age = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - session->started);
+      respond(rpc::Error{
+          rpc::kHandlerError,
+          "pairing already in progress (started " + std::to_string(age.count()) + "s ago)",
+          nullptr});
+      return;
+    }
     PairingSession s;
     s.code = pairing::generate_code(opts.pairing_code_length);
     s.transport = type;
-    s.advertised = endpoint_text(*adv);
+    s.advertised = endpoint_text(adv);
     s.started = Steady::now();
     s.expires = s.started + tc().pairing_expiry;
     s.attempts_left = tc().pairing_attempts;
     if (session)
       finish_session(PairingSession::State::kCancelled, "pairing cancelled: a new session started");
     session = std::move(s);
-    pairing::Peercode pc{self_name(type), adv->ip, adv->port, session->code};
+    pairing::Peercode pc{self_name(type), adv.ip, adv.port, session->code};
     spdlog::info("pairing session started transport={} address={} expires_in_ms={}", type,
                  session->advertised, tc().pairing_expiry.count());
     respond(json{{"peercode", pairing::format_peercode(pc)},
@@ -889,18 +981,32 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         fail("--repo-path points at this repo; give the other repo's path");
     }
     require_address(type, t, params);
-    if (t->capabilities().provides_listener) {
-      // The joiner listens too: the other side tells it about its own address changes there.
-      std::string lwhy;
-      auto own = with_auth_key(params, [&] {
-        return ensure_listener(type, t, params.opt_str("address").value_or(""), lwhy);
-      });
-      if (!own) fail(lwhy);
-      advertised(type, *own);
+    const sdk::Endpoint ep{pc->ip, pc->port};
+    if (!t->capabilities().provides_listener) {
+      join_dial(t, type, repo_path, pc->code, ep, respond);
+      return;
     }
-    sdk::Endpoint ep{pc->ip, pc->port};
+    // The joiner listens too: the other side tells it about its own address changes there.
+    const auto key = call_auth_key(params);
+    ensure_listener(
+        type, t, params.opt_str("address").value_or(""),
+        [this, t, type, repo_path, code = pc->code, ep, key, respond](
+            std::optional<sdk::Endpoint> own, std::string error) {
+          if (!own) {
+            respond(rpc::Error{rpc::kHandlerError, error, nullptr});
+            return;
+          }
+          auth_key_worked(key);
+          advertised(type, *own);
+          join_dial(t, type, repo_path, code, ep, respond);
+        },
+        key);
+  }
+
+  /// `peer join`: dials the listener's peercode address and pairs over that connection.
+  void join_dial(const ITransportHandle& t, const std::string& type, const std::string& repo_path,
+                 const std::string& code, const sdk::Endpoint& ep, const rpc::Respond& respond) {
     std::weak_ptr<Impl> weak = shared_from_this();
-    auto code = pc->code;
     dial(t, ep,
          [weak, respond, type, repo_path, code, ep](int fd, std::string error, sdk::Endpoint) {
            auto self = weak.lock();
@@ -1738,14 +1844,15 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       std::string why;
       auto t = transport(id, why);
       if (!t) continue;
-      auto ep = ensure_listener(id, t, "", why);
-      if (!ep) {
-        spdlog::error("peer listener not started transport={} error=\"{}\"", id, why);
-        for (const auto& rec : registry.peers())
-          if (rec.transport == id) states[rec.name].last_error = "no listener: " + why;
-        continue;
-      }
-      advertised(id, *ep);
+      ensure_listener(id, t, "", [this, id](std::optional<sdk::Endpoint> ep, std::string error) {
+        if (!ep) {
+          spdlog::error("peer listener not started transport={} error=\"{}\"", id, error);
+          for (const auto& rec : registry.peers())
+            if (rec.transport == id) states[rec.name].last_error = "no listener: " + error;
+          return;
+        }
+        advertised(id, *ep);
+      });
     }
   }
 
@@ -2044,32 +2151,32 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string method = kind == "receipt" ? "peer.receipt" : "peer.deliver";
     st.link->call_text(method, "{\"items\":[" + items + "]}",
-                  [weak, name, gen, rows = std::move(rows)](rpc::Outcome o) {
-                    auto self = weak.lock();
-                    if (!self) return;
-                    auto sit = self->states.find(name);
-                    if (sit == self->states.end() || sit->second.generation != gen)
-                      return;  // resent on the next link
-                    auto& cur = sit->second;
-                    cur.inflight--;
-                    const json* results = nullptr;
-                    if (o.ok() && o.result().is_object()) {
-                      auto r = o.result().find("results");
-                      if (r != o.result().end() && r->is_array() && r->size() == rows.size())
-                        results = &*r;
-                    }
-                    if (!results) {
-                      // The link is going away (its close resets the cursor) or the peer
-                      // failed to store: leave the rows for the next link.
-                      spdlog::debug("peer delivery not acknowledged peer={} rows={} error=\"{}\"",
-                                    name, rows.size(),
-                                    o.ok() ? "malformed answer" : o.error().message);
-                    } else {
-                      self->acknowledged(name, rows, *results);
-                    }
-                    // What committed while the frame was out leaves now, together.
-                    if (cur.backlog) self->schedule_pump(name, cur);
-                  });
+                       [weak, name, gen, rows = std::move(rows)](rpc::Outcome o) {
+                         auto self = weak.lock();
+                         if (!self) return;
+                         auto sit = self->states.find(name);
+                         if (sit == self->states.end() || sit->second.generation != gen)
+                           return;  // resent on the next link
+                         auto& cur = sit->second;
+                         cur.inflight--;
+                         const json* results = nullptr;
+                         if (o.ok() && o.result().is_object()) {
+                           auto r = o.result().find("results");
+                           if (r != o.result().end() && r->is_array() && r->size() == rows.size())
+                             results = &*r;
+                         }
+                         if (!results) {
+                           // The link is going away (its close resets the cursor) or the peer
+                           // failed to store: leave the rows for the next link.
+                           spdlog::debug(
+                               "peer delivery not acknowledged peer={} rows={} error=\"{}\"", name,
+                               rows.size(), o.ok() ? "malformed answer" : o.error().message);
+                         } else {
+                           self->acknowledged(name, rows, *results);
+                         }
+                         // What committed while the frame was out leaves now, together.
+                         if (cur.backlog) self->schedule_pump(name, cur);
+                       });
   }
 
   /// The peer answered for `rows` (one result each, in order): delete the rows, settle their
@@ -2599,6 +2706,16 @@ void PeerManager::shutdown() {
   impl_->registry.flush_if_dirty();
   impl_->pool.stop();
   impl_->pool.join();
+  // A listen() in flight finishes first (a tailscale login gives up at its own timeout).
+  impl_->listen_pool.join();
+  // Its result would be closed by a loop handler that may never run now: close it here, while
+  // the plugin that made it is still loaded.
+  for (auto& [id, got] : impl_->listening)
+    if (got->listener) {
+      got->listener->close();
+      got->listener.reset();
+    }
+  impl_->listening.clear();
 }
 
 json PeerManager::summary() const {

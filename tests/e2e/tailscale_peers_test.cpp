@@ -187,6 +187,35 @@ TEST_F(TailscalePeers, ListenerOnANewPortIsAnnouncedAndAccepted) {
   ASSERT_NO_FATAL_FAILURE(expect_both_ways("new port"));
 }
 
+TEST_F(TailscalePeers, TheDaemonServesItsAgentsWhileTheNodeLogsIn) {
+  // A first tsnet login talks to the control server for seconds; the fake takes 5 s here.
+  auto env = embedded();
+  env["THRUM_FAKE_TS_LOGIN_MS"] = "5000";
+  ASSERT_NO_FATAL_FAILURE(start_in(0, alpha_, env));
+  ASSERT_NO_FATAL_FAILURE(alpha_.register_agent("lead", "coordinator"));
+  ASSERT_NO_FATAL_FAILURE(alpha_.register_agent("helper", "reviewer"));
+  StreamingChild add(THRUM_TEST_BINARY,
+                     {"peer", "add", "--type", "tailscale", "--auth-key", kAlphaKey}, alpha_.root(),
+                     {});
+  // The fake marks its state directory while it logs in.
+  const fs::path logging_in = alpha_.var() / "tsnet/fake-tailscale.login";
+  ASSERT_TRUE(wait_until([&] { return fs::exists(logging_in); }, 20s))
+      << alpha_.daemon_log() << add.err();
+  // Meanwhile the daemon answers everyone else: a send, and the recipient's inbox.
+  auto sent = alpha_.thrum({"send", "during the login", "--to", "@helper"}, TempRepo::as("lead"));
+  EXPECT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  EXPECT_TRUE(has_unread(alpha_, "helper", "during the login"));
+  EXPECT_TRUE(fs::exists(logging_in))
+      << "the send and the inbox were answered only after the node had logged in";
+  // Once the node is up, the pairing session opens as usual.
+  auto code = wait_for_peercode(add, 30s);
+  ASSERT_TRUE(code.has_value()) << add.out() << add.err() << "\n" << alpha_.daemon_log();
+  remember_secret(code_of(*code));
+  EXPECT_EQ(code->rfind(std::string("alpha:") + kAlphaTs + ":", 0), 0u) << *code;
+  add.kill(SIGINT);  // Ctrl-C cancels the session
+  add.wait(10s);
+}
+
 TEST_F(TailscalePeers, NoAuthKeyAndNoTtyGivesTheExactError) {
   ASSERT_NO_FATAL_FAILURE(start_in(0, alpha_, embedded()));
   std::string err = add_error();

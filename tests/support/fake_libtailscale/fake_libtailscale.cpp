@@ -20,6 +20,9 @@
 //    returned fd stops the listener (checked again before every dial, so that a dial right after
 //    the close is refused rather than racing the listener thread).
 //  - tailscale_dial connects from the node's address, only to 100.64.0.0/10.
+//  - THRUM_FAKE_TS_LOGIN_MS=N: a node without state takes N ms to come up with its key (a
+//    real first login talks to the control server for seconds), with the file
+//    `fake-tailscale.login` in the state directory while it does (for tests to see it).
 //  - Errors are kept per server handle for tailscale_errmsg; log lines go to the log fd.
 //
 // What it does not emulate: WireGuard, DERP, a control server (the control URL is only recorded
@@ -42,7 +45,9 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -304,6 +309,16 @@ int up_locked(const std::shared_ptr<Server>& s, std::unique_lock<std::mutex>& lo
       return fail(*s,
                   "invalid key: unable to validate API key (fake libtailscale accepts only "
                   "keys that start with \"tskey-\")");
+    if (const char* ms = std::getenv("THRUM_FAKE_TS_LOGIN_MS"); ms && std::atoi(ms) > 0) {
+      log_line(*s, "fake-libtailscale: logging in");
+      const std::string marker = s->dir + "/fake-tailscale.login";
+      ::close(::open(marker.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+      const bool closed =
+          g().closed_cv.wait_for(lock, std::chrono::milliseconds(std::atoi(ms)),
+                                 [&] { return s->state == Server::State::kClosed; });
+      ::unlink(marker.c_str());
+      if (closed) return fail(*s, "tsnet: server closed while logging in");
+    }
   }
   s->ips = namespace_tailnet_ips();
   if (s->ips.empty())

@@ -53,7 +53,8 @@ class IListener {
 /// Thread-safety: id(), capabilities(), resolve(), advertise() and validate_address_change() may
 /// be called from any thread, concurrently. configure() is called once, before any other method
 /// except id() and capabilities(). dial() is called on worker threads, possibly several at once.
-/// listen() is called from the core's I/O thread.
+/// listen() is called on a worker thread too, one call at a time per transport, and may block
+/// (an embedded node logging in); the listener it returns is then used from the I/O thread.
 class ITransport {
  public:
   virtual ~ITransport() = default;
