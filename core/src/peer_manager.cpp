@@ -687,7 +687,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
   }
 
-  void h_start_pairing(const json& p, rpc::Respond respond) {
+  void h_start_pairing(const json& p, std::function<bool()> caller_alive, rpc::Respond respond) {
     rpc::Params params(p);
     std::string type = params.str("type");
     if (type == "repair")
@@ -707,13 +707,22 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     const auto key = call_auth_key(params);
     ensure_listener(
         type, t, params.opt_str("address").value_or(""),
-        [this, type, key, respond](std::optional<sdk::Endpoint> adv, std::string error) {
+        [this, type, key, respond, caller_alive](std::optional<sdk::Endpoint> adv,
+                                                 std::string error) {
           if (!adv) {
             respond(rpc::Error{rpc::kHandlerError, error, nullptr});
             return;
           }
           auth_key_worked(key);
           advertised(type, *adv);
+          // A `peer add` interrupted while the listener came up would leave a session nobody
+          // shows a code for, refusing the next `peer add` until it expired.
+          if (!caller_alive()) {
+            spdlog::info("pairing session not started: peer add went away transport={}", type);
+            respond(rpc::Error{rpc::kHandlerError, "pairing not started: the caller went away",
+                               nullptr});
+            return;
+          }
           open_session(type, *adv, respond);
         },
         key);
@@ -2621,8 +2630,8 @@ void PeerManager::register_methods(rpc::Dispatcher& d) {
   auto unix_only = rpc::Dispatcher::kUnix;
   d.add(
       "peer.start_pairing",
-      [impl](const json& p, const rpc::CallContext&, rpc::Respond r) {
-        impl->h_start_pairing(p, std::move(r));
+      [impl](const json& p, const rpc::CallContext& ctx, rpc::Respond r) {
+        impl->h_start_pairing(p, ctx.alive, std::move(r));
       },
       unix_only);
   d.add(

@@ -1,5 +1,6 @@
 #include "thrum/core/unix_rpc_server.hpp"
 
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <boost/asio/io_context.hpp>
@@ -78,11 +79,19 @@ class Session : public std::enable_shared_from_this<Session> {
     ctx.channel = rpc::CallContext::Channel::kUnix;
     ctx.alive = [weak] {
       auto s = weak.lock();
-      return s && !s->closed_;
+      return s && !s->closed_ && !s->hung_up();
     };
     dispatcher_.handle(line, ctx, [weak](std::string response) {
       if (auto s = weak.lock()) s->write(std::move(response), false);
     });
+  }
+
+  /// Whether the client closed its end. Nothing reads while a request is being answered, so a
+  /// client that went away is not noticed by a read; POLLHUP (both directions shut) says so,
+  /// while a client that only shut down its sending side still counts as waiting.
+  bool hung_up() {
+    pollfd p{sock_.native_handle(), 0, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
   }
 
   void write(std::string response, bool then_close) {

@@ -216,6 +216,31 @@ TEST_F(TailscalePeers, TheDaemonServesItsAgentsWhileTheNodeLogsIn) {
   add.wait(10s);
 }
 
+TEST_F(TailscalePeers, AnAddInterruptedDuringTheLoginLeavesNoSessionBehind) {
+  auto env = embedded();
+  env["THRUM_FAKE_TS_LOGIN_MS"] = "3000";
+  ASSERT_NO_FATAL_FAILURE(start_in(0, alpha_, env));
+  StreamingChild add(THRUM_TEST_BINARY,
+                     {"peer", "add", "--type", "tailscale", "--auth-key", kAlphaKey}, alpha_.root(),
+                     {});
+  const fs::path logging_in = alpha_.var() / "tsnet/fake-tailscale.login";
+  ASSERT_TRUE(wait_until([&] { return fs::exists(logging_in); }, 20s)) << alpha_.daemon_log();
+  add.kill(SIGINT);  // Ctrl-C before any code was shown
+  add.wait(10s);
+  ASSERT_TRUE(wait_until(
+      [&] { return alpha_.daemon_log().find("pairing session not started") != std::string::npos; },
+      20s))
+      << alpha_.daemon_log();
+  // The next `peer add` gets a session of its own, not "pairing already in progress".
+  StreamingChild again(THRUM_TEST_BINARY, {"peer", "add", "--type", "tailscale"}, alpha_.root(),
+                       {});
+  auto code = wait_for_peercode(again, 20s);
+  ASSERT_TRUE(code.has_value()) << again.out() << again.err();
+  remember_secret(code_of(*code));
+  again.kill(SIGINT);
+  again.wait(10s);
+}
+
 TEST_F(TailscalePeers, NoAuthKeyAndNoTtyGivesTheExactError) {
   ASSERT_NO_FATAL_FAILURE(start_in(0, alpha_, embedded()));
   std::string err = add_error();
