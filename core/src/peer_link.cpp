@@ -234,7 +234,7 @@ void PeerLink::call(const std::string& method, const Json& params, Reply reply) 
 
 void PeerLink::call_text(const std::string& method, const std::string& params, Reply reply) {
   if (!open_) {
-    reply(rpc::Error{rpc::kHandlerError, "link closed", nullptr});
+    reply(rpc::Error{kClosedCode, "link closed", nullptr});
     return;
   }
   const int64_t id = next_id_++;
@@ -284,7 +284,7 @@ void PeerLink::close(const std::string& reason) {
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, reply] : pending)
-    reply(rpc::Error{rpc::kHandlerError, "link closed: " + reason, nullptr});
+    reply(rpc::Error{kClosedCode, "link closed: " + reason, nullptr});
   if (on_close_) {
     auto cb = std::move(on_close_);
     on_close_ = nullptr;

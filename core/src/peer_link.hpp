@@ -63,6 +63,9 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
       std::function<void(const std::string& method, const Json& params, rpc::Respond respond)>;
   using CloseHandler = std::function<void(const std::string& reason)>;
   using Reply = std::function<void(rpc::Outcome)>;
+  /// The error code of a call the link closed under (or that found it closed): the other side
+  /// did not answer it, so the caller may try again; any other error is the other side's answer.
+  static constexpr int kClosedCode = -32010;
 
   struct Timing {
     std::chrono::milliseconds ping_interval{5000};

@@ -545,6 +545,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       auto t = transport(id, why);
       // Only transports bound to a host interface (network); a tailnet address is not one.
       if (!t || !t->capabilities().provides_listener || !t->capabilities().needs_address) continue;
+      if (listen_pending.count(id)) continue;  // an attempt is in flight; the next check sees it
       auto it = listeners.find(id);
       if (it != listeners.end()) {
         auto ep = it->second->local_endpoint();
@@ -1670,7 +1671,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                           [](const std::string&) {});
                       link->call(method, params, [link, done](rpc::Outcome o) {
                         const bool closed_early =
-                            !o.ok() && o.error().message.rfind("link closed", 0) == 0;
+                            !o.ok() && o.error().code == PeerLink::kClosedCode;
                         link->close("control call done");
                         done(std::move(o), !closed_early, 101);
                       });
@@ -1726,8 +1727,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     };
     st.announcing = true;
     if (st.link && st.link->is_open()) {
-      st.link->call("peer.address_changed", params,
-                    [finish](rpc::Outcome o) { finish(std::move(o), true, 101); });
+      st.link->call("peer.address_changed", params, [finish](rpc::Outcome o) {
+        // The link may die under the call (our old address is gone): that is no answer, so
+        // it is retried over the next link or a control call, not taken as a refusal.
+        const bool answered = o.ok() || o.error().code != PeerLink::kClosedCode;
+        finish(std::move(o), answered, 101);
+      });
       return;
     }
     if (rec->role == "dialer") {
