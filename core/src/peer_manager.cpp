@@ -182,10 +182,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   unsigned short ws_port = 0;
   std::map<std::string, std::shared_ptr<PluginListener>> listeners;  // by transport id
   std::map<std::string, std::string> listener_errors;                // last failure, by id
-  // Transports whose listen() is running on listen_pool, with the calls waiting for it.
-  std::map<std::string, std::vector<std::function<void()>>> listen_pending;
+  // Transports whose listen() is running on listen_pool: the attempt's result, and the calls
+  // that came in meanwhile (run again once it finished).
   struct Listening;
-  std::map<std::string, std::shared_ptr<Listening>> listening;  // its result, by transport id
+  struct ListenInFlight {
+    std::shared_ptr<Listening> got;
+    std::vector<std::function<void()>> waiting;
+  };
+  std::map<std::string, ListenInFlight> listen_in_flight;
   std::optional<tls::Identity> tls_id;
   std::shared_ptr<asio::ssl::context> tls_server, tls_client;
   bool stopping = false;
@@ -426,16 +430,18 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   void ensure_listener(const std::string& id, const ITransportHandle& t,
                        const std::string& requested_ip, ListenerReady ready,
                        const std::optional<std::string>& auth_key = std::nullopt) {
-    if (!t->capabilities().provides_listener) {
-      auto adv = t->advertise(sdk::AdvertiseSpec{requested_ip, ws_port});
-      if (!adv)
-        ready(std::nullopt, adv.status().message);
-      else
+    auto report = [&ready](const sdk::Result<sdk::Endpoint>& adv) {
+      if (adv)
         ready(adv.value(), "");
+      else
+        ready(std::nullopt, adv.status().message);
+    };
+    if (!t->capabilities().provides_listener) {
+      report(t->advertise(sdk::AdvertiseSpec{requested_ip, ws_port}));
       return;
     }
-    if (auto pending = listen_pending.find(id); pending != listen_pending.end()) {
-      pending->second.push_back([this, id, t, requested_ip, ready, auth_key] {
+    if (auto pending = listen_in_flight.find(id); pending != listen_in_flight.end()) {
+      pending->second.waiting.push_back([this, id, t, requested_ip, ready, auth_key] {
         ensure_listener(id, t, requested_ip, ready, auth_key);
       });
       return;
@@ -466,20 +472,15 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     if (it != listeners.end()) {
       auto ep = it->second->local_endpoint();
       if (requested_ip.empty() || ep.ip == requested_ip || ep.ip.empty()) {
-        auto adv =
-            t->advertise(sdk::AdvertiseSpec{requested_ip.empty() ? ep.ip : requested_ip, ep.port});
-        if (adv)
-          ready(adv.value(), "");
-        else
-          ready(std::nullopt, adv.status().message);
+        report(
+            t->advertise(sdk::AdvertiseSpec{requested_ip.empty() ? ep.ip : requested_ip, ep.port}));
         return;
       }
       it->second->close();
       listeners.erase(it);
     }
-    listen_pending[id];
     auto got = std::make_shared<Listening>();
-    listening[id] = got;
+    listen_in_flight[id].got = got;
     const std::uint16_t port = opts.peer_port.value_or(last.port);
     const bool fixed_port = opts.peer_port.has_value();
     const std::string options = listen_options(id, auth_key).dump();
@@ -501,9 +502,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   /// run the calls that waited for this attempt.
   void listener_came_up(const std::string& id, const ITransportHandle& t, Listening& got,
                         const ListenerReady& ready) {
-    auto waiting = std::move(listen_pending[id]);
-    listen_pending.erase(id);
-    listening.erase(id);
+    auto waiting = std::move(listen_in_flight[id].waiting);
+    listen_in_flight.erase(id);
     std::string why = got.first_error.empty() ? "no usable address" : got.first_error;
     std::optional<sdk::Endpoint> result;
     if (got.listener && stopping) {
@@ -545,7 +545,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       auto t = transport(id, why);
       // Only transports bound to a host interface (network); a tailnet address is not one.
       if (!t || !t->capabilities().provides_listener || !t->capabilities().needs_address) continue;
-      if (listen_pending.count(id)) continue;  // an attempt is in flight; the next check sees it
+      if (listen_in_flight.count(id)) continue;  // an attempt is in flight; the next check sees it
       auto it = listeners.find(id);
       if (it != listeners.end()) {
         auto ep = it->second->local_endpoint();
@@ -2724,12 +2724,12 @@ void PeerManager::shutdown() {
   impl_->listen_pool.join();
   // Its result would be closed by a loop handler that may never run now: close it here, while
   // the plugin that made it is still loaded.
-  for (auto& [id, got] : impl_->listening)
-    if (got->listener) {
-      got->listener->close();
-      got->listener.reset();
+  for (auto& [id, attempt] : impl_->listen_in_flight)
+    if (attempt.got->listener) {
+      attempt.got->listener->close();
+      attempt.got->listener.reset();
     }
-  impl_->listening.clear();
+  impl_->listen_in_flight.clear();
 }
 
 json PeerManager::summary() const {

@@ -72,9 +72,7 @@ class NetworkPeers : public PeerTest {
 
   /// `daemon start` inside node `node`'s namespace (the daemon stays there).
   void start_in(int node, TempRepo& r, std::map<std::string, std::string> extra = {}) {
-    watch(r);
-    auto res = run_thrum(lab_->in(node), {"daemon", "start"}, r.root(), daemon_env(extra));
-    ASSERT_EQ(res.exit_code, 0) << res.out << res.err << "\nlog:\n" << r.daemon_log();
+    PeerTest::start_in(lab_->in(node), r, std::move(extra));
   }
   void restart_in(int node, TempRepo& r) {
     ASSERT_NO_FATAL_FAILURE(r.stop_daemon());
@@ -130,11 +128,6 @@ class NetworkPeers : public PeerTest {
         20s))
         << "not delivered: " << body << "\nalpha's view: " << peer_state(alpha_, "beta")
         << "\nbeta's view: " << peer_state(beta_, "alpha");
-  }
-
-  std::string address_of(const TempRepo& r, const std::string& peer) {
-    auto rec = peer_record(r, peer);
-    return rec.is_object() ? rec.value("address", "") : "";
   }
 
   // Declared first so that it is destroyed last, after the daemons inside it have stopped.

@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/helpers.hpp"
+#include "support/netns.hpp"
 #include "support/process.hpp"
 #include "support/streaming_child.hpp"
 #include "support/temp_repo.hpp"
@@ -85,6 +86,13 @@ class PeerTest : public ::testing::Test {
     r.start_daemon(daemon_env(std::move(extra)));
   }
 
+  /// `daemon start` for `r` inside network namespace `where` (another "machine").
+  void start_in(const InNetns& where, TempRepo& r, std::map<std::string, std::string> extra = {}) {
+    watch(r);
+    auto res = run_thrum(where, {"daemon", "start"}, r.root(), daemon_env(std::move(extra)));
+    ASSERT_EQ(res.exit_code, 0) << res.out << res.err << "\nlog:\n" << r.daemon_log();
+  }
+
   /// Whose daemon.log TearDown checks.
   void watch(TempRepo& r) {
     for (auto* x : watched_)
@@ -130,6 +138,11 @@ class PeerTest : public ::testing::Test {
     for (const auto& p : doc)
       if (p.value("name", "") == peer) return p;
     return nullptr;
+  }
+  /// Where `r` dials or was last reached at `peer` ("" when unknown).
+  std::string address_of(const TempRepo& r, const std::string& peer) {
+    auto rec = peer_record(r, peer);
+    return rec.is_object() ? rec.value("address", "") : "";
   }
 
   /// Polls `peer status --json` in `r` until `peer`'s state is `state`.

@@ -133,9 +133,7 @@ class TailscalePeers : public PeerTest {
   }
 
   void start_in(int node, TempRepo& r, std::map<std::string, std::string> extra = {}) {
-    watch(r);
-    auto res = run_thrum(lab_->in(node), {"daemon", "start"}, r.root(), daemon_env(extra));
-    ASSERT_EQ(res.exit_code, 0) << res.out << res.err << "\nlog:\n" << r.daemon_log();
+    PeerTest::start_in(lab_->in(node), r, std::move(extra));
   }
 
   void start_both(std::map<std::string, std::string> env) {
@@ -193,11 +191,6 @@ class TailscalePeers : public PeerTest {
     ASSERT_EQ(s2.exit_code, 0) << s2.out << s2.err;
     ASSERT_TRUE(wait_until([&] { return has_unread(alpha_, "lead", "to alpha " + tag); }, 20s))
         << peer_state(beta_, "alpha");
-  }
-
-  std::string address_of(const TempRepo& r, const std::string& peer) {
-    auto rec = peer_record(r, peer);
-    return rec.is_object() ? rec.value("address", "") : "";
   }
 
   /// `peer add --type tailscale` that must fail at once; its stderr.
