@@ -49,9 +49,9 @@ std::optional<Json> parse_impl(std::string_view text, JsonRefusal* why, int max_
     return std::nullopt;
   };
   if (text.size() > max_bytes)
-    return refuse(JsonRefusal::Kind::kTooLarge,
-                  "document of " + std::to_string(text.size()) + " bytes exceeds the limit of " +
-                      std::to_string(max_bytes) + " bytes");
+    return refuse(JsonRefusal::Kind::kTooLarge, "document of " + std::to_string(text.size()) +
+                                                    " bytes exceeds the limit of " +
+                                                    std::to_string(max_bytes) + " bytes");
   if (json_nesting_depth(text, max_depth) > max_depth)
     return refuse(JsonRefusal::Kind::kTooDeep,
                   "document nests deeper than " + std::to_string(max_depth) + " levels");
@@ -63,14 +63,13 @@ std::optional<Json> parse_impl(std::string_view text, JsonRefusal* why, int max_
 
 }  // namespace
 
-std::optional<nlohmann::json> parse_bounded(std::string_view text, JsonRefusal* why,
-                                            int max_depth, std::size_t max_bytes) {
+std::optional<nlohmann::json> parse_bounded(std::string_view text, JsonRefusal* why, int max_depth,
+                                            std::size_t max_bytes) {
   return parse_impl<nlohmann::json>(text, why, max_depth, max_bytes);
 }
 
-std::optional<nlohmann::ordered_json> parse_bounded_ordered(std::string_view text,
-                                                            JsonRefusal* why, int max_depth,
-                                                            std::size_t max_bytes) {
+std::optional<nlohmann::ordered_json> parse_bounded_ordered(std::string_view text, JsonRefusal* why,
+                                                            int max_depth, std::size_t max_bytes) {
   return parse_impl<nlohmann::ordered_json>(text, why, max_depth, max_bytes);
 }
 

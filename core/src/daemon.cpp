@@ -24,6 +24,7 @@
 #include "thrum/core/logging.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/peer_manager.hpp"
+#include "thrum/core/runtime_files.hpp"
 #include "thrum/core/store.hpp"
 #include "thrum/core/unix_rpc_server.hpp"
 #include "thrum/core/ws_server.hpp"
@@ -138,6 +139,9 @@ int run_daemon(const DaemonOptions& opts) {
     return 1;
   }
 
+  // From here on ws.port, the socket and the pid file are ours, and go whenever we do.
+  RuntimeFiles runtime_files(paths);
+  runtime_files.install_crash_cleanup();
   const auto started = Clock::now();
   // Right after the lock, so a racing second start can name us (it reads this file).
   try {

@@ -9,6 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "peers/protocol.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
@@ -500,9 +501,20 @@ void Messaging::h_send(const json& p, rpc::Respond respond) {
   // busiest), in the form the outbox keeps (see OutboxItem).
   std::vector<std::string> payloads;
   payloads.reserve(outbox->size());
-  for (const auto& item : *outbox)
-    payloads.push_back(item.payload.dump(-1, ' ', false, json::error_handler_t::replace) + "\n" +
-                       json(item.queued_recipients).dump());
+  for (const auto& item : *outbox) {
+    std::string wire = item.payload.dump(-1, ' ', false, json::error_handler_t::replace);
+    // Escaping can make a body that passed the limit several times larger on the wire (a
+    // control character is six bytes there): a row that could never fit a link frame would
+    // block that peer's queue, so it is refused now, before anything is stored.
+    if (wire.size() > peers::kMaxRowBytes)
+      throw rpc::Failure(rpc::kInvalidParams,
+                         "message too large for peer \"" + item.peer + "\": it encodes to " +
+                             std::to_string(wire.size()) +
+                             " bytes on the link (control "
+                             "characters are escaped), over the limit of " +
+                             std::to_string(peers::kMaxRowBytes) + " bytes; shorten it");
+    payloads.push_back(std::move(wire) + "\n" + json(item.queued_recipients).dump());
+  }
 
   store_.write(
       [m, new_thread, outbox, payloads = std::move(payloads)](sql::Db& db) {
@@ -578,14 +590,18 @@ std::optional<StoredMessage> Messaging::load_message(const std::string& id) cons
 json Messaging::recipient_states(const std::string& message_id) const {
   json out = json::array();
   auto st = store_.reader().cached(
-      "SELECT recipient_id, delivered_at, read_at FROM deliveries WHERE message_id=?1 "
+      "SELECT recipient_id, delivered_at, read_at, failed FROM deliveries WHERE message_id=?1 "
       "ORDER BY recipient_id");
   st.bind(1, message_id);
   while (st.step()) {
-    std::string state = !st.is_null(2) ? "read" : !st.is_null(1) ? "delivered" : "queued";
+    std::string state = !st.is_null(2)   ? "read"
+                        : !st.is_null(1) ? "delivered"
+                        : !st.is_null(3) ? "failed"
+                                         : "queued";
     json r = {{"agent_id", st.text(0)}, {"state", state}};
     r["delivered_at"] = st.is_null(1) ? json(nullptr) : json(st.text(1));
     r["read_at"] = st.is_null(2) ? json(nullptr) : json(st.text(2));
+    if (!st.is_null(3)) r["reason"] = st.text(3);
     out.push_back(std::move(r));
   }
   return out;
@@ -866,6 +882,13 @@ void Messaging::apply_inbound(const std::vector<InboundMessage>& batch,
     const InboundMessage& in = batch[i];
     std::vector<std::string> recipients;
     std::string refused;
+    // The rules of a local send hold for what a peer sends too.
+    if (opts_.max_body_bytes >= 0 && static_cast<int64_t>(in.body.size()) > opts_.max_body_bytes) {
+      (*results)[i].refused = "message body too large: " + std::to_string(in.body.size()) +
+                              " bytes exceeds this daemon's limit of " +
+                              std::to_string(opts_.max_body_bytes) + " bytes";
+      continue;
+    }
     if (in.broadcast) {
       for (const auto& [id, a] : agents_)
         if (!a.is_proxy()) recipients.push_back(id);

@@ -51,12 +51,12 @@ std::string generate_nonce() {
 }
 
 std::string proof(std::string_view code, std::string_view role, const Transcript& t) {
-  std::string msg = "thrum-pair-v1";
+  std::string msg = "thrum-pair-v2";
   for (std::string_view part :
        {role, std::string_view(t.listener_nonce), std::string_view(t.joiner_nonce),
         std::string_view(t.listener_daemon_id), std::string_view(t.joiner_daemon_id),
         std::string_view(t.listener_cert_sha256), std::string_view(t.joiner_cert_sha256),
-        std::string_view(t.transport)}) {
+        std::string_view(t.transport), std::string_view(t.channel_binding)}) {
     // Length-prefixed so that no two different transcripts serialise the same way.
     msg += '|';
     msg += std::to_string(part.size());

@@ -1,9 +1,12 @@
 #include "peer_link.hpp"
 
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
+
+#include "peers/protocol.hpp"
 
 namespace thrum::core {
 
@@ -24,6 +27,10 @@ Socket adopt_fd(asio::io_context& ioc, int fd) {
     throw boost::system::system_error(ec, "adopt socket");
   }
   return s;
+}
+
+int native_fd(AnyStream& s) {
+  return std::visit([](auto& st) -> int { return beast::get_lowest_layer(st).native_handle(); }, s);
 }
 
 void reject_upgrade(std::unique_ptr<PeerUpgrade> up, http::status status, const std::string& body) {
@@ -64,16 +71,21 @@ PeerLink::PeerLink(AnyStream sock, Timing t)
     : ws_(make_ws(std::move(sock))),
       timing_(t),
       ping_timer_(visit([](auto& ws) { return ws.get_executor(); })) {
-  visit([](auto& ws) { ws.read_message_max(kMaxFrameBytes); });
+  visit([](auto& ws) { ws.read_message_max(peers::kMaxFrameBytes); });
   last_rx_ = std::chrono::steady_clock::now();
 }
 
 PeerLink::~PeerLink() = default;
 
-void PeerLink::accept(std::unique_ptr<PeerUpgrade> up, Timing t,
+void PeerLink::accept(std::unique_ptr<PeerUpgrade> up, Timing t, HeaderFields headers,
                       std::function<void(std::shared_ptr<PeerLink>)> on_open) {
   auto req = std::make_shared<Request>(std::move(up->request));
   auto link = std::make_shared<PeerLink>(std::move(up->stream), t);
+  link->visit([&](auto& ws) {
+    ws.set_option(websocket::stream_base::decorator([headers](websocket::response_type& res) {
+      for (const auto& [k, v] : headers) res.set(k, v);
+    }));
+  });
   link->visit([&](auto& ws) {
     ws.async_accept(*req, [link, req, on_open = std::move(on_open)](beast::error_code ec) {
       if (ec) {
@@ -85,13 +97,13 @@ void PeerLink::accept(std::unique_ptr<PeerUpgrade> up, Timing t,
   });
 }
 
-void PeerLink::connect(AnyStream sock, const std::string& host, const std::string& token, Timing t,
-                       std::function<void(std::shared_ptr<PeerLink>, std::string, int)> done) {
+void PeerLink::connect(AnyStream sock, const std::string& host, HeaderFields headers, Timing t,
+                       ConnectDone done) {
   auto link = std::make_shared<PeerLink>(std::move(sock), t);
   link->visit([&](auto& ws) {
-    ws.set_option(websocket::stream_base::decorator([token](websocket::request_type& req) {
+    ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
       req.set(http::field::user_agent, "thrum-peer/1");
-      if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+      for (const auto& [k, v] : headers) req.set(k, v);
     }));
   });
   auto res = std::make_shared<websocket::response_type>();
@@ -109,15 +121,26 @@ void PeerLink::connect(AnyStream sock, const std::string& host, const std::strin
             link->open_ = false;
             int status = static_cast<int>(res->result_int());
             std::string why = ec.message();
-            if (status >= 400)
-              why = res->body().empty()
-                        ? "HTTP " + std::to_string(status) + " " + std::string(res->reason())
-                        : res->body();
-            while (!why.empty() && (why.back() == '\n' || why.back() == '\r')) why.pop_back();
-            done(nullptr, why, status);
+            if (status >= 400) {
+              // The other side's reason, shown to our user: bounded, one plain line.
+              why = res->body().substr(0, 512);
+              for (char& c : why)
+                if (static_cast<unsigned char>(c) < 0x20 && c != '\n') c = ' ';
+              while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
+              if (auto nl = why.find('\n'); nl != std::string::npos) why.resize(nl);
+              if (why.empty())
+                why = "HTTP " + std::to_string(status) + " " + std::string(res->reason());
+            }
+            done(nullptr, why, status, {});
             return;
           }
-          done(link, "", 101);
+          HeaderFields thrum;
+          for (const auto& f : *res) {
+            std::string name(f.name_string());
+            if (name.size() > 6 && strncasecmp(name.c_str(), "thrum-", 6) == 0)
+              thrum.emplace_back(std::move(name), std::string(f.value()));
+          }
+          done(link, "", 101, std::move(thrum));
         });
   });
 }
@@ -129,6 +152,15 @@ void PeerLink::close_socket() {
     sock.shutdown(Socket::shutdown_both, ec);
     sock.close(ec);
   });
+}
+
+void PeerLink::set_handlers(RequestHandler on_request, CloseHandler on_close) {
+  on_request_ = std::move(on_request);
+  on_close_ = std::move(on_close);
+}
+
+void PeerLink::set_max_frame_bytes(std::size_t n) {
+  visit([n](auto& ws) { ws.read_message_max(n); });
 }
 
 void PeerLink::start(RequestHandler on_request, CloseHandler on_close) {
@@ -171,7 +203,7 @@ void PeerLink::read() {
     ws.async_read(buf_, [self](beast::error_code ec, std::size_t) {
       if (!self->open_) return;
       if (ec) {
-        self->close(ec == websocket::error::message_too_big ? "frame over 4 MiB"
+        self->close(ec == websocket::error::message_too_big ? "frame over the size limit"
                     : ec == websocket::error::closed        ? "closed by peer"
                                                             : ec.message());
         return;
@@ -186,45 +218,54 @@ void PeerLink::read() {
 }
 
 void PeerLink::on_frame(std::string text) {
-  Json msg = Json::parse(text, nullptr, false);
-  if (msg.is_discarded() || !msg.is_object()) {
-    send(rpc::make_response(nullptr, rpc::Error{rpc::kParseError, "Parse error", nullptr}, true));
+  auto decoded = peers::decode_frame(text);
+  text.clear();
+  text.shrink_to_fit();
+  if (!decoded) {
+    // Never an answer to something we can identify: say so once, keep the link (a buggy peer
+    // is still a peer); the pending call, if any, times out with the link.
+    spdlog::debug("peer frame refused error=\"{}\"", decoded.error());
+    send(rpc::make_response(nullptr, rpc::Error{rpc::kInvalidRequest, decoded.error(), nullptr},
+                            true));
     return;
   }
-  if (msg.contains("method") && msg["method"].is_string()) {
-    const std::string method = msg["method"].get<std::string>();
-    Json params = Json::object();
-    if (auto pv = msg.find("params"); pv != msg.end() && pv->is_object()) params = std::move(*pv);
-    const bool has_id = msg.contains("id") && !msg["id"].is_null();
-    Json id = has_id ? msg["id"] : Json(nullptr);
-    std::weak_ptr<PeerLink> weak = shared_from_this();
-    rpc::Respond respond = [weak, id, has_id](rpc::Outcome o) {
-      if (!has_id) return;
-      if (auto s = weak.lock()) s->send(rpc::make_response(id, o, true));
-    };
-    try {
-      on_request_(method, params, std::move(respond));
-    } catch (const rpc::Failure& f) {
-      if (has_id) send(rpc::make_response(id, rpc::Error{f.code, f.what(), nullptr}, true));
-    } catch (const std::exception& e) {
-      spdlog::error("peer request failed method={} error=\"{}\"", method, e.what());
-      if (has_id)
-        send(rpc::make_response(id, rpc::Error{rpc::kInternalError, e.what(), nullptr}, true));
-    }
-    return;
-  }
-  if (msg.contains("id") && msg["id"].is_number_integer()) {
-    auto it = pending_.find(msg["id"].get<int64_t>());
+  peers::Frame& fr = decoded.value();
+  if (fr.kind == peers::Frame::Kind::kResponse) {
+    auto it = pending_.find(fr.id);
     if (it == pending_.end()) return;
     auto reply = std::move(it->second);
     pending_.erase(it);
-    if (msg.contains("error") && msg["error"].is_object()) {
-      reply(rpc::Error{msg["error"].value("code", rpc::kHandlerError),
-                       msg["error"].value("message", "error"), nullptr});
-    } else {
-      auto rv = msg.find("result");
-      reply(rv != msg.end() ? Json(std::move(*rv)) : Json(nullptr));
+    // The reply runs the caller's decoding of an answer the other side wrote: whatever it
+    // throws must cost this link, never the daemon.
+    try {
+      if (fr.error)
+        reply(std::move(*fr.error));
+      else
+        reply(rpc::Outcome(std::move(fr.result)));
+    } catch (const std::exception& e) {
+      spdlog::error("peer answer handling failed error=\"{}\"; closing the link", e.what());
+      close("internal error handling an answer");
     }
+    return;
+  }
+  const bool has_id = fr.kind == peers::Frame::Kind::kRequest;
+  const int64_t id = fr.id;
+  std::weak_ptr<PeerLink> weak = shared_from_this();
+  rpc::Respond respond = [weak, id, has_id](rpc::Outcome o) {
+    if (!has_id) return;
+    if (auto s = weak.lock()) s->send(rpc::make_response(id, o, true));
+  };
+  try {
+    on_request_(fr.method, fr.params, std::move(respond));
+  } catch (const rpc::Failure& f) {
+    if (has_id) send(rpc::make_response(id, rpc::Error{f.code, f.what(), nullptr}, true));
+  } catch (const std::exception& e) {
+    spdlog::error("peer request failed method={} error=\"{}\"; closing the link", fr.method,
+                  e.what());
+    if (has_id)
+      send(
+          rpc::make_response(id, rpc::Error{rpc::kInternalError, "internal error", nullptr}, true));
+    close("internal error handling a request");
   }
 }
 

@@ -21,6 +21,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <utility>
+#include <vector>
 #include "thrum/core/json_rpc.hpp"
 
 namespace thrum::core {
@@ -37,6 +39,9 @@ using AnyStream = std::variant<Socket, TlsStream>;
 using Request = http::request<http::string_body>;
 }  // namespace peerwire
 
+/// HTTP header fields added to a link's upgrade request or 101 response (link authentication).
+using HeaderFields = std::vector<std::pair<std::string, std::string>>;
+
 /// A `/peer` upgrade request that arrived on one of our listeners, handed to the peer layer.
 struct PeerUpgrade {
   peerwire::AnyStream stream;
@@ -50,6 +55,9 @@ struct PeerUpgrade {
 /// Wraps a connected stream-socket fd (from a transport plugin or an acceptor) for Asio.
 /// Takes ownership of `fd`. Throws boost::system::system_error.
 peerwire::Socket adopt_fd(peerwire::asio::io_context& ioc, int fd);
+
+/// The socket under an upgrade's stream (for its endpoints), or -1.
+int native_fd(peerwire::AnyStream& s);
 
 /// Writes a plain HTTP error response (e.g. 401) and closes the socket.
 void reject_upgrade(std::unique_ptr<PeerUpgrade> up, peerwire::http::status status,
@@ -72,21 +80,30 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
     std::chrono::milliseconds dead_after{15000};
   };
 
-  /// Server side: completes the WebSocket handshake on an accepted upgrade.
-  static void accept(std::unique_ptr<PeerUpgrade> up, Timing t,
+  /// Server side: completes the WebSocket handshake on an accepted upgrade, adding `headers`
+  /// to the 101 response.
+  static void accept(std::unique_ptr<PeerUpgrade> up, Timing t, HeaderFields headers,
                      std::function<void(std::shared_ptr<PeerLink>)> on_open);
+  /// What the other side answered to our upgrade: the link (null on failure), an error text,
+  /// the HTTP status (101 on success, 401 = token rejected) and the response's header fields
+  /// whose names start with "Thrum-".
+  using ConnectDone = std::function<void(std::shared_ptr<PeerLink>, std::string error,
+                                         int http_status, HeaderFields thrum_headers)>;
   /// Client side: WebSocket handshake on `sock` to `host` (for the Host header) at /peer, with
-  /// `Authorization: Bearer <token>` when `token` is not empty. `done` gets the link, or an
-  /// error text and the HTTP status (401 = token rejected).
-  static void connect(
-      peerwire::AnyStream sock, const std::string& host, const std::string& token, Timing t,
-      std::function<void(std::shared_ptr<PeerLink>, std::string error, int http_status)> done);
+  /// `headers` added to the request.
+  static void connect(peerwire::AnyStream sock, const std::string& host, HeaderFields headers,
+                      Timing t, ConnectDone done);
 
   explicit PeerLink(peerwire::AnyStream sock, Timing t);
   ~PeerLink();
 
   /// Start reading; must be called once handlers are set.
   void start(RequestHandler on_request, CloseHandler on_close);
+  /// Replaces the handlers of a started link (after it authenticated); the next frame goes to
+  /// the new ones.
+  void set_handlers(RequestHandler on_request, CloseHandler on_close);
+  /// The largest WebSocket message accepted from now on (a larger one closes the link).
+  void set_max_frame_bytes(std::size_t n);
   /// Sends a request; `reply` runs with the answer, or with an error if the link closes first.
   void call(const std::string& method, const Json& params, Reply reply);
   /// The same, with `params` already serialised (a JSON object).
@@ -95,9 +112,8 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
   /// Closes now; pending calls fail with `reason`. Idempotent.
   void close(const std::string& reason);
   bool is_open() const { return open_; }
+  bool started() const { return started_; }
   std::size_t pending_calls() const { return pending_.size(); }
-
-  static constexpr std::size_t kMaxFrameBytes = 4u << 20;
 
  private:
   void read();

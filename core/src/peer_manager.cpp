@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
+#include <strings.h>
 
 #include <array>
 #include <boost/asio/post.hpp>
@@ -19,6 +20,11 @@
 #include "peer_link.hpp"
 #include "peer_listener.hpp"
 #include "peer_tls.hpp"
+#include "peers/channel_binding.hpp"
+#include "peers/fields.hpp"
+#include "peers/link_auth.hpp"
+#include "peers/protocol.hpp"
+#include "thrum/core/bounded_json.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
 #include "thrum/core/json_rpc.hpp"
@@ -42,8 +48,8 @@ namespace {
 // load frames grow and the receiver makes one commit (one fsync) for many messages; a lone
 // message still leaves at once. (2 measured slightly worse: smaller frames, more commits.)
 constexpr int kMaxFramesInFlight = 1;
-constexpr int64_t kMaxBatch = 256;           // outbox rows per frame
-constexpr size_t kMaxBatchBytes = 1u << 20;  // payload bytes per frame (frames are capped at 4 MiB)
+constexpr int64_t kMaxBatch = static_cast<int64_t>(peers::kMaxItemsPerFrame);  // rows per frame
+constexpr size_t kMaxBatchBytes = peers::kMaxBatchBytes;  // payload bytes per frame
 
 const std::set<std::string> kPeerTypes = {"local", "network", "tailscale"};
 
@@ -57,31 +63,33 @@ std::string err_text(const std::exception_ptr& e) {
   }
 }
 
+/// A stored "ip:port" (peers.json is ours, but may be hand-edited): unset fields when unusable.
 sdk::Endpoint parse_endpoint(const std::string& addr) {
-  sdk::Endpoint e;
-  auto colon = addr.rfind(':');
-  if (colon == std::string::npos) return e;
-  e.ip = addr.substr(0, colon);
-  try {
-    long p = std::stol(addr.substr(colon + 1));
-    if (p > 0 && p < 65536) e.port = static_cast<std::uint16_t>(p);
-  } catch (...) {
-  }
-  return e;
+  return peers::parse_endpoint(addr).value_or(sdk::Endpoint{});
 }
 
 std::string endpoint_text(const sdk::Endpoint& e) {
-  return e.ip + ":" + std::to_string(e.port);
+  return peers::endpoint_text(e);
 }
 
-std::string bearer_token(const peerwire::Request& req) {
-  auto it = req.find(peerwire::http::field::authorization);
-  if (it == req.end()) return "";
-  std::string v(it->value());
-  if (v.size() > 7 && (v.compare(0, 7, "Bearer ") == 0 || v.compare(0, 7, "bearer ") == 0))
-    return v.substr(7);
+/// A request header's value, "" when absent.
+std::string header(const peerwire::Request& req, const char* name) {
+  auto it = req.find(name);
+  return it == req.end() ? std::string() : std::string(it->value());
+}
+
+std::string header(const HeaderFields& fields, const char* name) {
+  for (const auto& [k, v] : fields)
+    if (strcasecmp(k.c_str(), name) == 0) return v;
   return "";
 }
+
+/// What the initiator of a link needs once the other side proved itself: the link, not yet
+/// started, and the proof it must send as its first frame (link.auth).
+struct OutgoingLink {
+  std::shared_ptr<PeerLink> link;
+  std::string auth_proof;
+};
 
 /// `git status --porcelain -- file` in `worktree` is not empty.
 bool has_changes(const std::string& worktree, const std::string& file) {
@@ -128,6 +136,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     timing::Backoff announce_backoff;
     std::shared_ptr<asio::steady_timer> announce_timer;
     bool announcing = false;
+    bool identity_warned = false;  ///< logged once that a hello claimed another identity
   };
 
   struct PairingSession {
@@ -152,7 +161,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   struct PairCtx {
     std::string nonce_l, nonce_j, joiner_id;
     std::string joiner_cert;  ///< the joiner's TLS certificate fingerprint ("" without TLS)
+    std::string endpoints;    ///< peers::endpoint_binding of the connection ("" when unbound)
     std::optional<PeerRecord> pending;
+    std::shared_ptr<asio::steady_timer> confirm_deadline;
   };
 
   Impl(Options o, asio::io_context& ioc, Store& store, Messaging& messaging, TransportLookup t)
@@ -269,6 +280,14 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     std::string why;
     auto t = transport(id, why);
     return t && t->capabilities().needs_tls;
+  }
+
+  /// Whether proofs on `id`'s connections are bound to their TCP endpoints
+  /// (peers/channel_binding.hpp): loopback-only transports, where nothing translates addresses.
+  bool binds_endpoints(const std::string& id) {
+    std::string why;
+    auto t = transport(id, why);
+    return t && t->capabilities().loopback_only;
   }
 
   /// The TLS identity, created on first use (a daemon that only pairs locally never makes one).
@@ -825,22 +844,40 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       return;
     }
     std::weak_ptr<Impl> weak = shared_from_this();
-    const std::string joiner_cert = up->peer_cert_sha256;
-    PeerLink::accept(
-        std::move(up), link_timing(), [weak, joiner_cert](std::shared_ptr<PeerLink> link) {
-          auto self = weak.lock();
-          if (!self) return;
-          auto ctx = std::make_shared<PairCtx>();
-          ctx->joiner_cert = joiner_cert;
-          std::weak_ptr<PeerLink> wl = link;
-          link->start(
-              [weak, ctx, wl](const std::string& method, const json& params, rpc::Respond respond) {
-                auto s = weak.lock();
-                if (!s) return;
-                s->on_pair_request(ctx, wl.lock(), method, params, std::move(respond));
-              },
-              [](const std::string&) {});
-        });
+    auto ctx = std::make_shared<PairCtx>();
+    ctx->joiner_cert = up->peer_cert_sha256;
+    if (binds_endpoints(up->transport))
+      ctx->endpoints = peers::endpoint_binding(native_fd(up->stream), /*initiator=*/false);
+    PeerLink::accept(std::move(up), link_timing(), {}, [weak, ctx](std::shared_ptr<PeerLink> link) {
+      auto self = weak.lock();
+      if (!self) return;
+      // Nothing a joiner legitimately sends before pairing comes near this.
+      link->set_max_frame_bytes(peers::kMaxPreAuthFrameBytes);
+      std::weak_ptr<PeerLink> wl = link;
+      link->start(
+          [weak, ctx, wl](const std::string& method, const json& params, rpc::Respond respond) {
+            auto s = weak.lock();
+            if (!s) return;
+            s->on_pair_request(ctx, wl.lock(), method, params, std::move(respond));
+          },
+          [weak, ctx](const std::string& reason) {
+            auto s = weak.lock();
+            if (s) s->pairing_link_closed(ctx, reason);
+          });
+    });
+  }
+
+  /// The joiner went away (or never confirmed) after a correct proof: the code is used up, so
+  /// the session ends now instead of leaving `peer add` waiting for ever.
+  void pairing_link_closed(const std::shared_ptr<PairCtx>& ctx, const std::string& reason) {
+    using S = PairingSession::State;
+    if (ctx->confirm_deadline) ctx->confirm_deadline->cancel();
+    if (!ctx->pending || !session || session->state != S::kConsumed) return;
+    spdlog::warn("pairing failed reason=\"joiner left before confirming: {}\"", reason);
+    ctx->pending.reset();
+    finish_session(S::kFailed,
+                   "the other side disconnected before confirming the pairing; run 'thrum peer "
+                   "add' again");
   }
 
   void on_pair_request(const std::shared_ptr<PairCtx>& ctx, const std::shared_ptr<PeerLink>& link,
@@ -860,17 +897,21 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       respond(rpc::Error{rpc::kHandlerError, e, nullptr});
       return;
     }
-    rpc::Params params(p);
     if (method == "pair.hello") {
-      std::string t = params.str("transport");
-      if (t != session->transport) {
-        respond(rpc::Error{
-            rpc::kHandlerError,
-            "this pairing session is for --type " + session->transport + ", not " + t, nullptr});
+      auto hello = peers::decode_pair_hello(p);
+      if (!hello) {
+        respond(rpc::Error{rpc::kInvalidParams, hello.error(), nullptr});
         return;
       }
-      ctx->nonce_j = params.str("nonce");
-      ctx->joiner_id = params.str("daemon_id");
+      if (hello.value().transport != session->transport) {
+        respond(rpc::Error{rpc::kHandlerError,
+                           "this pairing session is for --type " + session->transport + ", not " +
+                               hello.value().transport,
+                           nullptr});
+        return;
+      }
+      ctx->nonce_j = hello.value().nonce;
+      ctx->joiner_id = hello.value().daemon_id;
       ctx->nonce_l = pairing::generate_nonce();
       respond(json{{"nonce", ctx->nonce_l},
                    {"daemon_id", opts.daemon_id},
@@ -879,7 +920,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     if (method == "pair.proof") {
       if (ctx->nonce_l.empty()) fail("pair.hello must come first");
-      std::string proof = params.str("proof");
+      if (ctx->pending) fail("pair.proof was already accepted on this connection");
+      auto msg = peers::decode_pair_proof(p);
+      if (!msg) {
+        respond(rpc::Error{rpc::kInvalidParams, msg.error(), nullptr});
+        return;
+      }
+      const std::string& proof = msg.value().proof;
       // Both certificates as seen on this TLS connection: a relay in the middle would have
       // shown the joiner another certificate, and the joiner's proof would not match.
       pairing::Transcript tr{ctx->nonce_l,
@@ -888,7 +935,8 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                              ctx->joiner_id,
                              own_fingerprint(session->transport),
                              ctx->joiner_cert,
-                             session->transport};
+                             session->transport,
+                             ctx->endpoints};
       if (!pairing::equal_ct(proof, pairing::proof(session->code, "joiner", tr))) {
         session->attempts_left--;
         spdlog::warn("pairing attempt failed reason=\"wrong code\" attempts_remaining={}",
@@ -906,11 +954,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
         }
         return;
       }
-      const json& id =
-          p.contains("identity") && p["identity"].is_object() ? p["identity"] : json::object();
+      const peers::Identity& id = msg.value().identity;
       PeerRecord r;
-      r.name = registry.unique_name(id.value("name", "peer"));
-      r.address = id.value("address", "");
+      r.name = registry.unique_name(id.name.empty() ? "peer" : id.name);
+      r.address = id.address;
       r.daemon_id = ctx->joiner_id;
       r.token = pairing::generate_token();
       r.transport = session->transport;
@@ -918,13 +965,20 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       r.proxy_prefix = registry.unique_prefix(r.name);
       r.paired_at = now_rfc3339();
       r.last_sync = r.paired_at;
-      r.remote_repo_name = id.value("repo_name", "");
-      r.remote_hostname = id.value("hostname", "");
-      r.remote_repo_path = id.value("repo_path", "");
-      r.remote_git_origin_url = id.value("git_origin_url", "");
+      r.remote_repo_name = id.repo_name;
+      r.remote_hostname = id.hostname;
+      r.remote_repo_path = id.repo_path;
+      r.remote_git_origin_url = id.git_origin_url;
       r.remote_cert_sha256 = ctx->joiner_cert;
       ctx->pending = r;
       session->state = S::kConsumed;  // the code is single-use from here on
+      // A joiner that stays connected but never confirms must not hold `peer add` for ever.
+      ctx->confirm_deadline = std::make_shared<asio::steady_timer>(ioc, tc().dial_timeout * 2);
+      std::weak_ptr<PeerLink> wl = link;
+      ctx->confirm_deadline->async_wait([wl](boost::system::error_code ec) {
+        if (ec) return;
+        if (auto l = wl.lock()) l->close("no pair.confirm in time");
+      });
       respond(json{{"proof", pairing::proof(session->code, "listener", tr)},
                    {"token", r.token},
                    {"identity", identity(session->transport, session->advertised)}});
@@ -932,7 +986,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     }
     if (method == "pair.confirm") {
       if (!ctx->pending) fail("pair.proof must succeed first");
+      if (ctx->confirm_deadline) ctx->confirm_deadline->cancel();
       PeerRecord r = *ctx->pending;
+      ctx->pending.reset();
       try {
         registry.upsert(r);
       } catch (const std::exception& e) {
@@ -1032,11 +1088,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
 
   void pair_over(int fd, sdk::Endpoint ep, std::string type, std::string repo_path,
                  std::string code, rpc::Respond respond) {
+    const std::string endpoints =
+        binds_endpoints(type) ? peers::endpoint_binding(fd, /*initiator=*/true) : "";
     std::weak_ptr<Impl> weak = shared_from_this();
     open_stream(
         type, fd, "",
-        [weak, ep, type, repo_path, code, respond](std::optional<peerwire::AnyStream> stream,
-                                                   std::string cert, std::string error) {
+        [weak, ep, type, repo_path, code, endpoints, respond](
+            std::optional<peerwire::AnyStream> stream, std::string cert, std::string error) {
           auto self = weak.lock();
           if (!self) return;
           if (!stream) {
@@ -1044,138 +1102,153 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                                "cannot pair with " + endpoint_text(ep) + ": " + error, nullptr});
             return;
           }
-          self->pair_over_stream(std::move(*stream), cert, ep, type, repo_path, code, respond);
+          JoinCtx j{ep, type, repo_path, code, cert, endpoints, "", {}, respond};
+          self->pair_over_stream(std::move(*stream), std::make_shared<JoinCtx>(j));
         });
   }
 
-  void pair_over_stream(peerwire::AnyStream sock, std::string listener_cert, sdk::Endpoint ep,
-                        std::string type, std::string repo_path, std::string code,
-                        rpc::Respond respond) {
+  /// The joiner's side of one pairing attempt.
+  struct JoinCtx {
+    sdk::Endpoint ep;
+    std::string type, repo_path, code;
+    std::string listener_cert;  ///< as seen in TLS, not as claimed
+    std::string endpoints;
+    std::string nonce_j;
+    pairing::Transcript tr;
+    rpc::Respond respond;
+  };
+
+  void pair_over_stream(peerwire::AnyStream sock, std::shared_ptr<JoinCtx> j) {
     std::weak_ptr<Impl> weak = shared_from_this();
     PeerLink::connect(
-        std::move(sock), endpoint_text(ep), "", link_timing(),
-        [weak, respond, type, repo_path, code, ep, listener_cert](std::shared_ptr<PeerLink> link,
-                                                                  std::string error, int status) {
+        std::move(sock), endpoint_text(j->ep), {}, link_timing(),
+        [weak, j](std::shared_ptr<PeerLink> link, std::string error, int status, HeaderFields) {
           auto self = weak.lock();
           if (!self) return;
           if (!link) {
             // A 401 body is the listener's reason (expired, locked out, no session).
             std::string msg =
-                status == 401 ? error : "cannot pair with " + endpoint_text(ep) + ": " + error;
-            respond(rpc::Error{rpc::kHandlerError, msg, nullptr});
+                status == 401 ? error : "cannot pair with " + endpoint_text(j->ep) + ": " + error;
+            j->respond(rpc::Error{rpc::kHandlerError, msg, nullptr});
             return;
           }
+          link->set_max_frame_bytes(peers::kMaxPreAuthFrameBytes);
           link->start(
               [](const std::string&, const json&, rpc::Respond r) {
                 r(rpc::Error{rpc::kMethodNotFound, "not accepted while pairing", nullptr});
               },
               [](const std::string&) {});
-          auto nonce_j = pairing::generate_nonce();
+          j->nonce_j = pairing::generate_nonce();
           link->call(
               "pair.hello",
-              {{"daemon_id", self->opts.daemon_id}, {"nonce", nonce_j}, {"transport", type}},
-              [weak, link, respond, type, repo_path, code, ep, nonce_j,
-               listener_cert](rpc::Outcome o) {
-                auto s2 = weak.lock();
-                if (!s2) return;
-                if (!o.ok()) {
-                  link->close("pairing refused");
-                  respond(o.error());
-                  return;
-                }
-                const json& hello = o.result();
-                pairing::Transcript tr{hello.value("nonce", ""),
-                                       nonce_j,
-                                       hello.value("daemon_id", ""),
-                                       s2->opts.daemon_id,
-                                       listener_cert,  // as seen in TLS, not as claimed
-                                       s2->own_fingerprint(type),
-                                       type};
-                json proof_params = {{"proof", pairing::proof(code, "joiner", tr)},
-                                     {"identity", s2->identity(type, s2->own_address(type))}};
-                link->call(
-                    "pair.proof", proof_params,
-                    [weak, link, respond, type, repo_path, code, ep, tr](rpc::Outcome o2) {
-                      auto s3 = weak.lock();
-                      if (!s3) return;
-                      if (!o2.ok()) {
-                        link->close("pairing refused");
-                        respond(o2.error());
-                        return;
-                      }
-                      const json& res = o2.result();
-                      if (!pairing::equal_ct(res.value("proof", ""),
-                                             pairing::proof(code, "listener", tr))) {
-                        spdlog::error(
-                            "pairing aborted reason=\"listener proof mismatch\" address={}",
-                            endpoint_text(ep));
-                        link->close("listener proof mismatch");
-                        respond(rpc::Error{
-                            rpc::kHandlerError,
-                            "the other side could not prove it holds the pairing code; not paired",
-                            nullptr});
-                        return;
-                      }
-                      const json& id = res.contains("identity") && res["identity"].is_object()
-                                           ? res["identity"]
-                                           : json::object();
-                      PeerRecord r;
-                      r.name = s3->registry.unique_name(id.value("name", "peer"));
-                      r.address = endpoint_text(ep);
-                      r.daemon_id = tr.listener_daemon_id;
-                      r.token = res.value("token", "");
-                      r.transport = type;
-                      r.role = "dialer";
-                      r.proxy_prefix = s3->registry.unique_prefix(r.name);
-                      r.repo_path = repo_path;
-                      r.paired_at = now_rfc3339();
-                      r.last_sync = r.paired_at;
-                      r.remote_repo_name = id.value("repo_name", "");
-                      r.remote_hostname = id.value("hostname", "");
-                      r.remote_repo_path = id.value("repo_path", "");
-                      r.remote_git_origin_url = id.value("git_origin_url", "");
-                      r.remote_cert_sha256 = tr.listener_cert_sha256;
-                      if (r.token.size() != 64) {
-                        link->close("bad token");
-                        respond(rpc::Error{rpc::kHandlerError,
-                                           "the other side sent no usable token; not paired",
-                                           nullptr});
-                        return;
-                      }
-                      try {
-                        s3->registry.upsert(r);
-                      } catch (const std::exception& e) {
-                        link->close("save failed");
-                        respond(rpc::Error{rpc::kHandlerError,
-                                           std::string("could not save peers.json: ") + e.what(),
-                                           nullptr});
-                        return;
-                      }
-                      spdlog::info("paired peer={} transport={} role=dialer address={}", r.name,
-                                   r.transport, r.address);
-                      link->call(
-                          "pair.confirm", json::object(),
-                          [weak, link, respond, r](rpc::Outcome o3) {
-                            auto s4 = weak.lock();
-                            link->close("pairing complete");
-                            if (!s4) return;
-                            if (!o3.ok()) {
-                              respond(rpc::Error{
-                                  rpc::kHandlerError,
-                                  "pairing not confirmed by the other side: " + o3.error().message,
-                                  nullptr});
-                              return;
-                            }
-                            respond(json{{"status", "paired"},
-                                         {"peer_name", r.name},
-                                         {"peer_address", r.address},
-                                         {"proxy_prefix", r.proxy_prefix}});
-                            s4->states[r.name];
-                            s4->connect(r.name);
-                          });
-                    });
+              {{"daemon_id", self->opts.daemon_id}, {"nonce", j->nonce_j}, {"transport", j->type}},
+              [weak, link, j](rpc::Outcome o) {
+                if (auto s = weak.lock()) s->on_pair_hello_answer(link, j, std::move(o));
               });
         });
+  }
+
+  void pairing_refused(const std::shared_ptr<PeerLink>& link, const std::shared_ptr<JoinCtx>& j,
+                       const std::string& why_log, const std::string& why_user) {
+    spdlog::error("pairing aborted reason=\"{}\" address={}", why_log, endpoint_text(j->ep));
+    link->close(why_log);
+    j->respond(rpc::Error{rpc::kHandlerError, why_user, nullptr});
+  }
+
+  void on_pair_hello_answer(const std::shared_ptr<PeerLink>& link,
+                            const std::shared_ptr<JoinCtx>& j, rpc::Outcome o) {
+    if (!o.ok()) {
+      link->close("pairing refused");
+      j->respond(o.error());
+      return;
+    }
+    auto hello = peers::decode_pair_hello_answer(o.result());
+    if (!hello) {
+      pairing_refused(link, j, "malformed pair.hello answer: " + hello.error(),
+                      "the other side's answer is not a Thrum pairing answer (" + hello.error() +
+                          "); not paired");
+      return;
+    }
+    j->tr = pairing::Transcript{hello.value().nonce,
+                                j->nonce_j,
+                                hello.value().daemon_id,
+                                opts.daemon_id,
+                                j->listener_cert,
+                                own_fingerprint(j->type),
+                                j->type,
+                                j->endpoints};
+    json proof_params = {{"proof", pairing::proof(j->code, "joiner", j->tr)},
+                         {"identity", identity(j->type, own_address(j->type))}};
+    std::weak_ptr<Impl> weak = shared_from_this();
+    link->call("pair.proof", proof_params, [weak, link, j](rpc::Outcome o2) {
+      if (auto s = weak.lock()) s->on_pair_proof_answer(link, j, std::move(o2));
+    });
+  }
+
+  void on_pair_proof_answer(const std::shared_ptr<PeerLink>& link,
+                            const std::shared_ptr<JoinCtx>& j, rpc::Outcome o) {
+    if (!o.ok()) {
+      link->close("pairing refused");
+      j->respond(o.error());
+      return;
+    }
+    auto res = peers::decode_pair_proof_answer(o.result());
+    if (!res) {
+      pairing_refused(link, j, "malformed pair.proof answer: " + res.error(),
+                      "the other side's answer is not a Thrum pairing answer (" + res.error() +
+                          "); not paired");
+      return;
+    }
+    if (!pairing::equal_ct(res.value().proof, pairing::proof(j->code, "listener", j->tr))) {
+      pairing_refused(link, j, "listener proof mismatch",
+                      "the other side could not prove it holds the pairing code; not paired");
+      return;
+    }
+    const peers::Identity& id = res.value().identity;
+    PeerRecord r;
+    r.name = registry.unique_name(id.name.empty() ? "peer" : id.name);
+    r.address = endpoint_text(j->ep);
+    r.daemon_id = j->tr.listener_daemon_id;
+    r.token = res.value().token;
+    r.transport = j->type;
+    r.role = "dialer";
+    r.proxy_prefix = registry.unique_prefix(r.name);
+    r.repo_path = j->repo_path;
+    r.paired_at = now_rfc3339();
+    r.last_sync = r.paired_at;
+    r.remote_repo_name = id.repo_name;
+    r.remote_hostname = id.hostname;
+    r.remote_repo_path = id.repo_path;
+    r.remote_git_origin_url = id.git_origin_url;
+    r.remote_cert_sha256 = j->tr.listener_cert_sha256;
+    try {
+      registry.upsert(r);
+    } catch (const std::exception& e) {
+      link->close("save failed");
+      j->respond(rpc::Error{rpc::kHandlerError,
+                            std::string("could not save peers.json: ") + e.what(), nullptr});
+      return;
+    }
+    spdlog::info("paired peer={} transport={} role=dialer address={}", r.name, r.transport,
+                 r.address);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    link->call("pair.confirm", json::object(), [weak, link, j, r](rpc::Outcome o3) {
+      auto s4 = weak.lock();
+      link->close("pairing complete");
+      if (!s4) return;
+      if (!o3.ok()) {
+        j->respond(rpc::Error{rpc::kHandlerError,
+                              "pairing not confirmed by the other side: " + o3.error().message,
+                              nullptr});
+        return;
+      }
+      j->respond(json{{"status", "paired"},
+                      {"peer_name", r.name},
+                      {"peer_address", r.address},
+                      {"proxy_prefix", r.proxy_prefix}});
+      s4->states[r.name];
+      s4->connect(r.name);
+    });
   }
 
   // -- links ------------------------------------------------------------------------------------
@@ -1251,10 +1324,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.dialing = true;
     st.state = "connecting";
     std::weak_ptr<Impl> weak = shared_from_this();
-    const std::string token = rec->token;
     dial(
         t, std::nullopt,
-        [weak, name, token](int fd, std::string error, sdk::Endpoint target) {
+        [weak, name](int fd, std::string error, sdk::Endpoint target) {
           auto self = weak.lock();
           if (!self) return;
           auto& ps = self->states[name];
@@ -1268,12 +1340,95 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
             self->connect_failed(name, error);
             return;
           }
-          self->handshake(name, fd, token, target);
+          self->handshake(name, fd, target);
         },
         std::make_shared<const sdk::PeerRecordView>(view_of(*rec)));
   }
 
-  void handshake(const std::string& name, int fd, const std::string& token, sdk::Endpoint target) {
+  /// Opens an authenticated link to `rec` over the connected `fd` (peers/link_auth.hpp): TLS
+  /// when the transport asks for it (pinned), the upgrade with our token id and nonce, then the
+  /// other side's daemon id and proof are checked before anything derived from the token goes
+  /// out. `done(link, error, http_status)` gets a link that is not started yet; its first frame
+  /// must be `link.auth` with `auth_proof`.
+  using LinkOpened = std::function<void(OutgoingLink, std::string error, int http_status)>;
+  void open_link(const PeerRecord& rec, int fd, const sdk::Endpoint& target, LinkOpened done) {
+    const std::string endpoints =
+        binds_endpoints(rec.transport) ? peers::endpoint_binding(fd, /*initiator=*/true) : "";
+    const std::string token = rec.token;
+    const std::string peer_id = rec.daemon_id;
+    const std::string tid = rec.transport;
+    const std::string name = rec.name;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    open_stream(
+        tid, fd, rec.remote_cert_sha256,
+        [weak, endpoints, token, peer_id, tid, name, target, done](
+            std::optional<peerwire::AnyStream> stream, std::string cert, std::string error) {
+          auto self = weak.lock();
+          if (!self) return;
+          if (!stream) {
+            if (!cert.empty()) spdlog::warn("peer link refused peer={} reason=\"{}\"", name, error);
+            done({}, error, 0);
+            return;
+          }
+          namespace la = peers::link_auth;
+          la::Transcript t;
+          t.initiator_nonce = pairing::generate_nonce();
+          t.token_id = la::token_id(token);
+          t.initiator_daemon_id = self->opts.daemon_id;
+          t.responder_daemon_id = peer_id;
+          t.transport = tid;
+          t.channel_binding = peers::channel_binding(endpoints, self->own_fingerprint(tid), cert);
+          HeaderFields headers = {{la::kLinkHeader, la::kVersion},
+                                  {la::kTokenIdHeader, t.token_id},
+                                  {la::kNonceHeader, t.initiator_nonce},
+                                  {la::kDaemonIdHeader, t.initiator_daemon_id}};
+          PeerLink::connect(
+              std::move(*stream), endpoint_text(target), std::move(headers), self->link_timing(),
+              [weak, t, token, name, done](std::shared_ptr<PeerLink> link, std::string err,
+                                           int status, HeaderFields got) mutable {
+                auto me = weak.lock();
+                if (!me || !link) {
+                  if (link) link->close("daemon stopping");
+                  done({}, err, status);
+                  return;
+                }
+                t.responder_nonce = header(got, la::kNonceHeader);
+                const std::string their_id = header(got, la::kDaemonIdHeader);
+                const std::string their_proof = header(got, la::kProofHeader);
+                std::string refusal;
+                if (!peers::is_hex(t.responder_nonce, 64) || !peers::is_hex(their_proof, 64))
+                  refusal =
+                      "the other side did not authenticate (not a Thrum daemon of this version?); "
+                      "refusing the link";
+                else if (their_id != t.responder_daemon_id)
+                  refusal =
+                      "the other side is another daemon than the one we paired with (its daemon "
+                      "id changed?); re-pair with 'thrum peer add' on " +
+                      name + " and 'thrum peer join' here";
+                else if (!pairing::equal_ct(their_proof, la::proof(token, la::Role::kResponder, t)))
+                  refusal = "the other side could not prove it holds our token; refusing the link";
+                if (!refusal.empty()) {
+                  spdlog::warn("peer link refused peer={} reason=\"{}\"; nothing was sent", name,
+                               refusal);
+                  link->close(refusal);
+                  done({}, refusal, 0);
+                  return;
+                }
+                done(OutgoingLink{link, la::proof(token, la::Role::kInitiator, t)}, "", 101);
+              });
+        });
+  }
+
+  /// Sends the initiator's proof: the first frame on a link we opened.
+  static void send_link_auth(const OutgoingLink& out) {
+    std::weak_ptr<PeerLink> wl = out.link;
+    out.link->call("link.auth", {{"proof", out.auth_proof}}, [wl](rpc::Outcome o) {
+      if (o.ok()) return;
+      if (auto l = wl.lock()) l->close("link.auth refused: " + o.error().message);
+    });
+  }
+
+  void handshake(const std::string& name, int fd, sdk::Endpoint target) {
     auto* rec = registry.find(name);
     if (!rec) {
       ::close(fd);
@@ -1281,33 +1436,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       return;
     }
     std::weak_ptr<Impl> weak = shared_from_this();
-    open_stream(rec->transport, fd, rec->remote_cert_sha256,
-                [weak, name, token, target](std::optional<peerwire::AnyStream> stream,
-                                            std::string cert, std::string error) {
-                  auto self = weak.lock();
-                  if (!self) return;
-                  if (!stream) {
-                    self->states[name].dialing = false;
-                    if (!cert.empty())
-                      spdlog::warn("peer link refused peer={} reason=\"{}\"", name, error);
-                    self->connect_failed(name, error);
-                    return;
-                  }
-                  self->handshake_stream(name, std::move(*stream), token, target);
-                });
-  }
-
-  void handshake_stream(const std::string& name, peerwire::AnyStream sock, const std::string& token,
-                        sdk::Endpoint target) {
-    std::weak_ptr<Impl> weak = shared_from_this();
     const std::string host = endpoint_text(target);
-    PeerLink::connect(
-        std::move(sock), host, token, link_timing(),
-        [weak, name, host](std::shared_ptr<PeerLink> link, std::string error, int status) {
+    open_link(
+        *rec, fd, target, [weak, name, host](OutgoingLink out, std::string error, int status) {
           auto self = weak.lock();
           if (!self) return;
           auto& st = self->states[name];
-          if (!link) {
+          if (!out.link) {
             st.dialing = false;
             if (status == 401) {
               self->token_rejected(name);
@@ -1319,7 +1454,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           auto* peer = self->registry.find(name);
           if (!peer) {
             st.dialing = false;
-            link->close("peer removed");
+            out.link->close("peer removed");
             return;
           }
           if (peer->address != host) {
@@ -1328,7 +1463,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
             peer->address = host;
             self->registry.save();
           }
+          auto link = out.link;
           self->attach(name, link);
+          send_link_auth(out);
           json hello = self->identity(peer->transport, self->own_address(peer->transport));
           link->call("peer.hello", hello, [weak, name, link](rpc::Outcome o) {
             auto me = weak.lock();
@@ -1339,7 +1476,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
               link->close("hello refused: " + o.error().message);
               return;
             }
-            me->on_hello_answer(name, o.result());
+            auto id = peers::decode_identity(o.result(), "hello answer");
+            if (!id) {
+              link->close("malformed hello answer: " + id.error());
+              return;
+            }
+            me->on_hello_answer(name, id.value());
             me->link_up(name);
           });
         });
@@ -1402,17 +1544,21 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     st.presence_known = false;
     const uint64_t gen = st.generation;
     std::weak_ptr<Impl> weak = shared_from_this();
-    link->start(
-        [weak, name](const std::string& method, const json& params, rpc::Respond respond) {
-          auto self = weak.lock();
-          if (!self) return;
-          self->on_peer_request(name, method, params, std::move(respond));
-        },
-        [weak, name, gen](const std::string& reason) {
-          auto self = weak.lock();
-          if (!self) return;
-          self->link_down(name, gen, reason);
-        });
+    auto on_request = [weak, name](const std::string& method, const json& params,
+                                   rpc::Respond respond) {
+      auto self = weak.lock();
+      if (!self) return;
+      self->on_peer_request(name, method, params, std::move(respond));
+    };
+    auto on_close = [weak, name, gen](const std::string& reason) {
+      auto self = weak.lock();
+      if (!self) return;
+      self->link_down(name, gen, reason);
+    };
+    if (link->started())
+      link->set_handlers(std::move(on_request), std::move(on_close));
+    else
+      link->start(std::move(on_request), std::move(on_close));
   }
 
   void link_up(const std::string& name) {
@@ -1469,16 +1615,32 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     for (auto& w : waiters) w(rpc::Error{rpc::kHandlerError, error, nullptr});
   }
 
-  void accept_link(std::unique_ptr<PeerUpgrade> up, const std::string& token) {
-    auto* rec = registry.find_by_token(token);
+  /// An upgrade that asks for a link (peers/link_auth.hpp): find the pairing by the token id,
+  /// check that the connection matches how it was paired, prove that we hold the token in the
+  /// 101, and accept nothing on the link until the initiator's proof (link.auth) is good.
+  void accept_link(std::unique_ptr<PeerUpgrade> up) {
+    namespace la = peers::link_auth;
+    la::Transcript t;
+    t.token_id = header(up->request, la::kTokenIdHeader);
+    t.initiator_nonce = header(up->request, la::kNonceHeader);
+    t.initiator_daemon_id = header(up->request, la::kDaemonIdHeader);
+    if (header(up->request, la::kLinkHeader) != la::kVersion ||
+        !peers::is_hex(t.token_id, la::kTokenIdChars) || !peers::is_hex(t.initiator_nonce, 64) ||
+        !peers::is_id_token(t.initiator_daemon_id, peers::kMaxIdBytes)) {
+      spdlog::warn("peer link refused reason=\"malformed link request\" remote={}", up->remote);
+      reject_upgrade(std::move(up), peerwire::http::status::bad_request,
+                     "malformed Thrum link request (both sides must run the same thrum version)");
+      return;
+    }
+    auto* rec = registry.find_by_token_id(t.token_id);
     if (!rec) {
       spdlog::warn("peer link refused reason=\"unknown token\" remote={}", up->remote);
       reject_upgrade(std::move(up), peerwire::http::status::unauthorized, "unknown peer token");
       return;
     }
     const std::string name = rec->name;
-    // A token is only good on the transport it was paired over, and never in the clear when
-    // that transport runs over TLS.
+    // A token is only good on the transport it was paired over, never in the clear when that
+    // transport runs over TLS, and only from the daemon it was paired with.
     std::string refusal;
     if (up->transport != rec->transport)
       refusal = "peer \"" + name + "\" is paired over " + rec->transport + ", not " + up->transport;
@@ -1489,30 +1651,88 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       refusal = "peer \"" + name + "\" presented a different TLS certificate (sha256 " +
                 tls::short_fp(up->peer_cert_sha256) + "…, pinned " +
                 tls::short_fp(rec->remote_cert_sha256) + "…)";
+    else if (t.initiator_daemon_id != rec->daemon_id)
+      refusal = "peer \"" + name + "\" connected as another daemon id than the one it paired with";
     if (!refusal.empty()) {
       spdlog::warn("peer link refused reason=\"{}\" remote={}", refusal, up->remote);
       reject_upgrade(std::move(up), peerwire::http::status::forbidden,
                      "refused: the connection does not match how this peer was paired");
       return;
     }
-    if (rec->transport != "local") roamed(*rec, up->remote);
-    const bool control = rec->role == "dialer";  // we dial them: this is a one-off call
+    const std::string endpoints = binds_endpoints(rec->transport)
+                                      ? peers::endpoint_binding(native_fd(up->stream), false)
+                                      : "";
+    t.responder_nonce = pairing::generate_nonce();
+    t.responder_daemon_id = opts.daemon_id;
+    t.transport = rec->transport;
+    t.channel_binding =
+        peers::channel_binding(endpoints, up->peer_cert_sha256, own_fingerprint(rec->transport));
+    const std::string expected = la::proof(rec->token, la::Role::kInitiator, t);
+    HeaderFields headers = {{la::kNonceHeader, t.responder_nonce},
+                            {la::kDaemonIdHeader, t.responder_daemon_id},
+                            {la::kProofHeader, la::proof(rec->token, la::Role::kResponder, t)}};
+    const std::string remote = up->remote;
     std::weak_ptr<Impl> weak = shared_from_this();
-    PeerLink::accept(std::move(up), link_timing(),
-                     [weak, name, control](std::shared_ptr<PeerLink> link) {
-                       auto self = weak.lock();
-                       if (!self || !self->registry.find(name)) {
-                         if (link) link->close("peer removed");
-                         return;
-                       }
-                       if (control) {
-                         self->serve_control(name, link);
-                         return;
-                       }
-                       self->attach(name, link);
-                       self->states[name].state = "connected";
-                       spdlog::info("peer link accepted peer={}", name);
-                     });
+    PeerLink::accept(
+        std::move(up), link_timing(), std::move(headers),
+        [weak, name, remote, expected](std::shared_ptr<PeerLink> link) {
+          auto self = weak.lock();
+          if (!self || !self->registry.find(name)) {
+            if (link) link->close("peer removed");
+            return;
+          }
+          link->set_max_frame_bytes(peers::kMaxPreAuthFrameBytes);
+          auto deadline = std::make_shared<asio::steady_timer>(self->ioc, self->tc().dial_timeout);
+          std::weak_ptr<PeerLink> wl = link;
+          deadline->async_wait([wl, name](boost::system::error_code ec) {
+            if (ec) return;
+            if (auto l = wl.lock(); l && l->is_open()) {
+              spdlog::warn("peer link refused peer={} reason=\"no link.auth in time\"", name);
+              l->close("no link.auth in time");
+            }
+          });
+          link->start(
+              [weak, wl, name, remote, expected, deadline](
+                  const std::string& method, const json& params, rpc::Respond respond) {
+                auto me = weak.lock();
+                auto l = wl.lock();
+                if (!me || !l) return;
+                deadline->cancel();
+                auto proof =
+                    method == "link.auth"
+                        ? peers::decode_link_auth(params)
+                        : peers::Decoded<std::string>(peers::Refusal{"link.auth must come first"});
+                if (!proof || !pairing::equal_ct(proof.value(), expected)) {
+                  spdlog::warn("peer link refused peer={} reason=\"{}\" remote={}", name,
+                               proof ? "wrong proof" : proof.error(), remote);
+                  respond(rpc::Error{rpc::kHandlerError, "link authentication failed", nullptr});
+                  l->close("link authentication failed");
+                  return;
+                }
+                respond(json{{"ok", true}});
+                me->link_authenticated(name, remote, l);
+              },
+              [deadline](const std::string&) { deadline->cancel(); });
+        });
+  }
+
+  /// The other side proved itself on a link it opened to us.
+  void link_authenticated(const std::string& name, const std::string& remote,
+                          const std::shared_ptr<PeerLink>& link) {
+    auto* rec = registry.find(name);
+    if (!rec) {
+      link->close("peer removed");
+      return;
+    }
+    link->set_max_frame_bytes(peers::kMaxFrameBytes);
+    if (!binds_endpoints(rec->transport)) roamed(*rec, remote);
+    if (rec->role == "dialer") {  // we dial them: this is a one-off call
+      serve_control(name, link);
+      return;
+    }
+    attach(name, link);
+    states[name].state = "connected";
+    spdlog::info("peer link accepted peer={}", name);
   }
 
   /// Inbound roaming (SPEC §7.3): a dialer that authenticated from a new source IP inside the
@@ -1543,7 +1763,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   /// (its address changed, or it reconciles) and is then closed by the caller.
   void serve_control(const std::string& name, const std::shared_ptr<PeerLink>& link) {
     std::weak_ptr<Impl> weak = shared_from_this();
-    link->start(
+    link->set_handlers(
         [weak, name](const std::string& method, const json& params, rpc::Respond respond) {
           auto self = weak.lock();
           if (!self) return;
@@ -1555,7 +1775,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           if (method == "peer.address_changed") {
             self->on_address_changed(name, params, std::move(respond));
           } else if (method == "peer.repair" || method == "peer.hello") {
-            self->on_hello_answer(name, params);
+            auto id = peers::decode_identity(params, "params");
+            if (!id) {
+              respond(rpc::Error{rpc::kInvalidParams, id.error(), nullptr});
+              return;
+            }
+            self->on_hello_answer(name, id.value());
             respond(self->identity(rec->transport, self->own_address(rec->transport)));
             // They could reach us, so our own link to them is worth trying now.
             auto& st = self->states[name];
@@ -1578,16 +1803,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       respond(rpc::Error{rpc::kHandlerError, "peer removed", nullptr});
       return;
     }
-    sdk::Endpoint next{p.value("new_ip", ""), 0};
-    if (p.contains("new_port") && p["new_port"].is_number_integer()) {
-      auto port = p["new_port"].get<int64_t>();
-      if (port > 0 && port < 65536) next.port = static_cast<std::uint16_t>(port);
-    }
-    if (next.ip.empty() || next.port == 0) {
-      respond(
-          rpc::Error{rpc::kInvalidParams, "new_ip and new_port (1..65535) are required", nullptr});
+    auto change = peers::decode_address_change(p);
+    if (!change) {
+      respond(rpc::Error{rpc::kInvalidParams, change.error(), nullptr});
       return;
     }
+    const sdk::Endpoint next = change.value();
     const sdk::Endpoint old = parse_endpoint(rec->address);
     auto& st = states[name];
     if (old == next) {
@@ -1631,51 +1852,40 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       done(rpc::Error{rpc::kHandlerError, rec ? why : "peer removed", nullptr}, false, 0);
       return;
     }
-    const std::string token = rec->token;
-    const std::string pin = rec->remote_cert_sha256;
-    const std::string tid = rec->transport;
     std::weak_ptr<Impl> weak = shared_from_this();
     dial(
         t, std::nullopt,
-        [weak, token, pin, tid, method, params, done](int fd, std::string error,
-                                                      sdk::Endpoint target) {
+        [weak, name, method, params, done](int fd, std::string error, sdk::Endpoint target) {
           auto self = weak.lock();
-          if (!self) return;
-          if (fd < 0) {
-            done(rpc::Error{rpc::kHandlerError, error, nullptr}, false, 0);
+          if (!self) {
+            if (fd >= 0) ::close(fd);
             return;
           }
-          self->open_stream(
-              tid, fd, pin,
-              [weak, token, target, method, params, done](std::optional<peerwire::AnyStream> stream,
-                                                          std::string, std::string err) {
-                auto s2 = weak.lock();
-                if (!s2) return;
-                if (!stream) {
-                  done(rpc::Error{rpc::kHandlerError, err, nullptr}, false, 0);
+          auto* r = self->registry.find(name);
+          if (fd < 0 || !r) {
+            if (fd >= 0) ::close(fd);
+            done(rpc::Error{rpc::kHandlerError, r ? error : "peer removed", nullptr}, false, 0);
+            return;
+          }
+          self->open_link(
+              *r, fd, target, [method, params, done](OutgoingLink out, std::string e, int status) {
+                if (!out.link) {
+                  done(rpc::Error{rpc::kHandlerError, e, nullptr}, status == 401 || status == 403,
+                       status);
                   return;
                 }
-                PeerLink::connect(
-                    std::move(*stream), endpoint_text(target), token, s2->link_timing(),
-                    [method, params, done](std::shared_ptr<PeerLink> link, std::string e,
-                                           int status) {
-                      if (!link) {
-                        done(rpc::Error{rpc::kHandlerError, e, nullptr},
-                             status == 401 || status == 403, status);
-                        return;
-                      }
-                      link->start(
-                          [](const std::string&, const json&, rpc::Respond r) {
-                            r(rpc::Error{rpc::kMethodNotFound, "control link", nullptr});
-                          },
-                          [](const std::string&) {});
-                      link->call(method, params, [link, done](rpc::Outcome o) {
-                        const bool closed_early =
-                            !o.ok() && o.error().code == PeerLink::kClosedCode;
-                        link->close("control call done");
-                        done(std::move(o), !closed_early, 101);
-                      });
-                    });
+                auto link = out.link;
+                link->start(
+                    [](const std::string&, const json&, rpc::Respond answer) {
+                      answer(rpc::Error{rpc::kMethodNotFound, "control link", nullptr});
+                    },
+                    [](const std::string&) {});
+                send_link_auth(out);
+                link->call(method, params, [link, done](rpc::Outcome o) {
+                  const bool closed_early = !o.ok() && o.error().code == PeerLink::kClosedCode;
+                  link->close("control call done");
+                  done(std::move(o), !closed_early, 101);
+                });
               });
         },
         std::make_shared<const sdk::PeerRecordView>(view_of(*rec)));
@@ -1758,9 +1968,13 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
                    auto self = weak.lock();
                    if (!self) return;
                    if (o.ok()) {
-                     self->on_hello_answer(name, o.result());
-                     spdlog::info("peer reconciled peer={}", name);
-                     return;
+                     auto id = peers::decode_identity(o.result(), "repair answer");
+                     if (id) {
+                       self->on_hello_answer(name, id.value());
+                       spdlog::info("peer reconciled peer={}", name);
+                       return;
+                     }
+                     spdlog::warn("peer reconcile failed peer={} error=\"{}\"", name, id.error());
                    }
                    if (status == 401) {
                      self->token_rejected(name);
@@ -1799,54 +2013,57 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     });
   }
 
-  void on_hello_answer(const std::string& name, const json& id) {
+  /// What a peer says about itself on hello/repair. Its identity (daemon id, repo path, git
+  /// URL, names) was fixed at pairing and the link proved the daemon id: a hello cannot change
+  /// them (re-pairing does). Only where a dialer listens may move, under the transport's rule.
+  void on_hello_answer(const std::string& name, const peers::Identity& id) {
     auto* rec = registry.find(name);
     if (!rec) return;
-    bool changed = false;
-    auto upd = [&](std::string& field, const char* key) {
-      std::string v = id.value(key, "");
-      if (!v.empty() && v != field) {
-        field = v;
-        changed = true;
-      }
-    };
-    std::string old_id = rec->daemon_id;
-    upd(rec->daemon_id, "daemon_id");
-    upd(rec->remote_repo_name, "repo_name");
-    upd(rec->remote_hostname, "hostname");
-    upd(rec->remote_repo_path, "repo_path");
-    upd(rec->remote_git_origin_url, "git_origin_url");
-    if (rec->role == "listener") {
-      // Where the dialer listens (for our address announcements), checked against the rule.
-      auto next = parse_endpoint(id.value("address", ""));
-      auto cur = parse_endpoint(rec->address);
-      if (!next.ip.empty() && next.port != 0 && !(next == cur)) {
-        std::string why;
-        auto t = transport(rec->transport, why);
-        auto ok =
-            !t || cur.ip.empty() ? sdk::Status::success() : t->validate_address_change(cur, next);
-        if (ok) {
-          rec->address = endpoint_text(next);
-          changed = true;
-        } else {
-          states[name].address_rejected = ok.message;
-          spdlog::warn("peer address change rejected peer={} from={} to={} rule=\"{}\"", name,
-                       rec->address, endpoint_text(next), ok.message);
-        }
-      }
+    auto& st = states[name];
+    const bool differs =
+        (!id.repo_path.empty() && id.repo_path != rec->remote_repo_path) ||
+        (!id.git_origin_url.empty() && id.git_origin_url != rec->remote_git_origin_url) ||
+        (!id.daemon_id.empty() && id.daemon_id != rec->daemon_id);
+    if (differs && !st.identity_warned) {
+      st.identity_warned = true;
+      spdlog::warn(
+          "peer identity differs from the pairing peer={}; kept the paired one (re-pair to "
+          "update it)",
+          name);
     }
-    if (old_id != rec->daemon_id)
-      spdlog::info("peer daemon id changed peer={} new={}", name, rec->daemon_id);
-    if (changed) registry.save();
+    if (rec->role != "listener") return;
+    // Where the dialer listens (for our address announcements), checked against the rule.
+    auto next = parse_endpoint(id.address);
+    auto cur = parse_endpoint(rec->address);
+    if (next.ip.empty() || next.port == 0 || next == cur) return;
+    std::string why;
+    auto t = transport(rec->transport, why);
+    auto ok = !t || cur.ip.empty() ? sdk::Status::success() : t->validate_address_change(cur, next);
+    if (ok) {
+      rec->address = endpoint_text(next);
+      registry.save();
+    } else {
+      st.address_rejected = ok.message;
+      spdlog::warn("peer address change rejected peer={} from={} to={} rule=\"{}\"", name,
+                   rec->address, endpoint_text(next), ok.message);
+    }
   }
 
   void on_upgrade(std::unique_ptr<PeerUpgrade> up) {
     if (stopping) return;
-    std::string token = bearer_token(up->request);
-    if (token.empty())
-      accept_pairing(std::move(up));
+    if (up->request.find(peerwire::http::field::authorization) != up->request.end()) {
+      // An older thrum sends its token in the clear; this one never accepts that.
+      spdlog::warn("peer link refused reason=\"bearer token (older thrum)\" remote={}", up->remote);
+      reject_upgrade(
+          std::move(up), peerwire::http::status::unauthorized,
+          "this daemon no longer accepts bearer tokens: upgrade thrum on the other side, "
+          "then run 'thrum peer join --type repair <name>' there");
+      return;
+    }
+    if (up->request.find(peers::link_auth::kLinkHeader) != up->request.end())
+      accept_link(std::move(up));
     else
-      accept_link(std::move(up), token);
+      accept_pairing(std::move(up));
   }
 
   /// Listeners for every transport that has peers, and our addresses: told to peers when they
@@ -1916,7 +2133,12 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       return;
     }
     if (method == "peer.hello" || method == "peer.repair") {
-      on_hello_answer(name, p);
+      auto id = peers::decode_identity(p, "params");
+      if (!id) {
+        respond(rpc::Error{rpc::kInvalidParams, id.error(), nullptr});
+        return;
+      }
+      on_hello_answer(name, id.value());
       touch(*rec);
       respond(identity(rec->transport, own_address(rec->transport)));
       auto& st = states[name];
@@ -1927,123 +2149,33 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       return;
     }
     if (method == "peer.deliver") {
-      // {"items": [message, ...]} (what we send), or one message as the params (answered in
-      // the single form). Applied in order, committed, then answered.
-      const bool batch = p.contains("items") && p["items"].is_array();
-      json single;
-      if (!batch) single = json::array({p});
-      const json& items = batch ? p["items"] : single;
-      std::vector<InboundMessage> ins;
-      std::vector<size_t> slot;  // ins[k] answers items[slot[k]]
-      auto results = std::make_shared<json>(json::array());
-      for (size_t i = 0; i < items.size(); ++i) {
-        const json& d = items[i];
-        InboundMessage in;
-        if (d.is_object()) {
-          in.peer = name;
-          in.prefix = rec->proxy_prefix;
-          in.origin_daemon = d.value("origin_daemon", rec->daemon_id);
-          in.origin_id = d.value("message_id", "");
-          in.author = d.value("author", "");
-          if (d.contains("to") && d["to"].is_array())
-            for (const auto& t : d["to"])
-              if (t.is_string()) in.to.push_back(t.get<std::string>());
-          in.broadcast = d.value("broadcast", false);
-          in.body = d.value("body", "");
-          in.format = d.value("format", "markdown");
-          in.created_at = d.value("created_at", "");
-          if (d.contains("reply_to") && d["reply_to"].is_string())
-            in.reply_to = d["reply_to"].get<std::string>();
-        }
-        if (in.origin_id.empty() || in.author.empty() ||
-            Messaging::check_agent_name(in.author) != "") {
-          results->push_back(json{{"refused", "malformed delivery"}});
-          continue;
-        }
-        results->push_back(nullptr);
-        slot.push_back(i);
-        ins.push_back(std::move(in));
-      }
-      std::weak_ptr<Impl> weak = shared_from_this();
-      messaging.apply_inbound(
-          ins, [weak, name, respond, batch, results, slot](std::vector<InboundResult> rs) {
-            auto self = weak.lock();
-            if (!self) return;
-            int64_t stored = 0;
-            for (size_t k = 0; k < rs.size(); ++k) {
-              if (!rs[k].refused.empty()) {
-                spdlog::warn("peer delivery refused peer={} reason=\"{}\"", name, rs[k].refused);
-                (*results)[slot[k]] = json{{"refused", rs[k].refused}};
-              } else {
-                (*results)[slot[k]] = json{{"message_id", rs[k].local_id}};
-                ++stored;
-              }
-            }
-            if (auto* r = self->registry.find(name); r && stored > 0) self->touch(*r, stored);
-            if (batch)
-              respond(json{{"results", std::move(*results)}});
-            else
-              respond(std::move((*results)[0]));
-          });
+      on_deliver(*rec, p, std::move(respond));
       return;
     }
     if (method == "peer.receipt") {
-      // {"items": [receipt, ...]}, or one receipt as the params. One durable write for all.
-      const bool batch = p.contains("items") && p["items"].is_array();
-      json single;
-      if (!batch) single = json::array({p});
-      const json& items = batch ? p["items"] : single;
-      struct Receipt {
-        std::string id, recipient, at;
-      };
-      std::vector<Receipt> receipts;
-      for (const auto& r : items) {
-        if (!r.is_object()) continue;
-        receipts.push_back(Receipt{r.value("message_id", ""),
-                                   rec->proxy_prefix + ":" + r.value("reader", ""),
-                                   r.value("read_at", now_rfc3339())});
-      }
-      const size_t count = items.size();
-      store.write(
-          [receipts](sql::Db& db) {
-            for (const auto& r : receipts)
-              db.cached(
-                    "UPDATE deliveries SET read_at=COALESCE(read_at, ?1) WHERE message_id=?2 AND "
-                    "recipient_id=?3")
-                  .bind(1, r.at)
-                  .bind(2, r.id)
-                  .bind(3, r.recipient)
-                  .run();
-          },
-          [respond, batch, count](std::exception_ptr err) {
-            if (err) {
-              respond(rpc::Error{rpc::kHandlerError, err_text(err), nullptr});
-              return;
-            }
-            json ok = json{{"ok", true}};
-            if (!batch) {
-              respond(ok);
-              return;
-            }
-            json results = json::array();
-            for (size_t i = 0; i < count; ++i) results.push_back(ok);
-            respond(json{{"results", results}});
-          });
+      on_receipts(*rec, p, std::move(respond));
       return;
     }
     if (method == "peer.presence") {
+      auto agents = peers::decode_presence(p);
+      if (!agents) {
+        respond(rpc::Error{rpc::kInvalidParams, agents.error(), nullptr});
+        return;
+      }
       auto& st = states[name];
       st.presence.clear();
-      if (p.contains("agents") && p["agents"].is_array())
-        for (const auto& a : p["agents"])
-          st.presence[a.value("name", "")] = {a.value("status", "unknown"), a.value("role", "")};
+      for (auto& a : agents.value()) st.presence[a.name] = {a.status, a.role};
       st.presence_known = true;
       respond(json{{"ok", true}});
       return;
     }
     if (method == "peer.who_has") {
-      std::string file = p.value("file", "");
-      local_who_has(file, [respond](json agents) { respond(json{{"agents", agents}}); });
+      auto file = peers::decode_who_has(p);
+      if (!file) {
+        respond(rpc::Error{rpc::kInvalidParams, file.error(), nullptr});
+        return;
+      }
+      local_who_has(file.value(), [respond](json agents) { respond(json{{"agents", agents}}); });
       return;
     }
     if (method == "peer.removed") {
@@ -2061,6 +2193,117 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       return;
     }
     respond(rpc::Error{rpc::kMethodNotFound, "method '" + method + "' is not registered", nullptr});
+  }
+
+  /// `peer.deliver`: {"items": [message, ...]} (what we send), or one message as the params
+  /// (answered in the single form). Applied in order, committed, then answered: one result per
+  /// item, so the answer is never larger than a small multiple of the request. Who sent it is
+  /// the authenticated link's peer, never what a frame claims (dedup keys on its daemon id).
+  void on_deliver(const PeerRecord& rec, const json& p, rpc::Respond respond) {
+    auto req = peers::decode_deliver(p);
+    if (!req) {
+      spdlog::warn("peer delivery refused peer={} reason=\"{}\"", rec.name, req.error());
+      respond(rpc::Error{rpc::kInvalidParams, req.error(), nullptr});
+      return;
+    }
+    const bool batch = req.value().batched;
+    auto& items = req.value().items;
+    std::vector<InboundMessage> ins;
+    std::vector<size_t> slot;  // ins[k] answers items[slot[k]]
+    auto results = std::make_shared<json>(json::array());
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (!items[i]) {
+        spdlog::warn("peer delivery refused peer={} reason=\"{}\"", rec.name, items[i].error());
+        results->push_back(json{{"refused", "malformed delivery: " + items[i].error()}});
+        continue;
+      }
+      peers::DeliverItem& d = items[i].value();
+      InboundMessage in;
+      in.peer = rec.name;
+      in.prefix = rec.proxy_prefix;
+      in.origin_daemon = rec.daemon_id;
+      in.origin_id = std::move(d.message_id);
+      in.author = std::move(d.author);
+      in.to = std::move(d.to);
+      in.broadcast = d.broadcast;
+      in.body = std::move(d.body);
+      in.format = std::move(d.format);
+      in.created_at = std::move(d.created_at);
+      in.reply_to = std::move(d.reply_to);
+      results->push_back(nullptr);
+      slot.push_back(i);
+      ins.push_back(std::move(in));
+    }
+    const std::string name = rec.name;
+    std::weak_ptr<Impl> weak = shared_from_this();
+    messaging.apply_inbound(
+        ins, [weak, name, respond, batch, results, slot](std::vector<InboundResult> rs) {
+          auto self = weak.lock();
+          if (!self) return;
+          int64_t stored = 0;
+          for (size_t k = 0; k < rs.size(); ++k) {
+            if (!rs[k].refused.empty()) {
+              spdlog::warn("peer delivery refused peer={} reason=\"{}\"", name, rs[k].refused);
+              (*results)[slot[k]] = json{{"refused", rs[k].refused}};
+            } else {
+              (*results)[slot[k]] = json{{"message_id", rs[k].local_id}};
+              ++stored;
+            }
+          }
+          if (auto* r = self->registry.find(name); r && stored > 0) self->touch(*r, stored);
+          if (batch)
+            respond(json{{"results", std::move(*results)}});
+          else
+            respond(std::move((*results)[0]));
+        });
+  }
+
+  /// `peer.receipt`: {"items": [receipt, ...]}, or one receipt as the params. Only delivery rows
+  /// of this peer's own proxies can be marked read. One durable write for all.
+  void on_receipts(const PeerRecord& rec, const json& p, rpc::Respond respond) {
+    auto req = peers::decode_receipt(p);
+    if (!req) {
+      respond(rpc::Error{rpc::kInvalidParams, req.error(), nullptr});
+      return;
+    }
+    struct Receipt {
+      std::string id, recipient, at;
+    };
+    std::vector<Receipt> receipts;
+    auto results = std::make_shared<json>(json::array());
+    const std::string now = now_rfc3339();
+    for (auto& r : req.value().items) {
+      if (!r) {
+        results->push_back(json{{"refused", r.error()}});
+        continue;
+      }
+      results->push_back(json{{"ok", true}});
+      receipts.push_back(Receipt{r.value().message_id, rec.proxy_prefix + ":" + r.value().reader,
+                                 r.value().read_at.empty() ? now : r.value().read_at});
+    }
+    const bool batch = req.value().batched;
+    store.write(
+        [receipts](sql::Db& db) {
+          for (const auto& r : receipts)
+            db.cached(
+                  "UPDATE deliveries SET read_at=COALESCE(read_at, ?1) WHERE message_id=?2 AND "
+                  "recipient_id=?3")
+                .bind(1, r.at)
+                .bind(2, r.id)
+                .bind(3, r.recipient)
+                .run();
+        },
+        [respond, batch, results](std::exception_ptr err) {
+          if (err) {
+            respond(rpc::Error{rpc::kHandlerError, err_text(err), nullptr});
+            return;
+          }
+          if (!batch) {
+            respond(std::move((*results)[0]));
+            return;
+          }
+          respond(json{{"results", std::move(*results)}});
+        });
   }
 
   void send_presence(const std::shared_ptr<PeerLink>& link) {
@@ -2110,6 +2353,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       std::string kind;
       std::string items;  // the rows' params, comma-separated
       std::vector<SentRow> rows;
+      std::vector<SentRow> too_large;  // rows no frame can carry: failed, never retried
       size_t bytes = 0;
       int64_t fetched = 0;
       bool more = false;  // rows past this frame are known to wait
@@ -2126,17 +2370,16 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
             more = true;
             break;
           }
-          kind = std::move(k);
-          bytes += text.size();
-          SentRow row{q.integer(0), kind, q.text(2), json::array()};
+          SentRow row{q.integer(0), k, q.text(2), json::array()};
           // "<wire params>\n<queued recipients>" (see OutboxItem): the params go out as stored.
           // A deliver row without the newline was queued by an older build, with the
           // recipients inside the params.
           if (auto nl = text.find('\n'); nl != std::string::npos) {
-            row.queued = json::parse(std::string_view(text).substr(nl + 1), nullptr, false);
+            row.queued =
+                parse_bounded(std::string_view(text).substr(nl + 1)).value_or(json::array());
             text.resize(nl);
-          } else if (kind == "deliver") {
-            json payload = json::parse(text, nullptr, false);
+          } else if (k == "deliver") {
+            json payload = parse_bounded(text).value_or(json::object());
             if (!payload.is_object()) payload = json::object();
             if (auto qr = payload.find("queued_recipients"); qr != payload.end()) {
               row.queued = std::move(*qr);
@@ -2146,6 +2389,16 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
           }
           if (!row.queued.is_array()) row.queued = json::array();
           st.cursor = row.id;
+          if (text.size() > peers::kMaxRowBytes) {
+            spdlog::error(
+                "peer delivery failed peer={} message={} reason=\"encodes to {} bytes, over the "
+                "link frame limit\"",
+                name, row.message_id, text.size());
+            too_large.push_back(std::move(row));
+            continue;
+          }
+          kind = std::move(k);
+          bytes += text.size();
           if (!items.empty()) items += ',';
           items += text;
           rows.push_back(std::move(row));
@@ -2153,7 +2406,17 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       }
       // A full page may have more behind it.
       st.backlog = more || fetched == kMaxBatch;
-      if (rows.empty()) return;
+      if (!too_large.empty()) {
+        std::vector<peers::DeliverOutcome> failed(too_large.size());
+        for (auto& f : failed)
+          f.refused = "too large to cross a peer link (over " +
+                      std::to_string(peers::kMaxRowBytes) + " bytes once encoded)";
+        acknowledged(name, too_large, failed);
+      }
+      if (rows.empty()) {
+        if (st.backlog) continue;
+        return;
+      }
       send_frame(name, st, kind, items, std::move(rows));
     }
   }
@@ -2164,33 +2427,41 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     const uint64_t gen = st.generation;
     std::weak_ptr<Impl> weak = shared_from_this();
     const std::string method = kind == "receipt" ? "peer.receipt" : "peer.deliver";
-    st.link->call_text(method, "{\"items\":[" + items + "]}",
-                       [weak, name, gen, rows = std::move(rows)](rpc::Outcome o) {
-                         auto self = weak.lock();
-                         if (!self) return;
-                         auto sit = self->states.find(name);
-                         if (sit == self->states.end() || sit->second.generation != gen)
-                           return;  // resent on the next link
-                         auto& cur = sit->second;
-                         cur.inflight--;
-                         const json* results = nullptr;
-                         if (o.ok() && o.result().is_object()) {
-                           auto r = o.result().find("results");
-                           if (r != o.result().end() && r->is_array() && r->size() == rows.size())
-                             results = &*r;
-                         }
-                         if (!results) {
-                           // The link is going away (its close resets the cursor) or the peer
-                           // failed to store: leave the rows for the next link.
-                           spdlog::debug(
-                               "peer delivery not acknowledged peer={} rows={} error=\"{}\"", name,
-                               rows.size(), o.ok() ? "malformed answer" : o.error().message);
-                         } else {
-                           self->acknowledged(name, rows, *results);
-                         }
-                         // What committed while the frame was out leaves now, together.
-                         if (cur.backlog) self->schedule_pump(name, cur);
-                       });
+    st.link->call_text(
+        method, "{\"items\":[" + items + "]}",
+        [weak, name, gen, rows = std::move(rows)](rpc::Outcome o) {
+          auto self = weak.lock();
+          if (!self) return;
+          auto sit = self->states.find(name);
+          if (sit == self->states.end() || sit->second.generation != gen)
+            return;  // resent on the next link
+          auto& cur = sit->second;
+          cur.inflight--;
+          std::string problem;
+          std::vector<peers::DeliverOutcome> outcomes;
+          if (!o.ok()) {
+            problem = o.error().message;
+          } else if (rows.front().kind == "receipt") {
+            if (peers::receipt_answer_ok(o.result(), rows.size()))
+              outcomes.resize(rows.size());
+            else
+              problem = "malformed receipt answer";
+          } else if (auto d = peers::decode_deliver_answer(o.result(), rows.size())) {
+            outcomes = std::move(d).value();
+          } else {
+            problem = "malformed answer: " + d.error();
+          }
+          if (!problem.empty()) {
+            // The link is going away (its close resets the cursor) or the peer
+            // failed to store: leave the rows for the next link.
+            spdlog::debug("peer delivery not acknowledged peer={} rows={} error=\"{}\"", name,
+                          rows.size(), problem);
+          } else {
+            self->acknowledged(name, rows, outcomes);
+          }
+          // What committed while the frame was out leaves now, together.
+          if (cur.backlog) self->schedule_pump(name, cur);
+        });
   }
 
   /// The peer answered for `rows` (one result each, in order): delete the rows, settle their
@@ -2198,7 +2469,7 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
   /// fsync (Durability::kDeferred): if it is lost with a power cut, the rows are sent again
   /// and the peer answers a redelivery with the id it gave the first time.
   void acknowledged(const std::string& name, const std::vector<SentRow>& rows,
-                    const json& results) {
+                    const std::vector<peers::DeliverOutcome>& results) {
     struct Ack {
       int64_t row_id;
       bool deliver;
@@ -2209,12 +2480,9 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
     acks.reserve(rows.size());
     int64_t delivered = 0;
     for (size_t i = 0; i < rows.size(); ++i) {
-      const json& result = results[i];
-      Ack a{rows[i].id, rows[i].kind == "deliver", rows[i].message_id, "", "", {}};
-      if (result.is_object()) {
-        a.remote_id = result.value("message_id", "");
-        a.refused = result.value("refused", "");
-      }
+      Ack a{rows[i].id,         rows[i].kind == "deliver",
+            rows[i].message_id, results[i].message_id,
+            results[i].refused, {}};
       if (!a.refused.empty())
         spdlog::warn("peer refused message peer={} message={} reason=\"{}\"", name, a.message_id,
                      a.refused);
@@ -2310,11 +2578,10 @@ struct PeerManager::Impl : std::enable_shared_from_this<PeerManager::Impl> {
       g->pending++;
       std::string prefix = rec->proxy_prefix;
       st.link->call("peer.who_has", {{"file", file}}, [g, prefix, finish](rpc::Outcome o) {
-        if (o.ok() && o.result().contains("agents"))
-          for (const auto& a : o.result()["agents"])
-            if (a.is_string())
-              g->agents.push_back(
-                  {{"agent_id", prefix + ":" + a.get<std::string>()}, {"via_peer", true}});
+        if (o.ok())
+          if (auto agents = peers::decode_who_has_answer(o.result()))
+            for (const auto& a : agents.value())
+              g->agents.push_back({{"agent_id", prefix + ":" + a}, {"via_peer", true}});
         finish();
       });
     }

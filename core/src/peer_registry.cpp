@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "peers/link_auth.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/pairing.hpp"
 
@@ -117,11 +118,13 @@ PeerRecord* PeerRegistry::find_by_prefix(const std::string& prefix) {
   return nullptr;
 }
 
-PeerRecord* PeerRegistry::find_by_token(const std::string& token) {
+PeerRecord* PeerRegistry::find_by_token_id(const std::string& token_id) {
   PeerRecord* hit = nullptr;
   // Compare against every record so the time taken does not say which one matched.
   for (auto& p : peers_)
-    if (!p.token.empty() && pairing::equal_ct(p.token, token) && !hit) hit = &p;
+    if (!p.token.empty() && pairing::equal_ct(peers::link_auth::token_id(p.token), token_id) &&
+        !hit)
+      hit = &p;
   return hit;
 }
 

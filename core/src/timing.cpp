@@ -26,6 +26,7 @@ const Constants& constants() {
     sc(k.backoff_initial);
     sc(k.backoff_cap);
     sc(k.healthy_reset);
+    sc(k.short_lived);
     sc(k.quarantine_probe);
     sc(k.boot_reconcile_delay);
     for (auto& w : k.reconcile_waits) sc(w);
@@ -49,8 +50,10 @@ bool quarantined(const Backoff& b, const Constants& c) {
 }
 
 void on_disconnect(Backoff& b, std::chrono::steady_clock::time_point now, const Constants& c) {
-  if (b.healthy_since != std::chrono::steady_clock::time_point{} &&
-      now - b.healthy_since >= c.healthy_reset)
+  const bool was_up = b.healthy_since != std::chrono::steady_clock::time_point{};
+  if (!was_up || now - b.healthy_since < c.short_lived)
+    b.failures++;
+  else if (now - b.healthy_since >= c.healthy_reset)
     b.failures = 0;
   b.healthy_since = {};
 }

@@ -1,5 +1,7 @@
 #include "local_transport.hpp"
 
+#include "daemon_liveness.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -118,6 +120,9 @@ sdk::Result<sdk::Endpoint> LocalTransport::resolve(const sdk::PeerRecordView& pe
       return Status::error(Errc::kUnavailable, "local: peer \"" + peer.name + "\" has no address");
     return peer.address;
   }
+  // A port file is only worth dialing while the daemon that wrote it still runs (a dead one's
+  // port may belong to anybody now).
+  if (auto why = why_not_serving(peer.repo_path)) return Status::error(Errc::kUnavailable, *why);
   const std::string path = peer.repo_path + "/.thrum/var/ws.port";
   std::ifstream in(path);
   if (!in)

@@ -375,7 +375,9 @@ TEST_F(Outage, ThousandSendsQueueThenDeliverOnceInOrder) {
   // Give a duplicate the chance to show up before counting.
   EXPECT_TRUE(wait_peer_state(main_, "api", "connected"));
   ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
-  EXPECT_EQ(sent_state(ids_.front()), "read");  // the inbox above showed and so read them all
+  // The inbox above showed and so read them all; the receipts cross back in frames.
+  EXPECT_TRUE(wait_until([&] { return sent_state(ids_.front()) == "read"; }, 10s))
+      << sent_state(ids_.front());
 }
 
 TEST_F(Outage, ReceiverKilledMidDeliveryStillExactlyOnce) {
@@ -408,6 +410,69 @@ TEST_F(Outage, ReceiverKilledMidDeliveryStillExactlyOnce) {
   EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
       << peer_state(main_, "api");
   ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+}
+
+// -- No single message stops a link (issue 11 finding 5) --------------------------------------
+
+TEST_F(MainAndApi, AMessageThatCannotFitALinkFrameIsRefusedAtSend) {
+  // A 1 MiB body of control characters passes the 1 MiB body limit but escapes to ~6 MiB on the
+  // wire, over the 4 MiB frame limit: the receiver closed, the sender redialled for ever, and
+  // every later message to that peer waited.
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  UnixRpcClient rpc(main_.var() / "thrum.sock");
+  auto res = rpc.call("message.send",
+                      {{"caller_agent_id", "coordinator_main"},
+                       {"to", "@api:reviewer"},
+                       {"content", std::string(1048576, '\x01')}},
+                      30s);
+  ASSERT_TRUE(res.contains("error")) << res.dump().substr(0, 300);
+  const std::string msg = res["error"].value("message", "");
+  EXPECT_NE(msg.find("too large for peer \"api\""), std::string::npos) << msg;
+  EXPECT_NE(msg.find("shorten it"), std::string::npos) << msg;
+  EXPECT_TRUE(j(main_, "coordinator_main", {"sent"})["messages"].empty()) << "nothing is stored";
+  // The link is untouched: the next message crosses at once.
+  const std::string id = send_to_reviewer("after the big one");
+  EXPECT_TRUE(wait_until([&] { return sent_state(id) == "delivered"; }, 10s))
+      << peer_state(main_, "api");
+}
+
+TEST_F(MainAndApi, AnOutboxRowThatCannotFitAFrameIsFailedNotRetried) {
+  // A row queued before the send-time check existed: failed with its reason, and the queue
+  // behind it flows.
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  const std::string big = send_to_reviewer("to be made too large");
+  const std::string after = send_to_reviewer("behind it");
+  ASSERT_NO_FATAL_FAILURE(main_.stop_daemon());
+  {
+    core::sql::Db db((main_.var() / "thrum.db").string());
+    auto q = db.prepare("SELECT id, payload FROM outbox WHERE message_id=?1");
+    q.bind(1, big);
+    ASSERT_TRUE(q.step());
+    const int64_t row = q.integer(0);
+    const std::string text = q.text(1);
+    const auto nl = text.find('\n');
+    json wire = json::parse(text.substr(0, nl));
+    std::string body;
+    for (int i = 0; i < 5 * 1024 * 1024 / 6 + 1; ++i) body += '\x01';
+    wire["body"] = body;
+    db.prepare("UPDATE outbox SET payload=?1 WHERE id=?2")
+        .bind(1, wire.dump() + text.substr(nl))
+        .bind(2, row)
+        .run();
+  }
+  ASSERT_NO_FATAL_FAILURE(start(main_));
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  EXPECT_TRUE(wait_until([&] { return sent_state(after) == "delivered"; }, 20s))
+      << peer_state(main_, "api");
+  EXPECT_EQ(sent_state(big), "failed");
+  auto msg = j(main_, "coordinator_main", {"--json", "sent"});
+  std::string reason;
+  for (const auto& m : msg["messages"])
+    if (m.value("message_id", "") == big) reason = m["recipients"][0].value("reason", "");
+  EXPECT_NE(reason.find("too large to cross a peer link"), std::string::npos) << msg.dump(2);
+  ASSERT_TRUE(wait_reviewer_total(1));
+  EXPECT_EQ(reviewer_unread()["messages"][0]["body"], "behind it");
 }
 
 // -- Authentication on /peer ------------------------------------------------------------------

@@ -165,6 +165,44 @@ TEST(DaemonLifecycle, RecoversAfterKill9WithoutCleanupAndKeepsMessages) {
   EXPECT_EQ(whoami.exit_code, 0) << whoami.err;
 }
 
+TEST(DaemonLifecycle, ACrashingDaemonTakesItsPortFilePidAndSocketWithIt) {
+#ifdef THRUM_TEST_SANITIZED
+  GTEST_SKIP() << "the sanitizers' own fatal-signal handlers report crashes in this build";
+#endif
+  // Issue 11 finding 2: a port file left by a daemon that died says "dial me" to local peers,
+  // at a port anyone may bind now. Every exit path that runs code removes it.
+  for (int sig : {SIGSEGV, SIGABRT}) {
+    TempRepo repo;
+    repo.start_daemon();
+    const int pid = repo.daemon_pid();
+    ASSERT_GT(pid, 0);
+    ASSERT_TRUE(fs::exists(repo.var() / "ws.port"));
+    ::kill(pid, sig);
+    ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 10s));
+    EXPECT_FALSE(fs::exists(repo.var() / "ws.port")) << "signal " << sig;
+    EXPECT_FALSE(fs::exists(repo.var() / "thrum.pid")) << "signal " << sig;
+    EXPECT_FALSE(fs::exists(repo.var() / "thrum.sock")) << "signal " << sig;
+  }
+}
+
+TEST(DaemonLifecycle, AStalePortFileIsRemovedAsSoonAsTheNextDaemonHoldsTheLock) {
+  TempRepo repo;
+  repo.start_daemon();
+  const int pid = repo.daemon_pid();
+  ::kill(pid, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 10s));
+  ASSERT_TRUE(fs::exists(repo.var() / "ws.port")) << "kill -9 runs no code";
+  // A start that fails after taking the lock (a busy fixed port) still clears it.
+  TempRepo other("other");
+  other.start_daemon();
+  const auto taken = read_ws_port(other.var());
+  ASSERT_TRUE(taken.has_value());
+  set_config(repo, "daemon", "ws_port", *taken);
+  auto res = repo.thrum({"daemon", "start"});
+  EXPECT_NE(res.exit_code, 0);
+  EXPECT_FALSE(fs::exists(repo.var() / "ws.port"));
+}
+
 TEST(DaemonLifecycle, RestartKeepsTheWsPort) {
   TempRepo repo;
   repo.start_daemon();

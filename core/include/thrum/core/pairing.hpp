@@ -22,9 +22,12 @@ struct Transcript {
   std::string listener_daemon_id, joiner_daemon_id;
   std::string listener_cert_sha256, joiner_cert_sha256;  ///< empty when not TLS
   std::string transport;
+  /// The connection's TCP endpoints as both ends see them (peers/channel_binding.hpp), for
+  /// loopback transports; "" otherwise. A relay in the middle makes the two views differ.
+  std::string channel_binding;
 };
 
-/// HMAC-SHA256(code, "thrum-pair-v1" ‖ role ‖ transcript), hex. `role` is "joiner" or "listener"
+/// HMAC-SHA256(code, "thrum-pair-v2" ‖ role ‖ transcript), hex. `role` is "joiner" or "listener"
 /// so that one side's proof can never be replayed as the other's.
 std::string proof(std::string_view code, std::string_view role, const Transcript& t);
 

@@ -50,8 +50,9 @@ class PeerRegistry {
   const std::vector<PeerRecord>& peers() const { return peers_; }
   PeerRecord* find(const std::string& name);
   PeerRecord* find_by_prefix(const std::string& prefix);
-  /// Constant-time token match over all peers.
-  PeerRecord* find_by_token(const std::string& token);
+  /// The record whose token has this public id (peers/link_auth.hpp), compared in constant
+  /// time over all peers.
+  PeerRecord* find_by_token_id(const std::string& token_id);
 
   /// Adds or replaces (by name) a record and saves.
   void upsert(PeerRecord rec);

@@ -19,6 +19,9 @@ struct Constants {
   ms backoff_initial{250};
   ms backoff_cap{30000};
   ms healthy_reset{60000};
+  /// A link that dies sooner than this after coming up counts as a failed attempt (a peer that
+  /// accepts and then drops us must back off like one that refuses).
+  ms short_lived{10000};
   int quarantine_after = 10;
   ms quarantine_probe{60000};
   ms dial_timeout{5000};
@@ -45,7 +48,8 @@ struct Backoff {
 ms next_delay(const Backoff& b, const Constants& c, std::mt19937_64& rng);
 /// True when the peer has failed often enough to be quarantined.
 bool quarantined(const Backoff& b, const Constants& c);
-/// Called when a link goes down: a link that stayed up for healthy_reset starts over.
+/// Called when a link goes down: a link that stayed up for healthy_reset starts over; one that
+/// lived less than short_lived counts as one more failure.
 void on_disconnect(Backoff& b, std::chrono::steady_clock::time_point now, const Constants& c);
 
 }  // namespace thrum::core::timing
