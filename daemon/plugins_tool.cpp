@@ -2,7 +2,8 @@
 // `thrum plugins list|check`, which the thin CLI does not link (Boost.DLL, yaml-cpp, spdlog).
 // Each writes one JSON document to the result fd and nothing else there; the CLI formats it.
 //
-//   plugins-list   {"doc": {"plugins": [...], "policy": "...", "plugin_dirs": [...]}}
+//   plugins-list   {"doc": {"plugins": [...], "policy": "...", "plugin_dirs": [...],
+//                           "transports": [...] (PluginHost::transports_json)}}
 //   plugins-check  {"report": {"path", "ok", "status", "id", "version", "abi", "note",
 //                              "stages": [...]}, "lines": [<the loader's stage lines>]}
 //   on failure     {"error": "<message>"} and exit 1 (the CLI prints `Error: <message>`)
@@ -59,7 +60,9 @@ int plugins_list(int result_fd) {
     core::PluginHost::Options opts;
     opts.exe_dir = exe_dir();  // next to `thrum`: the same directories the CLI's user expects
     auto host = core::PluginHost::load(opts);
-    json doc = {{"plugins", host->list_json()}, {"policy", host->policy_source()}};
+    json doc = {{"plugins", host->list_json()},
+                {"policy", host->policy_source()},
+                {"transports", host->transports_json()}};
     json dirs = json::array();
     for (const auto& d : host->plugin_dirs()) dirs.push_back(d.string());
     doc["plugin_dirs"] = dirs;

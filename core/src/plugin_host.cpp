@@ -160,6 +160,39 @@ ITransportHandle PluginHost::find(const std::string& id, std::string* why_not) c
   return nullptr;
 }
 
+Transport PluginHost::transport(const std::string& id, std::string* why_not) const {
+  auto t = find(id, why_not);
+  const PluginInfo* info = registry_.info(id);
+  return Transport::of(std::move(t), info ? info->abi_minor : 0);
+}
+
+nlohmann::json PluginHost::transports_json() const {
+  std::map<std::string, nlohmann::json> out;
+  for (const auto& e : entries_) {
+    if (e.id.empty() || out.count(e.id)) continue;
+    std::string why;
+    Transport t = transport(e.id, &why);
+    nlohmann::json j = {{"id", e.id}, {"available", static_cast<bool>(t)}};
+    if (!t) {
+      j["why"] = why;
+    } else {
+      j["help"] = t.profile.help;
+      j["needs_address"] = t.caps.needs_address;
+      j["needs_repo_path"] = t.caps.needs_repo_path;
+      j["provides_listener"] = t.caps.provides_listener;
+      j["loopback_only"] = t.caps.loopback_only;
+      if (!t.profile.credential.name.empty())
+        j["credential"] = {{"name", t.profile.credential.name},
+                           {"env", t.profile.credential.env},
+                           {"prompt", t.profile.credential.prompt}};
+    }
+    out.emplace(e.id, std::move(j));
+  }
+  nlohmann::json list = nlohmann::json::array();
+  for (auto& [id, j] : out) list.push_back(std::move(j));
+  return list;
+}
+
 std::string PluginHost::policy_source() const {
   return policy_.source().string();
 }

@@ -227,6 +227,7 @@ bool run_stages(const fs::path& file, const PluginLoader::Request& req, LoadRepo
   // 7. abi
   const std::string abi = std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor);
   r.info.abi = abi;
+  r.info.abi_minor = d->abi_minor;
   const std::string host_abi =
       std::to_string(THRUM_SDK_ABI_MAJOR) + "." + std::to_string(THRUM_SDK_ABI_MINOR);
   if (d->abi_major != THRUM_SDK_ABI_MAJOR) {

@@ -2,6 +2,18 @@
 
 namespace thrum::core {
 
+Transport Transport::of(ITransportHandle t, int abi_minor) {
+  Transport out;
+  if (!t) return out;
+  out.caps = t->capabilities();
+  // A 1.0 plugin's vtable ends before profile(): calling it would jump into nothing.
+  if (abi_minor >= 1) out.profile = t->profile();
+  if (out.profile.help.empty()) out.profile.help = "Transport from a plugin (no description).";
+  if (out.profile.state_dir.empty()) out.profile.state_dir = std::string(t->id());
+  out.handle = std::move(t);
+  return out;
+}
+
 bool TransportRegistry::add(PluginInfo info, ITransportHandle transport) {
   if (!transport || entries_.count(info.id) != 0) return false;
   std::string id = info.id;

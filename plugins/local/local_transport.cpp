@@ -39,6 +39,16 @@ sdk::Capabilities LocalTransport::capabilities() const noexcept {
   return c;
 }
 
+sdk::TransportProfile LocalTransport::profile() const noexcept {
+  sdk::TransportProfile p;
+  p.help =
+      "Same-host sibling repos.\n"
+      "Use when both daemons run on the same machine and\n"
+      "you want loopback-only messaging (no tsnet, no LAN).";
+  p.poll_resolve = true;  // resolve() reads the other repo's ws.port: follow it at once
+  return p;
+}
+
 Status LocalTransport::configure(std::string_view options_json) noexcept {
   // No options today; accept an empty object so that policy files can list the transport.
   std::string s(options_json);

@@ -15,6 +15,7 @@ class LocalTransport final : public sdk::ITransport {
 
   std::string_view id() const noexcept override { return "local"; }
   sdk::Capabilities capabilities() const noexcept override;
+  sdk::TransportProfile profile() const noexcept override;
   sdk::Status configure(std::string_view options_json) noexcept override;
   sdk::Result<std::unique_ptr<sdk::IListener>> listen(
       const sdk::ListenSpec& spec) noexcept override;

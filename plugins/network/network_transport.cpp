@@ -108,6 +108,16 @@ bool Subnet::parse(const std::string& cidr, Subnet& out) {
   return true;
 }
 
+sdk::TransportProfile NetworkTransport::profile() const noexcept {
+  sdk::TransportProfile p;
+  p.help =
+      "Same-LAN, no Tailscale. Requires --address <ip>.\n"
+      "Use when both daemons are on the same network\n"
+      "segment and you want direct TCP (TLS) without tsnet.";
+  p.follows_host_addresses = true;  // a new DHCP lease moves the listener, peers are told
+  return p;
+}
+
 sdk::Capabilities NetworkTransport::capabilities() const noexcept {
   sdk::Capabilities c;
   c.needs_tls = true;  // the LAN is not trusted: TLS 1.3 with pinned certificates, always

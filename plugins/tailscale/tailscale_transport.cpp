@@ -110,6 +110,19 @@ TailscaleTransport::~TailscaleTransport() {
   log_->detach();
 }
 
+sdk::TransportProfile TailscaleTransport::profile() const noexcept {
+  sdk::TransportProfile p;
+  p.help =
+      "Cross-host via Tailscale (requires THRUM_TS_AUTHKEY or --auth-key).\n"
+      "Use when the other daemon is on a different machine\n"
+      "reachable through your tailnet.";
+  p.credential.name = "auth key";
+  p.credential.env = "THRUM_TS_AUTHKEY";
+  p.credential.prompt = "Tailscale auth key (tskey-...): ";
+  p.state_dir = "tsnet";  // .thrum/var/tsnet, as before ABI 1.1
+  return p;
+}
+
 sdk::Capabilities TailscaleTransport::capabilities() const noexcept {
   sdk::Capabilities c;
   c.needs_tls = false;  // WireGuard already encrypts and authenticates the nodes

@@ -37,6 +37,7 @@ class TailscaleTransport final : public sdk::ITransport {
 
   std::string_view id() const noexcept override { return "tailscale"; }
   sdk::Capabilities capabilities() const noexcept override;
+  sdk::TransportProfile profile() const noexcept override;
   sdk::Status configure(std::string_view options_json) noexcept override;
   sdk::Result<std::unique_ptr<sdk::IListener>> listen(
       const sdk::ListenSpec& spec) noexcept override;

@@ -101,6 +101,15 @@ sdk::Capabilities UdsTransport::capabilities() const noexcept {
   return c;
 }
 
+sdk::TransportProfile UdsTransport::profile() const noexcept {
+  sdk::TransportProfile p;
+  p.help =
+      "Same-host daemons over Unix-domain sockets (no TCP port at all).\n"
+      "Use when both daemons run on one machine or in containers\n"
+      "that share the socket directory.";
+  return p;
+}
+
 sdk::Status UdsTransport::configure(std::string_view options_json) noexcept {
   try {
     const auto o =

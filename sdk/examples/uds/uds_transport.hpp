@@ -29,6 +29,7 @@ class UdsTransport final : public sdk::ITransport {
 
   std::string_view id() const noexcept override { return "uds"; }
   sdk::Capabilities capabilities() const noexcept override;
+  sdk::TransportProfile profile() const noexcept override;
   sdk::Status configure(std::string_view options_json) noexcept override;
   sdk::Result<std::unique_ptr<sdk::IListener>> listen(
       const sdk::ListenSpec& spec) noexcept override;

@@ -8,7 +8,9 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "thrum/sdk/version.hpp"
 
 #include "thrum/core/plugin_host.hpp"
 #include "thrum/core/plugin_loader.hpp"
@@ -49,7 +51,8 @@ TEST(SdkConsumer, LoaderAcceptsUdsPluginBuiltAgainstInstalledSdk) {
   ASSERT_TRUE(r.ok()) << r.refusal();
   EXPECT_EQ(r.info.id, "uds");
   EXPECT_EQ(r.info.version, "1.0.0");
-  EXPECT_EQ(r.info.abi, "1.0");
+  EXPECT_EQ(r.info.abi,
+            std::to_string(THRUM_SDK_ABI_MAJOR) + "." + std::to_string(THRUM_SDK_ABI_MINOR));
   ASSERT_TRUE(r.transport);
   EXPECT_TRUE(r.transport->capabilities().loopback_only);
 }

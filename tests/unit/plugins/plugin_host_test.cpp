@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "thrum/sdk/version.hpp"
+
 #include "plugin_test_util.hpp"
 
 namespace thrum::core {
@@ -55,7 +57,8 @@ TEST(PluginHost, WithoutPolicyEnablesHealthyPluginsAndRefusesBrokenOnes) {
   ASSERT_NE(g, nullptr) << list.dump();
   EXPECT_EQ(*g, json({{"id", "good"},
                       {"version", "0.0.1"},
-                      {"abi", "1.0"},
+                      {"abi", std::to_string(THRUM_SDK_ABI_MAJOR) + "." +
+                                  std::to_string(THRUM_SDK_ABI_MINOR)},
                       {"path", good.string()},
                       {"status", "enabled"}}));
   const json* b = entry(list, "abi_major");

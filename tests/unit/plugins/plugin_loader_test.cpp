@@ -31,7 +31,8 @@ TEST(PluginLoader, LoadsHealthyPluginThroughEveryStage) {
   EXPECT_EQ(r.transport->id(), "good");
   EXPECT_EQ(r.info.id, "good");
   EXPECT_EQ(r.info.version, "0.0.1");
-  EXPECT_EQ(r.info.abi, "1.0");
+  EXPECT_EQ(r.info.abi,
+            std::to_string(THRUM_SDK_ABI_MAJOR) + "." + std::to_string(THRUM_SDK_ABI_MINOR));
   EXPECT_EQ(r.info.toolchain, THRUM_SDK_TOOLCHAIN_TAG);
   std::vector<std::string> names;
   for (const auto& s : r.stages) names.push_back(s.stage);
@@ -48,7 +49,11 @@ TEST(PluginLoader, RefusesAbiMajorMismatchWithPath) {
 
 TEST(PluginLoader, RefusesNewerAbiMinor) {
   LoadReport r = PluginLoader().load(fixture("abi_minor"));
-  expect_refused(r, "abi", "plugin ABI 1.1 is newer than the host's 1.0");
+  expect_refused(r, "abi",
+                 "plugin ABI " + std::to_string(THRUM_SDK_ABI_MAJOR) + "." +
+                     std::to_string(THRUM_SDK_ABI_MINOR + 1) + " is newer than the host's " +
+                     std::to_string(THRUM_SDK_ABI_MAJOR) + "." +
+                     std::to_string(THRUM_SDK_ABI_MINOR));
 }
 
 TEST(PluginLoader, RefusesShortDescriptor) {

@@ -45,6 +45,14 @@ class PluginHost {
   /// The transport for `peer add/join --type <id>`, or nullptr with `*why_not` (if given) set to
   /// "disabled by policy (<file>)", "refused: <stage>: <detail>" or "no plugin found in <dirs>".
   ITransportHandle find(const std::string& id, std::string* why_not) const;
+  /// The same with what the core decides by (capabilities, profile); empty when unavailable.
+  Transport transport(const std::string& id, std::string* why_not) const;
+
+  /// Every transport this daemon knows of, for `peer add|join` without --type and type checks:
+  /// [{"id", "available", "why" (when not), "help", "needs_address", "needs_repo_path",
+  ///   "provides_listener", "loopback_only", "credential": {"name","env","prompt"} (when one)}],
+  /// sorted by id; `repair` is not a transport and is not listed.
+  nlohmann::json transports_json() const;
 
   TransportRegistry& registry() { return registry_; }
   const TransportRegistry& registry() const { return registry_; }

@@ -21,8 +21,24 @@ struct PluginInfo {
   std::string version;      ///< the plugin's own version
   std::string sdk_version;  ///< SDK it was built with
   std::string abi;          ///< "<major>.<minor>" it was built with
+  int abi_minor = 0;        ///< the minor of `abi`: which ITransport methods exist
   std::string toolchain;    ///< toolchain tag it was built with
   std::filesystem::path path;
+};
+
+/// A transport the core may use now, with the facts it decides by: the core knows transports by
+/// these, never by their ids.
+struct Transport {
+  ITransportHandle handle;  ///< null: not available
+  sdk::Capabilities caps;
+  /// ITransport::profile() for plugins of ABI 1.1 or newer, the documented defaults for 1.0
+  /// plugins; `help` and `state_dir` are never empty.
+  sdk::TransportProfile profile;
+
+  explicit operator bool() const { return handle != nullptr; }
+  sdk::ITransport* operator->() const { return handle.get(); }
+  /// What the core passes to listen() and to the rest: the profile with defaults applied.
+  static Transport of(ITransportHandle t, int abi_minor);
 };
 
 /// id -> transport, for the rest of the core (peer add/join, links, drift). Filled while the

@@ -99,6 +99,15 @@ class ITransport {
   /// message naming the rule, e.g. "IP must stay 127.0.0.1 (only the port may change)".
   virtual Status validate_address_change(const Endpoint& old_address,
                                          const Endpoint& new_address) noexcept = 0;
+
+  // -- ABI 1.1 -----------------------------------------------------------------------------------
+
+  /// How the core should treat this transport beyond capabilities(): its help text, whether it
+  /// follows host addresses or polls resolve(), its credential, its state directory (see
+  /// TransportProfile). Called from any thread; must return the same value on every call. The
+  /// host calls it only on plugins whose descriptor declares ABI minor 1 or newer; plugins built
+  /// for 1.0 get TransportProfile's defaults. Override it to describe your transport.
+  virtual TransportProfile profile() const noexcept { return {}; }
 };
 
 }  // namespace thrum::sdk

@@ -134,6 +134,44 @@ struct Capabilities {
   bool provides_listener = true;
 };
 
+/// A secret the user supplies for a transport (ABI 1.1), e.g. tailscale's auth key. The CLI takes
+/// it from `--auth-key`, else from the environment variable `env` of its own shell, else — only
+/// when the daemon reports that it still has none and stdin is a terminal — from a prompt without
+/// echo. The daemon also reads `env` from its own environment and from `.thrum/.env`, where it
+/// saves a credential once a listener came up with it. The core hands it to listen() as
+/// ListenSpec `host.auth_key`. Never logged, never returned in an error.
+struct CredentialSpec {
+  /// What the user calls it, lowercase, e.g. "auth key". Empty: the transport needs none.
+  std::string name;
+  /// The environment variable that carries it, e.g. "THRUM_TS_AUTHKEY".
+  std::string env;
+  /// The terminal prompt, e.g. "Tailscale auth key (tskey-...): ".
+  std::string prompt;
+};
+
+/// How the core treats a transport beyond Capabilities (ABI 1.1: ITransport::profile()). A
+/// plugin built against ABI 1.0 has no profile() and gets the default of every field, as
+/// documented on each.
+struct TransportProfile {
+  /// The transport's entry in the help block that `thrum peer add|join` print without --type:
+  /// first line a one-line summary (what it is, which flags it needs), then lines saying when to
+  /// use it. Default: "Transport from a plugin (no description)."
+  std::string help;
+  /// The listener is bound to an address of a host interface, and when that address leaves the
+  /// host (a new DHCP lease) the core moves the listener to another one the transport accepts and
+  /// tells the peers (network). Default false.
+  bool follows_host_addresses = false;
+  /// resolve() is cheap and follows the peer wherever it moved (local reads the other repo's port
+  /// file): the core calls it every 500 ms while the peer's link is down and dials at once when
+  /// the endpoint changed, instead of waiting out a backoff. Default false.
+  bool poll_resolve = false;
+  /// A credential the user must supply (see CredentialSpec). Default: none.
+  CredentialSpec credential;
+  /// The transport's private directory under `.thrum/var/`, passed as ListenSpec `host.state_dir`.
+  /// Default: the transport id.
+  std::string state_dir;
+};
+
 /// Log levels for IHost::log.
 enum class LogLevel : int { kTrace = 0, kDebug = 1, kInfo = 2, kWarn = 3, kError = 4 };
 

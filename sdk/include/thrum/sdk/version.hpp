@@ -14,10 +14,10 @@
 /// Incompatible changes bump this; the host refuses plugins with a different major.
 #define THRUM_SDK_ABI_MAJOR 1
 /// Append-only additions bump this; the host refuses plugins with a newer minor.
-#define THRUM_SDK_ABI_MINOR 0
+#define THRUM_SDK_ABI_MINOR 1
 /// Version of the SDK package (headers, CMake helpers, conformance suite). Its major is the ABI
 /// major.
-#define THRUM_SDK_VERSION_STRING "1.0.0"
+#define THRUM_SDK_VERSION_STRING "1.1.0"
 
 #define THRUM_SDK_STRINGIFY_IMPL_(x) #x
 #define THRUM_SDK_STRINGIFY_(x) THRUM_SDK_STRINGIFY_IMPL_(x)
