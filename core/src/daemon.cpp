@@ -15,7 +15,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "peer_link.hpp"
+#include "peers/peer_link.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/daemon_lock.hpp"
 #include "thrum/core/fs_util.hpp"
@@ -82,25 +82,6 @@ std::optional<unsigned short> env_port(const char* name, std::string& error) {
     return std::nullopt;
   }
   return static_cast<unsigned short>(n);
-}
-
-/// The tailscale auth key: THRUM_TS_AUTHKEY in the daemon's environment, else the one saved in
-/// `.thrum/.env` by an earlier `peer add/join --type tailscale`. Empty when neither exists.
-std::string tailscale_auth_key(const RepoPaths& paths) {
-  if (const char* k = std::getenv("THRUM_TS_AUTHKEY"); k && *k) return k;
-  std::optional<std::string> text;
-  try {
-    text = read_file(paths.env_file);
-  } catch (const std::exception&) {
-    return "";
-  }
-  if (!text) return "";
-  std::istringstream in(*text);
-  std::string line;
-  const std::string key = "THRUM_TS_AUTHKEY=";
-  while (std::getline(in, line))
-    if (line.rfind(key, 0) == 0) return line.substr(key.size());
-  return "";
 }
 
 }  // namespace
@@ -220,19 +201,18 @@ int run_daemon(const DaemonOptions& opts) {
   peer_opts.pairing_code_length = config.pairing_code_length();
   peer_opts.auto_connect = config.auto_connect();
   peer_opts.peer_port = config.peer_port();
-  peer_opts.ts_auth_key = tailscale_auth_key(paths);
   std::unique_ptr<PeerManager> peers;
   try {
-    peers = std::make_unique<PeerManager>(
-        peer_opts, ioc, *store, messaging,
-        [&](const std::string& id, std::string* why) -> ITransportHandle {
+    peers =
+        std::make_unique<PeerManager>(peer_opts, ioc, loop, *store, messaging,
+                                      [&](const std::string& id, std::string* why) -> Transport {
 #ifdef THRUM_HAVE_PLUGIN_HOST
-          return plugins->find(id, why);
+                                        return plugins->transport(id, why);
 #else
           if (why) *why = "this build has no plugin support";
-          return nullptr;
+          return {};
 #endif
-        });
+                                      });
   } catch (const std::exception& e) {
     spdlog::error("peer registry failed error=\"{}\"", e.what());
     startup_error("cannot load " + paths.peers.string() + ": " + e.what());

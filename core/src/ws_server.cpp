@@ -11,7 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "peer_link.hpp"
+#include "peers/peer_link.hpp"
 #include "thrum/core/json_rpc.hpp"
 
 namespace thrum::core {
@@ -159,7 +159,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       auto& ioc = static_cast<asio::io_context&>(stream_.get_executor().context());
       int fd = stream_.release_socket().release();
       auto up = std::make_unique<PeerUpgrade>(
-          PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text, "local", false, ""});
+          PeerUpgrade{adopt_fd(ioc, fd), std::move(req), remote_text, "", false, ""});
       registry_->peer_handler(std::move(up));
       return;
     }

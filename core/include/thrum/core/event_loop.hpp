@@ -22,6 +22,11 @@ class EventLoop {
   };
   virtual std::shared_ptr<Timer> run_after(std::chrono::milliseconds delay,
                                            std::function<void()> fn) = 0;
+  /// The loop's clock: the steady clock, or a test's manual one. Timing decisions (backoff,
+  /// expiry) read it here so that tests can drive them.
+  virtual std::chrono::steady_clock::time_point now() const {
+    return std::chrono::steady_clock::now();
+  }
 };
 
 }  // namespace thrum::core

@@ -17,6 +17,7 @@ class io_context;
 namespace thrum::core {
 
 class Config;
+class EventLoop;
 class Store;
 struct PeerUpgrade;
 namespace rpc {
@@ -29,7 +30,7 @@ class Dispatcher;
 class PeerManager final : public Router {
  public:
   /// Finds a transport by id, or nullptr with the reason it is unavailable.
-  using TransportLookup = std::function<ITransportHandle(const std::string& id, std::string* why)>;
+  using TransportLookup = std::function<Transport(const std::string& id, std::string* why)>;
 
   struct Options {
     RepoPaths paths;
@@ -43,12 +44,10 @@ class PeerManager final : public Router {
     /// daemon.peer_port: where transports that own a listener listen (network, tailscale).
     /// nullopt ("auto") reuses the port last advertised, else any free port.
     std::optional<unsigned short> peer_port;
-    /// The tailscale auth key from the daemon's environment or `.thrum/.env` (never logged).
-    std::string ts_auth_key;
   };
 
-  PeerManager(Options opts, boost::asio::io_context& ioc, Store& store, Messaging& messaging,
-              TransportLookup transports);
+  PeerManager(Options opts, boost::asio::io_context& ioc, EventLoop& loop, Store& store,
+              Messaging& messaging, TransportLookup transports);
   ~PeerManager() override;
   PeerManager(const PeerManager&) = delete;
   PeerManager& operator=(const PeerManager&) = delete;

@@ -11,9 +11,10 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
-#include "peer_link.hpp"
+#include "peers/peer_link.hpp"
 
 namespace thrum::core::tls {
 
@@ -42,6 +43,33 @@ std::string short_fp(const std::string& fp);
 
 using HandshakeDone = std::function<void(std::unique_ptr<peerwire::TlsStream>,
                                          std::string fingerprint, std::string error)>;
+
+/// The daemon's TLS identity and contexts, made on first use (a daemon that only pairs over
+/// loopback never makes a key). Loop thread only.
+class LazyIdentity {
+ public:
+  LazyIdentity(std::filesystem::path dir, std::string common_name)
+      : dir_(std::move(dir)), common_name_(std::move(common_name)) {}
+  const std::string& fingerprint() {
+    ensure();
+    return id_->fingerprint;
+  }
+  std::shared_ptr<boost::asio::ssl::context> server() {
+    ensure();
+    return server_;
+  }
+  std::shared_ptr<boost::asio::ssl::context> client() {
+    ensure();
+    return client_;
+  }
+
+ private:
+  void ensure();
+  std::filesystem::path dir_;
+  std::string common_name_;
+  std::optional<Identity> id_;
+  std::shared_ptr<boost::asio::ssl::context> server_, client_;
+};
 
 /// Runs the TLS handshake on `sock` (client or server side) with a deadline; `done` gets the
 /// stream and the other side's fingerprint, or an error.

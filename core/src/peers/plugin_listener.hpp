@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "peer_link.hpp"
+#include "peers/peer_link.hpp"
 #include "thrum/core/transport_registry.hpp"
 
 namespace boost::asio::ssl {

@@ -23,6 +23,7 @@
 
 #include <utility>
 #include <vector>
+#include "peers/link.hpp"
 #include "thrum/core/json_rpc.hpp"
 
 namespace thrum::core {
@@ -46,10 +47,12 @@ using HeaderFields = std::vector<std::pair<std::string, std::string>>;
 struct PeerUpgrade {
   peerwire::AnyStream stream;
   peerwire::Request request;
-  std::string remote;               ///< "ip:port" of the other end, for logs
-  std::string transport = "local";  ///< the transport whose listener took the connection
-  bool tls = false;                 ///< `stream` is a TlsStream
-  std::string peer_cert_sha256;     ///< the other side's certificate (TLS only)
+  std::string remote;  ///< "ip:port" of the other end, for logs
+  /// The transport whose own listener took the connection; empty for the loopback server, which
+  /// serves every transport without a listener of its own (Capabilities::provides_listener).
+  std::string transport;
+  bool tls = false;              ///< `stream` is a TlsStream
+  std::string peer_cert_sha256;  ///< the other side's certificate (TLS only)
 };
 
 /// Wraps a connected stream-socket fd (from a transport plugin or an acceptor) for Asio.
@@ -63,17 +66,12 @@ int native_fd(peerwire::AnyStream& s);
 void reject_upgrade(std::unique_ptr<PeerUpgrade> up, peerwire::http::status status,
                     const std::string& body);
 
-class PeerLink : public std::enable_shared_from_this<PeerLink> {
+/// A WebSocket to another daemon carrying JSON-RPC 2.0 both ways: one write in flight with a
+/// queue behind it, a ping every Timing::ping_interval, dead after Timing::dead_after without
+/// traffic. Every frame is decoded by peers/protocol.hpp before anyone sees it.
+class PeerLink final : public peers::Link, public std::enable_shared_from_this<PeerLink> {
  public:
   using Json = nlohmann::json;
-  /// A request from the other side; answer exactly once.
-  using RequestHandler =
-      std::function<void(const std::string& method, const Json& params, rpc::Respond respond)>;
-  using CloseHandler = std::function<void(const std::string& reason)>;
-  using Reply = std::function<void(rpc::Outcome)>;
-  /// The error code of a call the link closed under (or that found it closed): the other side
-  /// did not answer it, so the caller may try again; any other error is the other side's answer.
-  static constexpr int kClosedCode = -32010;
 
   struct Timing {
     std::chrono::milliseconds ping_interval{5000};
@@ -95,24 +93,17 @@ class PeerLink : public std::enable_shared_from_this<PeerLink> {
                       Timing t, ConnectDone done);
 
   explicit PeerLink(peerwire::AnyStream sock, Timing t);
-  ~PeerLink();
+  ~PeerLink() override;
 
-  /// Start reading; must be called once handlers are set.
-  void start(RequestHandler on_request, CloseHandler on_close);
-  /// Replaces the handlers of a started link (after it authenticated); the next frame goes to
-  /// the new ones.
-  void set_handlers(RequestHandler on_request, CloseHandler on_close);
-  /// The largest WebSocket message accepted from now on (a larger one closes the link).
-  void set_max_frame_bytes(std::size_t n);
-  /// Sends a request; `reply` runs with the answer, or with an error if the link closes first.
-  void call(const std::string& method, const Json& params, Reply reply);
-  /// The same, with `params` already serialised (a JSON object).
-  void call_text(const std::string& method, const std::string& params, Reply reply);
-  void notify(const std::string& method, const Json& params);
-  /// Closes now; pending calls fail with `reason`. Idempotent.
-  void close(const std::string& reason);
-  bool is_open() const { return open_; }
-  bool started() const { return started_; }
+  // peers::Link
+  void set_handlers(RequestHandler on_request, CloseHandler on_close) override;
+  void call(const std::string& method, const Json& params, Reply reply) override;
+  void call_text(const std::string& method, const std::string& params, Reply reply) override;
+  void notify(const std::string& method, const Json& params) override;
+  void close(const std::string& reason) override;
+  bool is_open() const override { return open_; }
+  void set_max_frame_bytes(std::size_t n) override;
+
   std::size_t pending_calls() const { return pending_.size(); }
 
  private:

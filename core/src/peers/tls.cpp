@@ -1,4 +1,4 @@
-#include "peer_tls.hpp"
+#include "peers/tls.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -11,6 +11,8 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+
+#include <spdlog/spdlog.h>
 
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
@@ -152,6 +154,16 @@ std::shared_ptr<ssl::context> make_context(const Identity& id, bool server) {
 std::string peer_fingerprint(peerwire::TlsStream& s) {
   X509Ptr cert(SSL_get1_peer_certificate(s.native_handle()));
   return fingerprint_of(cert.get());
+}
+
+void LazyIdentity::ensure() {
+  if (id_) return;
+  std::string problem;
+  id_ = load_or_create(dir_, common_name_, &problem);
+  if (!problem.empty()) spdlog::warn("{}", problem);
+  server_ = make_context(*id_, true);
+  client_ = make_context(*id_, false);
+  spdlog::info("tls identity ready fingerprint={}", short_fp(id_->fingerprint));
 }
 
 std::string short_fp(const std::string& fp) {

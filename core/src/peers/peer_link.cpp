@@ -1,4 +1,4 @@
-#include "peer_link.hpp"
+#include "peers/peer_link.hpp"
 
 #include <strings.h>
 #include <sys/socket.h>
@@ -154,18 +154,14 @@ void PeerLink::close_socket() {
   });
 }
 
-void PeerLink::set_handlers(RequestHandler on_request, CloseHandler on_close) {
-  on_request_ = std::move(on_request);
-  on_close_ = std::move(on_close);
-}
-
 void PeerLink::set_max_frame_bytes(std::size_t n) {
   visit([n](auto& ws) { ws.read_message_max(n); });
 }
 
-void PeerLink::start(RequestHandler on_request, CloseHandler on_close) {
+void PeerLink::set_handlers(RequestHandler on_request, CloseHandler on_close) {
   on_request_ = std::move(on_request);
   on_close_ = std::move(on_close);
+  if (started_) return;
   started_ = true;
   visit([this](auto& ws) {
     ws.control_callback([this](websocket::frame_type, beast::string_view) {

@@ -1,4 +1,4 @@
-#include "peer_listener.hpp"
+#include "peers/plugin_listener.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -9,7 +9,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "peer_tls.hpp"
+#include "peers/tls.hpp"
 
 namespace thrum::core {
 
