@@ -42,30 +42,41 @@ struct PairingConnection {
   std::string endpoints;
 };
 
-class Connector {
+/// What a Peer needs to reach its daemon: an authenticated link, or one request over a short
+/// one. Connector is the real one; unit tests give a Peer a fake.
+class Dialer {
  public:
   /// `done(link, error, http_status, target)`: status 401 means the token was rejected.
   using Opened =
       std::function<void(OutgoingLink, std::string error, int http_status, sdk::Endpoint target)>;
-  using PairingOpened = std::function<void(PairingConnection, std::string error, int http_status)>;
   /// `answered` is false when the peer could not be reached (retrying helps).
   using ControlDone = std::function<void(rpc::Outcome, bool answered, int http_status)>;
 
+  virtual ~Dialer() = default;
+  /// Resolves `rec` through its transport (local: reads the other repo's port file), dials,
+  /// and opens an authenticated link.
+  virtual void open(const PeerRecord& rec, Opened done) = 0;
+  /// One request over a short authenticated link to `rec`, which is then closed (address
+  /// change, reconcile from the listener side).
+  virtual void control_call(const PeerRecord& rec, const std::string& method,
+                            const nlohmann::json& params, ControlDone done) = 0;
+};
+
+class Connector final : public Dialer {
+ public:
+  using PairingOpened = std::function<void(PairingConnection, std::string error, int http_status)>;
+
   explicit Connector(Context& ctx);
-  ~Connector();
+  ~Connector() override;
   Connector(const Connector&) = delete;
   Connector& operator=(const Connector&) = delete;
 
-  /// Resolves `rec` through its transport (local: reads the other repo's port file), dials,
-  /// and opens an authenticated link.
-  void open(const PeerRecord& rec, Opened done);
+  void open(const PeerRecord& rec, Opened done) override;
   /// Dials `ep` over `transport_id` for a pairing.
   void open_for_pairing(const std::string& transport_id, const sdk::Endpoint& ep,
                         PairingOpened done);
-  /// One request over a short authenticated link to `rec`, which is then closed (address
-  /// change, reconcile from the listener side).
   void control_call(const PeerRecord& rec, const std::string& method, const nlohmann::json& params,
-                    ControlDone done);
+                    ControlDone done) override;
   /// The TLS fingerprint we present on `transport_id`'s links ("" when it needs no TLS).
   std::string own_fingerprint(const std::string& transport_id);
   /// The daemon's TLS identity (made on first use), shared with the listeners.

@@ -13,7 +13,7 @@ namespace thrum::core::peers {
 
 using Steady = std::chrono::steady_clock;
 
-Peer::Peer(std::string name, Context& ctx, Connector& connector, RequestHandler on_request)
+Peer::Peer(std::string name, Context& ctx, Dialer& connector, RequestHandler on_request)
     : name_(std::move(name)),
       ctx_(ctx),
       connector_(connector),
@@ -52,6 +52,12 @@ void Peer::connect() {
   wanted_ = true;
   if (!rec->removed_by_peer.empty()) {
     state_ = LinkState::kRemovedByPeer;
+    return;
+  }
+  // The peer rejected our token: dialing again only repeats the refusal. Repair (which clears
+  // the status first) or a re-pair ends it.
+  if (rec->reconcile_status == "drift_reconcile_failed") {
+    state_ = LinkState::kDriftReconcileFailed;
     return;
   }
   std::string why;

@@ -32,7 +32,7 @@ struct PeerRecord;
 namespace thrum::core::peers {
 
 class Context;
-class Connector;
+class Dialer;
 struct Identity;
 struct PresenceAgent;
 
@@ -42,7 +42,7 @@ class Peer : public std::enable_shared_from_this<Peer> {
   using RequestHandler = std::function<void(const std::string& peer, const std::string& method,
                                             const nlohmann::json& params, rpc::Respond)>;
 
-  Peer(std::string name, Context& ctx, Connector& connector, RequestHandler on_request);
+  Peer(std::string name, Context& ctx, Dialer& dialer, RequestHandler on_request);
   ~Peer();
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
@@ -123,7 +123,7 @@ class Peer : public std::enable_shared_from_this<Peer> {
 
   std::string name_;
   Context& ctx_;
-  Connector& connector_;
+  Dialer& connector_;
   RequestHandler on_request_;
   OutboxPump pump_;
 
