@@ -1,0 +1,122 @@
+// PeerRouter (peers/router.hpp): which peer gets which copy of a message — one item per peer with
+// every proxy it holds, @everyone once per live peer, replies threaded in the peer's numbering.
+#include "peers/router.hpp"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "testbed.hpp"
+#include "thrum/core/peer_registry.hpp"
+
+namespace thrum::core::peers {
+namespace {
+
+using json = nlohmann::json;
+
+class RouterTest : public ::testing::Test {
+ protected:
+  RouterTest() : router_(*bed_.ctx, [](const std::string&) { return nullptr; }) {
+    add_peer("api", "api");
+    add_peer("infra", "infra");
+  }
+  void add_peer(const std::string& name, const std::string& prefix, bool removed = false) {
+    PeerRecord r;
+    r.name = name;
+    r.address = "127.0.0.1:4200";
+    r.daemon_id = "d_" + name;
+    r.token = std::string(64, 'c');
+    r.transport = "t1";
+    r.role = "dialer";
+    r.proxy_prefix = prefix;
+    if (removed) r.removed_by_peer = "2026-12-02T00:00:00Z";
+    bed_.ctx->registry.upsert(r);
+  }
+  static Agent proxy(const std::string& peer, const std::string& remote) {
+    Agent a;
+    a.agent_id = peer + ":" + remote;
+    a.kind = "proxy";
+    a.peer_name = peer;
+    a.remote_name = remote;
+    return a;
+  }
+  static StoredMessage message(const std::string& id = "msg_1") {
+    StoredMessage m;
+    m.message_id = id;
+    m.author_id = "coordinator_main";
+    m.body = "Auth module ready for review";
+    m.format = "markdown";
+    m.created_at = "2026-12-02T10:00:00Z";
+    return m;
+  }
+
+  test::PeerTestbed bed_;
+  PeerRouter router_;
+};
+
+TEST_F(RouterTest, ProxiesOnOnePeerShareOneItemAndEachPeerGetsItsOwn) {
+  Agent a = proxy("api", "reviewer_api"), b = proxy("api", "tester_api"), c = proxy("infra", "ops");
+  auto items = router_.route(message(), {&a, &b, &c}, false);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].peer, "api");
+  EXPECT_EQ(items[0].payload["to"], json({"reviewer_api", "tester_api"}));
+  EXPECT_EQ(items[0].queued_recipients,
+            (std::vector<std::string>{"api:reviewer_api", "api:tester_api"}));
+  EXPECT_EQ(items[0].payload["origin_daemon"], "d_self");
+  EXPECT_EQ(items[0].payload["broadcast"], false);
+  EXPECT_EQ(items[1].peer, "infra");
+  EXPECT_EQ(items[1].payload["to"], json({"ops"}));
+}
+
+TEST_F(RouterTest, EveryoneGoesOnceToEachLivePeerAndNeverToOneThatRemovedUs) {
+  add_peer("gone", "gone", true);
+  Agent a = proxy("api", "reviewer_api");
+  auto items = router_.route(message(), {&a}, true);
+  ASSERT_EQ(items.size(), 2u);
+  for (auto& it : items) {
+    EXPECT_NE(it.peer, "gone");
+    EXPECT_EQ(it.payload["broadcast"], true);
+  }
+  EXPECT_EQ(items[0].payload["to"], json({"reviewer_api"}));
+  EXPECT_EQ(items[0].queued_recipients.back(), "api:*");
+  EXPECT_EQ(items[1].queued_recipients, std::vector<std::string>{"infra:*"});
+}
+
+TEST_F(RouterTest, AProxyWhosePeerIsGoneIsAClearError) {
+  Agent a = proxy("nowhere", "x");
+  try {
+    router_.route(message(), {&a}, false);
+    FAIL() << "routed to a removed peer";
+  } catch (const rpc::Failure& f) {
+    EXPECT_NE(std::string(f.what()).find("its peer was removed"), std::string::npos);
+  }
+}
+
+TEST_F(RouterTest, AReplyCarriesThePeersIdForTheMessageItAnswers) {
+  // The peer acknowledged our msg_local as its msg_theirs.
+  bool done = false;
+  bed_.ctx->outbox.settle("api", {store::Settlement{1, true, "msg_local", "msg_theirs", "", {}}},
+                          [&](std::exception_ptr e) {
+                            ASSERT_FALSE(e);
+                            done = true;
+                          });
+  ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
+  Agent a = proxy("api", "reviewer_api"), c = proxy("infra", "ops");
+  StoredMessage m = message("msg_reply");
+  m.reply_to = "msg_local";
+  auto items = router_.route(m, {&a, &c}, false);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].payload["reply_to"], "msg_theirs");
+  EXPECT_FALSE(items[1].payload.contains("reply_to")) << "infra never saw that message";
+}
+
+TEST_F(RouterTest, PrefixesNameTheirPeer) {
+  add_peer("mock-salesforce", "mock-sf");
+  EXPECT_EQ(router_.peer_for_prefix("mock-sf"), "mock-salesforce");
+  EXPECT_EQ(router_.peer_for_prefix("api"), "api");
+  EXPECT_EQ(router_.peer_for_prefix("mock-salesforce"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace thrum::core::peers
