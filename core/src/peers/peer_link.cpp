@@ -208,6 +208,9 @@ void PeerLink::read() {
       std::string text = beast::buffers_to_string(self->buf_.data());
       self->buf_.consume(self->buf_.size());
       self->on_frame(std::move(text));
+      // The time we spent on the frame is not the peer's silence: a big frame handled slowly
+      // on a loaded machine must not make the next ping check call a live peer dead.
+      self->last_rx_ = std::chrono::steady_clock::now();
       if (self->open_) self->read();
     });
   });
