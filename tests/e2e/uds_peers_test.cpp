@@ -82,15 +82,19 @@ TEST_F(UdsPeers, TheInstalledPluginIsListedWithItsHelpAndUnknownOrDisabledIdsAre
         << all;
     EXPECT_NE(all.find("--type local"), std::string::npos) << all;
     EXPECT_NE(all.find("--type repair"), std::string::npos) << all;
-    // The policy disabled tailscale: not offered, but said why.
+    // The policy's allow-list leaves out network and disables tailscale: not offered, but
+    // said why.
     EXPECT_EQ(all.find("--type tailscale"), std::string::npos) << all;
-    EXPECT_NE(all.find("  tailscale: disabled by policy (" + policy_.string() + ")"),
+    EXPECT_NE(all.find("Not available here (see 'thrum plugins list'):\n"
+                       "  network: disabled by policy (" +
+                       policy_.string() + ")\n  tailscale: disabled by policy (" +
+                       policy_.string() + ")"),
               std::string::npos)
         << all;
 
     auto u = api_.thrum({"peer", sub, "--type", "carrier_pigeon"});
     EXPECT_EQ(u.exit_code, 2) << u.out << u.err;
-    EXPECT_NE(u.err.find("unknown --type \"carrier_pigeon\" (available: local, network, uds)"),
+    EXPECT_NE(u.err.find("unknown --type \"carrier_pigeon\" (available: local, uds)"),
               std::string::npos)
         << u.err;
   }
