@@ -1,6 +1,5 @@
 // thrum peer add|join|list|status|remove|configure and thrum who-has (SPEC §6).
 #include <signal.h>
-#include <termios.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,41 +12,21 @@
 #include "thrum/core/config.hpp"
 #include "thrum/core/ids.hpp"
 #include "thrum/core/peercode.hpp"
+#include "transport_choice.hpp"
 
 namespace thrum::cli {
 using namespace std::chrono_literals;
 
 namespace {
 
-const char* kTypeHelp =
-    "--type is required. Choose one:\n"
-    "\n"
-    "  --type tailscale   Cross-host via Tailscale (requires THRUM_TS_AUTHKEY or --auth-key).\n"
-    "                     Use when the other daemon is on a different machine\n"
-    "                     reachable through your tailnet.\n"
-    "\n"
-    "  --type local       Same-host sibling repos.\n"
-    "                     Use when both daemons run on the same machine and\n"
-    "                     you want loopback-only messaging (no tsnet, no LAN).\n"
-    "\n"
-    "  --type network     Same-LAN, no Tailscale. Requires --address <ip>.\n"
-    "                     Use when both daemons are on the same network\n"
-    "                     segment and you want direct TCP (TLS) without tsnet.\n"
-    "\n"
-    "  --type repair      Re-verify an existing peer entry.\n"
-    "                     Use when peers.json has drifted (e.g. after a\n"
-    "                     daemon_id rotation) and you want to reconcile via\n"
-    "                     stored secrets without a full re-pair. Valid only\n"
-    "                     on 'peer join'.";
-
-void check_type(const std::string& type, bool join) {
-  if (type.empty()) throw UsageError(kTypeHelp);
-  if (type == "repair" && !join)
-    throw UsageError(
-        "Error: --type repair is not valid for 'peer add'.\n"
-        "Use 'thrum peer join --type repair <peer-name>' to reconcile an existing peer.");
-  if (type != "local" && type != "network" && type != "tailscale" && type != "repair")
-    throw UsageError("Error: unknown --type \"" + type + "\"\n\n" + kTypeHelp);
+/// The flags the transport's Capabilities make mandatory (`repo_path` only matters for join).
+void require_flags(const TransportInfo& t, const std::string& address, const std::string& repo_path,
+                   bool join = false) {
+  if (t.needs_address && address.empty())
+    throw UsageError("Error: --type " + t.id +
+                     " requires --address <ip> (this machine's address on the LAN)");
+  if (join && t.needs_repo_path && repo_path.empty())
+    throw UsageError("Error: --type " + t.id + " requires --repo-path <path of the other repo>");
 }
 
 std::atomic<bool> g_interrupted{false};
@@ -65,62 +44,20 @@ void print_paired(const Context& ctx, const json& r) {
               << " add-agent <agent-name>\n";
 }
 
-/// The tailscale auth key (SPEC §8): --auth-key, else THRUM_TS_AUTHKEY from this shell. The
-/// daemon falls back to the key saved in .thrum/.env; only when it still has none does
-/// call_asking_for_key() prompt, and only on a TTY.
-void add_auth_key(json& params, const std::string& type, const std::string& flag) {
-  if (type != "tailscale") return;
-  std::string key = flag;
-  if (key.empty())
-    if (const char* e = std::getenv("THRUM_TS_AUTHKEY"); e && *e) key = e;
-  if (!key.empty()) params["auth_key"] = key;
-}
-
-/// Reads a line from the terminal without echoing it.
-std::string read_secret(const char* prompt) {
-  std::cerr << prompt << std::flush;
-  termios old{};
-  const bool restore = ::tcgetattr(STDIN_FILENO, &old) == 0;
-  if (restore) {
-    termios quiet = old;
-    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
-  }
-  std::string line;
-  std::getline(std::cin, line);
-  if (restore) ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
-  std::cerr << "\n";
-  return line;
-}
-
-json call_asking_for_key(RpcClient& client, const std::string& method, json params,
-                         std::chrono::seconds timeout) {
-  try {
-    return client.call(method, params, timeout);
-  } catch (const RpcError& e) {
-    const bool needs_key = std::string(e.what()).rfind("auth key is required", 0) == 0;
-    if (!needs_key || params.contains("auth_key") || !::isatty(STDIN_FILENO)) throw;
-  }
-  std::string key = read_secret("Tailscale auth key (tskey-...): ");
-  if (key.empty())
-    throw Error(
-        "auth key is required for --type tailscale (set THRUM_TS_AUTHKEY or pass --auth-key)");
-  params["auth_key"] = key;
-  return client.call(method, params, timeout);
-}
-
 struct AddArgs {
   std::string type, address, auth_key;
 };
 
 int cmd_add(Context& ctx, const AddArgs& a) {
-  check_type(a.type, false);
+  const TransportChoices choices = a.type == "repair" ? TransportChoices{} : load_transports(ctx);
+  const TransportInfo& t = *choose_transport(a.type, false, choices);
+  require_flags(t, a.address, "", false);
   auto paths = require_repo(ctx);
   RpcClient client(paths.sock);
   json params = {{"type", a.type}};
   if (!a.address.empty()) params["address"] = a.address;
-  add_auth_key(params, a.type, a.auth_key);
-  json started = call_asking_for_key(client, "peer.start_pairing", params, 90s);
+  add_credential(params, t, a.auth_key);
+  json started = call_asking_for_credential(client, "peer.start_pairing", params, 90s, t);
   const std::string peercode = started.value("peercode", "");
   if (ctx.g.json) {
     print_json(started);
@@ -172,10 +109,11 @@ struct JoinArgs {
 };
 
 int cmd_join(Context& ctx, const JoinArgs& a) {
-  check_type(a.type, true);
+  const TransportChoices choices = a.type == "repair" ? TransportChoices{} : load_transports(ctx);
+  const TransportInfo* t = choose_transport(a.type, true, choices);
   auto paths = require_repo(ctx);
   json params = {{"type", a.type}};
-  if (a.type == "repair") {
+  if (!t) {  // --type repair
     std::string name = !a.peer_name.empty() ? a.peer_name : a.positional;
     if (name.empty())
       throw UsageError("Error: --type repair requires a peer name (positional arg or --peer-name)");
@@ -200,14 +138,13 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
   auto config = core::Config::load(paths);
   std::string err;
   if (!core::pairing::parse_peercode(code, config.pairing_code_length(), err)) throw Error(err);
-  if (a.type == "local" && a.repo_path.empty())
-    throw UsageError("Error: --type local requires --repo-path <path of the other repo>");
+  require_flags(*t, a.address, a.repo_path, true);
   params["peercode"] = code;
   if (!a.repo_path.empty()) params["repo_path"] = std::filesystem::absolute(a.repo_path).string();
   if (!a.address.empty()) params["address"] = a.address;
-  add_auth_key(params, a.type, a.auth_key);
+  add_credential(params, *t, a.auth_key);
   RpcClient client(paths.sock);
-  json r = call_asking_for_key(client, "peer.join", params, 90s);
+  json r = call_asking_for_credential(client, "peer.join", params, 90s, *t);
   if (ctx.g.json) {
     print_json(r);
     return 0;
@@ -341,22 +278,25 @@ void add_peer_commands(CLI::App& app, Context& ctx) {
 
   auto aa = std::make_shared<AddArgs>();
   auto* add = peer->add_subcommand("add", "Start pairing and wait for a peer to connect");
-  add->add_option("--type", aa->type, "Transport: tailscale | local | network (REQUIRED)");
-  add->add_option("--address", aa->address, "IP this daemon listens on (--type network)");
-  add->add_option("--auth-key", aa->auth_key, "Tailscale auth key (--type tailscale)");
+  add->add_option("--type", aa->type,
+                  "Transport id (REQUIRED; without it, the available ones are listed)");
+  add->add_option("--address", aa->address, "IP this daemon listens on (transports that need one)");
+  add->add_option("--auth-key", aa->auth_key,
+                  "The transport's credential (e.g. tailscale's auth key)");
   add->callback([&ctx, aa] { ctx.action = [&ctx, aa] { return cmd_add(ctx, *aa); }; });
 
   auto ja = std::make_shared<JoinArgs>();
   auto* join = peer->add_subcommand("join", "Join a peer with its peercode (or repair one)");
   join->add_option("--type", ja->type,
-                   "Transport: tailscale | local | network | repair (REQUIRED)");
+                   "Transport id, or repair (REQUIRED; without it, the choices are listed)");
   join->add_option("--peercode", ja->peercode_flag, "The peercode printed by 'thrum peer add'");
   join->add_option("peercode_or_name", ja->positional,
                    "Peercode (or the peer name with --type repair)");
-  join->add_option("--repo-path", ja->repo_path, "The other repo's path (--type local)");
-  join->add_option("--address", ja->address, "IP this daemon uses (--type network)");
+  join->add_option("--repo-path", ja->repo_path, "The other repo's path (transports that need it)");
+  join->add_option("--address", ja->address, "IP this daemon uses (transports that need one)");
   join->add_option("--peer-name", ja->peer_name, "Existing peer name for --type repair");
-  join->add_option("--auth-key", ja->auth_key, "Tailscale auth key (--type tailscale)");
+  join->add_option("--auth-key", ja->auth_key,
+                   "The transport's credential (e.g. tailscale's auth key)");
   join->callback([&ctx, ja] { ctx.action = [&ctx, ja] { return cmd_join(ctx, *ja); }; });
 
   peer->add_subcommand("list", "List paired peers")->callback([&ctx] {

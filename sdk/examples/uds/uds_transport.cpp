@@ -175,8 +175,9 @@ sdk::Result<std::unique_ptr<sdk::IListener>> UdsTransport::listen(
       make_address(path, addr);
       if (::access(path.c_str(), F_OK) == 0) {
         if (socket_alive(path)) {
+          // kUnavailable: the core then listens on another socket number and tells the peers.
           if (spec.port != 0)
-            return Status::error(Errc::kIo, path + " is in use by another listener");
+            return Status::error(Errc::kUnavailable, path + " is in use by another listener");
           continue;
         }
         ::unlink(path.c_str());  // left behind by a process that died
@@ -188,6 +189,8 @@ sdk::Result<std::unique_ptr<sdk::IListener>> UdsTransport::listen(
       if (rc != 0) {
         ::close(fd);
         if (bind_err == EADDRINUSE && spec.port == 0) continue;
+        if (bind_err == EADDRINUSE)
+          return Status::error(Errc::kUnavailable, path + " is in use by another listener");
         return Status::error(Errc::kIo, errno_text(("bind " + path).c_str(), bind_err));
       }
       // chmod rather than umask (process-wide, racy in a daemon); until it runs, the directory's

@@ -143,6 +143,72 @@ void add(const Target& t, const char* name, F body) {
                           });
 }
 
+/// The ABI 1.1 profile checks (ITransport::profile()), as cases of their own. A plugin whose
+/// descriptor declares ABI 1.0 has no profile() (the host gives it the defaults): skipped.
+inline void register_profile_cases(const Target& target) {
+  auto profile_of = [](Case& c, TransportProfile& out) {
+    const auto* d = c.target_.descriptor;
+    if (d != nullptr && d->abi_minor < 1) return false;
+    out = c.transport_->profile();
+    return true;
+  };
+
+  add(target, "ProfileHelpStartsWithASummaryLine",
+      [profile_of](Case& c) {
+        TransportProfile p;
+        if (!profile_of(c, p)) GTEST_SKIP() << "ABI 1.0 plugin: the host uses the default help";
+        const std::string first = p.help.substr(0, p.help.find('\n'));
+        EXPECT_FALSE(first.empty())
+            << "profile().help must start with a one-line summary: it is the transport's entry in "
+               "`thrum peer add` without --type";
+        EXPECT_TRUE(first.empty() || (first.front() != ' ' && first.back() != ' '))
+            << "the summary line must not start or end with spaces: \"" << first << "\"";
+        for (char ch : p.help)
+          EXPECT_TRUE(ch == '\n' || static_cast<unsigned char>(ch) >= 0x20)
+              << "help contains a control character (code " << static_cast<int>(ch) << ")";
+        const TransportProfile again = c.transport_->profile();
+        EXPECT_EQ(again.help, p.help) << "profile() must return the same value on every call";
+      });
+
+  add(target, "ProfileCredentialIsNamedAndItsEnvVariableIsValid", [profile_of](Case& c) {
+    TransportProfile p;
+    if (!profile_of(c, p)) GTEST_SKIP() << "ABI 1.0 plugin: no credential";
+    const CredentialSpec& cred = p.credential;
+    if (cred.name.empty()) {
+      EXPECT_TRUE(cred.env.empty() && cred.prompt.empty())
+          << "a credential without a name: set name (e.g. \"auth key\") or clear env/prompt";
+      return;
+    }
+    for (char ch : cred.name)
+      EXPECT_TRUE((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == ' ' || ch == '-')
+          << "credential name must be lowercase words (it starts error messages): " << cred.name;
+    if (!cred.env.empty()) {
+      const char f = cred.env.front();
+      EXPECT_TRUE((f >= 'A' && f <= 'Z') || f == '_')
+          << "env must start with A-Z or _: " << cred.env;
+      for (char ch : cred.env)
+        EXPECT_TRUE((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_')
+            << "env must be an environment variable name ([A-Z_][A-Z0-9_]*): " << cred.env;
+    }
+  });
+
+  add(target, "ProfileStateDirIsASafeRelativeName", [profile_of](Case& c) {
+    TransportProfile p;
+    if (!profile_of(c, p)) GTEST_SKIP() << "ABI 1.0 plugin: the host uses the transport id";
+    const std::string& dir = p.state_dir;
+    if (dir.empty()) return;  // the default: the transport id
+    EXPECT_LE(dir.size(), 64u) << "state_dir is too long: " << dir;
+    EXPECT_NE(dir.front(), '.') << "state_dir must not start with '.' (no \"..\", no hidden "
+                                   "names): "
+                                << dir;
+    for (char ch : dir)
+      EXPECT_TRUE((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.')
+          << "state_dir must be one directory name under .thrum/var/ ([A-Za-z0-9._-], no '/'): "
+          << dir;
+  });
+}
+
 }  // namespace detail
 
 /// Registers the suite's cases for `target`. `target` must outlive RUN_ALL_TESTS().
@@ -306,6 +372,8 @@ inline void register_tests(const Target& target) {
       EXPECT_FALSE(r.status().message.empty()) << "a failed resolve must say why";
     }
   });
+
+  detail::register_profile_cases(target);
 }
 
 }  // namespace thrum::sdk::conformance
