@@ -345,13 +345,12 @@ pid_t restart_under_callgrind(NamedRepo& r, const fs::path& out_dir, const char*
   return pid;
 }
 
-/// Sum of "totals:"/"summary:" Ir over the dumps named `prefix`.<pid>.<n> in `dir`.
+/// Sum of the "summary:" Ir over the dumps named <prefix>.<n> in `dir` (prefix: who.pid).
 double dumped_instructions(const fs::path& dir, const std::string& prefix) {
   double total = 0;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.rfind(prefix + ".", 0) != 0 || name.find('.', prefix.size() + 1) == std::string::npos)
-      continue;  // only the dumps (<prefix>.<pid>.<n>), not the final file at exit
+    if (name.rfind(prefix + ".", 0) != 0) continue;  // the dumps, not the file written at exit
     std::ifstream in(e.path());
     for (std::string line; std::getline(in, line);)
       if (line.rfind("summary:", 0) == 0 || line.rfind("totals:", 0) == 0) {
