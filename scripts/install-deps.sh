@@ -10,6 +10,11 @@ packages=(
   libgtest-dev libgmock-dev
   iproute2 tcpdump procps
 )
+# Optional: what the benchmarks compare against (tests/bench/anchors: Redis with AOF, and
+# valgrind for its callgrind mode). Only with --bench; nothing in the build or ctest needs them.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(redis-server valgrind)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

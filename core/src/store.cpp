@@ -14,7 +14,8 @@ namespace thrum::core {
 namespace {
 
 constexpr auto kGroupCommitWait = std::chrono::microseconds(1000);
-constexpr int kCheckpointPages = 1000;  // SQLite's default for its automatic checkpoint
+constexpr int kCheckpointPages = 1000;
+constexpr int kPageSize = 1024;  // SQLite's default for its automatic checkpoint
 
 // Version 1. Later versions append steps; a database newer than this binary is refused.
 constexpr const char* kSchemaV1 = R"sql(
@@ -82,10 +83,66 @@ CREATE TABLE IF NOT EXISTS message_map (
 CREATE UNIQUE INDEX IF NOT EXISTS message_map_remote ON message_map(peer, remote_id);
 )sql";
 
+// Version 2: per-recipient counts kept by triggers inside the transaction that changes a
+// delivery row, so message.list and team read one row instead of counting an inbox
+// (docs/design-decisions.md, "Inbox counts maintained in the write transaction").
+//   rows / rows_unread: every delivery row (queued ones too), and those without read_at
+//   inbox / inbox_unread: delivered rows only (what `inbox` shows), and those without read_at
+// Each trigger adds the new row's contribution and subtracts the old one's, whatever writes
+// the row; the backfill makes the counts of an existing database exact at migration.
+// Also: messages_thread goes. No statement looks messages up by thread_id (threads are joined
+// through the parent's message_id), so the index cost a page per message and served nothing.
+constexpr const char* kSchemaV2 = R"sql(
+DROP INDEX IF EXISTS messages_thread;
+CREATE TABLE IF NOT EXISTS inbox_counts (
+  recipient_id TEXT PRIMARY KEY,
+  rows INTEGER NOT NULL DEFAULT 0,
+  rows_unread INTEGER NOT NULL DEFAULT 0,
+  inbox INTEGER NOT NULL DEFAULT 0,
+  inbox_unread INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
+  SELECT recipient_id, count(*), sum(read_at IS NULL), sum(delivered_at IS NOT NULL),
+         sum(delivered_at IS NOT NULL AND read_at IS NULL)
+  FROM deliveries GROUP BY recipient_id;
+CREATE TRIGGER IF NOT EXISTS deliveries_count_insert AFTER INSERT ON deliveries BEGIN
+  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
+    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
+           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
+    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
+      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
+      inbox_unread = inbox_unread + excluded.inbox_unread;
+END;
+CREATE TRIGGER IF NOT EXISTS deliveries_count_delete AFTER DELETE ON deliveries BEGIN
+  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
+    inbox = inbox - (OLD.delivered_at IS NOT NULL),
+    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
+    WHERE recipient_id = OLD.recipient_id;
+END;
+CREATE TRIGGER IF NOT EXISTS deliveries_count_update
+AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries BEGIN
+  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
+    inbox = inbox - (OLD.delivered_at IS NOT NULL),
+    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
+    WHERE recipient_id = OLD.recipient_id;
+  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
+    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
+           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
+    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
+      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
+      inbox_unread = inbox_unread + excluded.inbox_unread;
+END;
+)sql";
+
 }  // namespace
 
 Store::Store(const std::filesystem::path& path, EventLoop& loop)
     : loop_(loop), writer_(path.string(), false, /*batch_wal_writes=*/true) {
+  // A new database gets 1 KiB pages: a message touches about a dozen B-tree pages (rows and
+  // index entries of a few dozen bytes each) and each goes to the WAL whole, so the page size
+  // is what a message costs on disk. Ignored for an existing database (WAL mode fixes the
+  // page size); docs/design-decisions.md, "Page size".
+  writer_.exec("PRAGMA page_size=" + std::to_string(kPageSize));
   writer_.exec("PRAGMA journal_mode=WAL");
   // FULL: a commit is on disk (WAL fsynced) before we acknowledge anything built on it.
   writer_.exec("PRAGMA synchronous=FULL");
@@ -114,19 +171,26 @@ Store::~Store() {
 }
 
 void Store::migrate() {
-  auto st = writer_.prepare("PRAGMA user_version");
-  st.step();
-  int version = static_cast<int>(st.integer(0));
+  int version = 0;
+  {
+    // Finalized before the steps run: DROP INDEX refuses while a statement is active.
+    auto st = writer_.prepare("PRAGMA user_version");
+    st.step();
+    version = static_cast<int>(st.integer(0));
+  }
   if (version > kSchemaVersion) {
     throw sql::Error("database schema version " + std::to_string(version) +
                      " is newer than this thrum understands (" + std::to_string(kSchemaVersion) +
                      "); upgrade thrum, or move var/thrum.db aside to start empty");
   }
-  if (version < 1) {
+  // Each step is one transaction: a crash mid-migration leaves the previous version intact.
+  const char* steps[] = {kSchemaV1, kSchemaV2};
+  static_assert(sizeof(steps) / sizeof(steps[0]) == kSchemaVersion);
+  for (int v = version + 1; v <= kSchemaVersion; ++v) {
     writer_.exec("BEGIN IMMEDIATE");
     try {
-      writer_.exec(kSchemaV1);
-      writer_.exec("PRAGMA user_version=1");
+      writer_.exec(steps[v - 1]);
+      writer_.exec("PRAGMA user_version=" + std::to_string(v));
       writer_.exec("COMMIT");
     } catch (...) {
       writer_.exec("ROLLBACK");

@@ -168,6 +168,34 @@ TEST_F(TwoAgents, InboxMarksOnlyWhatItShowed) {
   EXPECT_EQ(still, (std::set<std::string>{ids[0], ids[1], ids[2]}));
 }
 
+TEST_F(TwoAgents, InboxPagesFollowEachOtherThroughNextBefore) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(send("alice", "@bob", "p" + std::to_string(i)));
+  UnixRpcClient c(repo_.var() / "thrum.sock");
+  auto page = [&](const json& extra) {
+    json p = {{"caller_agent_id", "bob"}, {"limit", 2}, {"unread", false}, {"mark_read", false}};
+    p.update(extra);
+    return c.call("message.list", p);
+  };
+  std::vector<std::string> seen;
+  json cursor = json::object();
+  for (int n = 0; n < 5; ++n) {
+    auto r = page(cursor);
+    ASSERT_TRUE(r.contains("result")) << r.dump();
+    EXPECT_EQ(r["result"]["total"], 5) << "every page counts the whole inbox";
+    for (const auto& m : r["result"]["messages"]) seen.push_back(m["message_id"]);
+    if (!r["result"].contains("next_before")) break;
+    cursor = {{"before", r["result"]["next_before"]}};
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{ids[4], ids[3], ids[2], ids[1], ids[0]}));
+
+  auto bad = page({{"before", "msg_not_here"}});
+  ASSERT_TRUE(bad.contains("error")) << bad.dump();
+  EXPECT_EQ(bad["error"]["code"], -32602);
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("msg_not_here"), std::string::npos)
+      << bad.dump();
+}
+
 TEST_F(TwoAgents, MessageReadMarksChosenMessages) {
   const std::string a = send("alice", "@bob", "one");
   const std::string b = send("alice", "@bob", "two");

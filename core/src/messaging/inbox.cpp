@@ -54,17 +54,28 @@ void Inbox::get(const std::string& message_id, rpc::Respond respond) {
 }
 
 void Inbox::list(const std::string& agent, bool unread_only, bool mark_read, int64_t limit,
-                 rpc::Respond respond) {
+                 const std::optional<std::string>& before, rpc::Respond respond) {
+  std::optional<int64_t> before_seq;
+  if (before) {
+    before_seq = store::delivery_seq(store_.reader(), agent, *before);
+    if (!before_seq)
+      rpc::fail_params("before: " + *before + " is not in @" + agent +
+                       "'s inbox; pass the next_before of the previous page");
+  }
   const auto counts = store::inbox_counts(store_.reader(), agent);
   json messages = json::array();
   std::vector<std::string> to_mark;
-  for (auto& e : store::inbox_page(store_.reader(), agent, unread_only, limit)) {
+  auto page = store::inbox_page(store_.reader(), agent, unread_only, limit, before_seq);
+  for (auto& e : page) {
     json j = message_json(e.message);
     j["is_read"] = e.is_read;
     if (!e.is_read) to_mark.push_back(e.message.message_id);
     messages.push_back(std::move(j));
   }
   json result = {{"messages", messages}, {"total", counts.total}, {"unread", counts.unread}};
+  // A full page may have more below it: its last id is the cursor of the next one.
+  if (limit > 0 && static_cast<int64_t>(page.size()) == limit)
+    result["next_before"] = page.back().message.message_id;
   if (!mark_read || to_mark.empty()) {
     respond(result);
     return;

@@ -4,6 +4,7 @@
 // Marks of messages that came from a peer are reported to the router (read receipts).
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,9 @@ class Inbox {
   Inbox(const Inbox&) = delete;
   Inbox& operator=(const Inbox&) = delete;
 
+  /// Newest first; `before` (a message id from `next_before`) starts below it (keyset paging).
   void list(const std::string& agent, bool unread_only, bool mark_read, int64_t limit,
-            rpc::Respond respond);
+            const std::optional<std::string>& before, rpc::Respond respond);
   /// `ids` (or everything when `all`) read for `agent`.
   void mark_read(const std::string& agent, const std::vector<std::string>& ids, bool all,
                  rpc::Respond respond);

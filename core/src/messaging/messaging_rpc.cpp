@@ -120,7 +120,7 @@ void Messaging::register_methods(rpc::Dispatcher& d) {
     const Agent& a = caller(p);
     rpc::Params params(p);
     inbox_->list(a.agent_id, params.flag("unread"), params.flag("mark_read"), list_limit(params),
-                 std::move(r));
+                 params.opt_str("before"), std::move(r));
   });
 
   d.add("message.markRead", [this, caller](const json& p, const rpc::CallContext&, rpc::Respond r) {

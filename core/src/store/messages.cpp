@@ -1,5 +1,8 @@
 #include "store/messages.hpp"
 
+#include <cstdint>
+#include <limits>
+
 #include "thrum/core/sqlite.hpp"
 
 namespace thrum::core::store {
@@ -220,41 +223,52 @@ std::vector<RecipientState> recipient_states(sql::Db& reader, const std::string&
 }
 
 InboxCounts inbox_counts(sql::Db& reader, const std::string& agent) {
-  auto c = reader.cached(
-      "SELECT count(*), coalesce(sum(read_at IS NULL), 0) FROM deliveries WHERE recipient_id=?1 "
-      "AND delivered_at IS NOT NULL");
+  // One row of the counts the triggers keep (schema v2), never a scan of the inbox.
+  auto c = reader.cached("SELECT inbox, inbox_unread FROM inbox_counts WHERE recipient_id=?1");
   c.bind(1, agent);
-  c.step();
+  if (!c.step()) return {};
   return {c.integer(0), c.integer(1)};
 }
 
 std::map<std::string, InboxCounts> all_inbox_counts(sql::Db& reader) {
   std::map<std::string, InboxCounts> out;
-  auto st = reader.cached(
-      "SELECT recipient_id, count(*), sum(read_at IS NULL) FROM deliveries GROUP BY recipient_id");
+  auto st =
+      reader.cached("SELECT recipient_id, rows, rows_unread FROM inbox_counts WHERE rows > 0");
   while (st.step()) out[st.text(0)] = {st.integer(1), st.integer(2)};
   return out;
 }
 
 std::vector<InboxEntry> inbox_page(sql::Db& reader, const std::string& agent, bool unread_only,
-                                   int64_t limit) {
+                                   int64_t limit, std::optional<int64_t> before_seq) {
+  // Keyset pagination: the next page starts below the last seq shown, one index range on
+  // deliveries' primary key (recipient_id, seq) whatever the page number.
   auto st = unread_only ? reader.cached(
                               "SELECT d.read_at, m.seq, m.message_id, m.thread_id, m.reply_to, "
                               "m.author_id, m.body, m.format, m.audience, m.created_at, "
                               "m.origin_daemon, m.origin_message_id FROM deliveries d "
                               "JOIN messages m ON m.seq = d.seq WHERE d.recipient_id=?1 AND "
-                              "d.read_at IS NULL AND d.delivered_at IS NOT NULL "
+                              "d.seq < ?3 AND d.read_at IS NULL AND d.delivered_at IS NOT NULL "
                               "ORDER BY d.seq DESC LIMIT ?2")
                         : reader.cached(
                               "SELECT d.read_at, m.seq, m.message_id, m.thread_id, m.reply_to, "
                               "m.author_id, m.body, m.format, m.audience, m.created_at, "
                               "m.origin_daemon, m.origin_message_id FROM deliveries d "
                               "JOIN messages m ON m.seq = d.seq WHERE d.recipient_id=?1 AND "
-                              "d.delivered_at IS NOT NULL ORDER BY d.seq DESC LIMIT ?2");
-  st.bind(1, agent).bind(2, limit);
+                              "d.seq < ?3 AND d.delivered_at IS NOT NULL "
+                              "ORDER BY d.seq DESC LIMIT ?2");
+  st.bind(1, agent).bind(2, limit).bind(3,
+                                        before_seq.value_or(std::numeric_limits<int64_t>::max()));
   std::vector<InboxEntry> out;
   while (st.step()) out.push_back(InboxEntry{!st.is_null(0), read_message(st, 1)});
   return out;
+}
+
+std::optional<int64_t> delivery_seq(sql::Db& reader, const std::string& agent,
+                                    const std::string& message_id) {
+  auto st = reader.cached("SELECT seq FROM deliveries WHERE message_id=?1 AND recipient_id=?2");
+  st.bind(1, message_id).bind(2, agent);
+  if (!st.step()) return std::nullopt;
+  return st.integer(0);
 }
 
 int64_t mark_read(sql::Db& db, const std::string& agent, const std::vector<std::string>& ids,

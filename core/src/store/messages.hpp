@@ -58,16 +58,20 @@ std::vector<RecipientState> recipient_states(sql::Db& reader, const std::string&
 struct InboxCounts {
   int64_t total = 0, unread = 0;
 };
+/// Delivered messages and unread ones in `agent`'s inbox: one row read, never a count.
 InboxCounts inbox_counts(sql::Db& reader, const std::string& agent);
-/// {total, unread} per recipient, for `team`.
+/// {total, unread} per recipient over every delivery row (queued ones too), for `team`.
 std::map<std::string, InboxCounts> all_inbox_counts(sql::Db& reader);
 struct InboxEntry {
   bool is_read = false;
   StoredMessage message;
 };
-/// Newest first.
+/// Newest first; with `before_seq`, only deliveries older than it (the next page).
 std::vector<InboxEntry> inbox_page(sql::Db& reader, const std::string& agent, bool unread_only,
-                                   int64_t limit);
+                                   int64_t limit, std::optional<int64_t> before_seq = {});
+/// The seq of `message_id` in `agent`'s inbox (a page cursor), or nullopt if not delivered there.
+std::optional<int64_t> delivery_seq(sql::Db& reader, const std::string& agent,
+                                    const std::string& message_id);
 /// Marks `ids` read for `agent`; `newly_read` gets those that were unread, `unknown` those not in
 /// its inbox. Returns how many were marked.
 int64_t mark_read(sql::Db& db, const std::string& agent, const std::vector<std::string>& ids,

@@ -45,6 +45,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_common.hpp"
+#include "peers/peer_setup.hpp"
 #include "support/helpers.hpp"
 #include "support/process.hpp"
 #include "support/rpc_socket.hpp"
@@ -53,58 +54,11 @@
 namespace thrum::bench {
 namespace {
 
-/// A temp repo named `name` (the peer name defaults to the dir name) with a running daemon.
-class NamedRepo {
- public:
-  explicit NamedRepo(const std::string& name) {
-    std::string tmpl = (fs::temp_directory_path() / "thrum-bench-peers-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    base_ = tmpl;
-    root_ = base_ / name;
-    fs::create_directories(root_);
-    must({"init"});
-    must({"daemon", "start"});
-  }
-  ~NamedRepo() {
-    test::run_thrum({"daemon", "stop"}, root_);
-    std::error_code ec;
-    if (!::getenv("THRUM_BENCH_KEEP")) fs::remove_all(base_, ec);
-  }
-  const fs::path& root() const { return root_; }
-  fs::path var() const { return root_ / ".thrum" / "var"; }
-  fs::path sock() const { return var() / "thrum.sock"; }
-  test::RunResult must(const std::vector<std::string>& args,
-                       const std::map<std::string, std::string>& env = {}) const {
-    auto r = test::run_thrum(args, root_, env);
-    if (r.exit_code != 0) {
-      std::string a;
-      for (const auto& x : args) a += " " + x;
-      throw std::runtime_error("thrum" + a + " failed: " + r.out + r.err);
-    }
-    return r;
-  }
-  int pid() const {
-    auto doc = test::parse_json(test::slurp(var() / "thrum.pid"));
-    return doc.is_object() ? doc.value("pid", -1) : -1;
-  }
-
- private:
-  fs::path base_, root_;
-};
-
 long rss_kib(int pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(in, line);)
     if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
   return -1;
-}
-
-int64_t total_for(test::UnixRpcClient& c, const std::string& agent) {
-  auto r =
-      c.call("message.list",
-             {{"caller_agent_id", agent}, {"limit", 1}, {"unread", false}, {"mark_read", false}});
-  if (!r.contains("result")) throw std::runtime_error("message.list failed: " + r.dump());
-  return r["result"].value("total", int64_t{-1});
 }
 
 /// Per thread name: CPU time (user + system, seconds) and how many times it was scheduled in
@@ -174,24 +128,6 @@ int64_t store_unsynced(test::UnixRpcClient& c) {
   return r["result"]["store"].value("unsynced_commits", int64_t{0});
 }
 
-std::string peer_state(const NamedRepo& r, const std::string& peer) {
-  auto doc = test::parse_json(test::run_thrum({"--json", "peer", "status"}, r.root()).out);
-  if (doc.is_array())
-    for (const auto& p : doc)
-      if (p.value("name", "") == peer) return p.value("state", "");
-  return "";
-}
-
-void pair(NamedRepo& listener, NamedRepo& dialer) {
-  auto add = test::start_peer_add(listener.root(), "local");
-  auto code = test::wait_for_peercode(*add);
-  if (!code) throw std::runtime_error("peer add printed no peercode: " + add->out() + add->err());
-  dialer.must({"peer", "join", "--type", "local", "--peercode", *code, "--repo-path",
-               listener.root().string()});
-  auto r = add->wait(std::chrono::seconds(30));
-  if (r.exit_code != 0) throw std::runtime_error("peer add failed: " + r.out + r.err);
-}
-
 /// "8,16,32" -> {8, 16, 32}; every count must be a positive number.
 std::vector<int> parse_counts(const std::string& list) {
   std::vector<int> out;
@@ -208,15 +144,6 @@ std::vector<int> parse_counts(const std::string& list) {
 void print_summary(const char* label, const Summary& s) {
   std::printf("%-34s p50 %.3f ms  p90 %.3f ms  p99 %.3f ms  max %.3f ms  mean %.3f ms\n", label,
               s.median, s.p90, s.p99, s.max, s.mean);
-}
-
-/// main's queue for api (peer.list "queued": outbox rows not yet acknowledged by api).
-int64_t queued_for_api(test::UnixRpcClient& main_client) {
-  auto r = main_client.call("peer.list", json::object());
-  if (!r.contains("result")) throw std::runtime_error("peer.list failed: " + r.dump());
-  for (const auto& p : r["result"]["peers"])
-    if (p.value("name", "") == "api") return p.value("queued", int64_t{-1});
-  throw std::runtime_error("peer api is not in main's peer.list");
 }
 
 /// How the end of a run is detected: main's queue for api is empty once every send has

@@ -72,7 +72,7 @@ class Store {
   };
   Stats stats() const;
 
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
  private:
   struct Pending {
