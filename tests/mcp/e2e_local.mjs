@@ -100,7 +100,7 @@ try {
     assert.ok(inbox.messages.some((x) => x.message_id === m.message_id));
   });
 
-  await check('push: a broadcast to @everyone reaches bob too, not alice\'s own session', async () => {
+  await check('push: a broadcast to @everyone is pushed to the other agents', async () => {
     const alice = await open('alice');
     const m = repo.json('bob', ['send', 'standup in 5', '--to', '@everyone']);
     const n = await alice.next((x) => x.method === 'notifications/claude/channel' && x.params.meta.message_id === m.message_id);

@@ -116,6 +116,7 @@ export function rawServe(repo, env, input, timeoutMs = 10000) {
     p.stderr.on('data', (d) => { err += d; });
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('close', (code) => { clearTimeout(t); resolve({ code, out, err }); });
+    p.stdin.on('error', () => {});  // it may exit (refusing to start) before reading
     p.stdin.end(input);
   });
 }
