@@ -198,6 +198,23 @@ try {
     assert.ok(r.structuredContent.messages.some((x) => x.message_id === m.message_id && x.body === 'while you were out'),
       JSON.stringify(r.structuredContent));
   });
+  await check('push survives a daemon restart (the server resubscribes)', async () => {
+    const c = await open('bob');
+    repo.stop();
+    repo.start();
+    // The server notices within a second and resubscribes; until then messages wait in the
+    // inbox. Send until one is pushed (each attempt is a real message; none is lost).
+    let pushed = null;
+    for (let i = 0; i < 40 && !pushed; i++) {
+      const m = repo.json('alice', ['send', `after restart ${i}`, '--to', '@bob']);
+      pushed = await c.next((x) => x.method === 'notifications/claude/channel' &&
+        x.params.meta.message_id === m.message_id, 500).catch(() => null);
+    }
+    assert.ok(pushed, `no push after the restart; server stderr: ${c.stderr()}`);
+    assert.match(c.stderr(), /push connection to the daemon restored/);
+    const r = await tool(c, 'check_messages', { peek: true, limit: 100 });
+    assert.ok(!r.isError, JSON.stringify(r));
+  });
 } finally {
   for (const c of clients) await c.client.close().catch(() => {});
   repo.stop();
