@@ -11,7 +11,7 @@ constexpr int kInvalidRequest = -32600;
 constexpr int kMethodNotFound = -32601;
 constexpr int kInvalidParams = -32602;
 constexpr int kInternalError = -32603;
-constexpr int kNotInitialized = -32002;
+constexpr int kResourceNotFound = -32002;  // MCP's code for an unknown resource
 
 constexpr const char* kInstructions =
     "Thrum delivers messages from other agents (this repo, other repos, other machines). New "
@@ -114,7 +114,7 @@ void Session::handle_request(const json& id, const std::string& method, const js
     return;
   }
   if (!initialized_) {
-    reply_error(id, kNotInitialized, "not initialized: send initialize first");
+    reply_error(id, kInvalidRequest, "not initialized: send initialize first");
     return;
   }
   if (method == "tools/list") {
@@ -148,7 +148,14 @@ void Session::handle_request(const json& id, const std::string& method, const js
     return;
   }
   if (method == "resources/read") {
-    reply(id, read_resource(params));
+    auto u = params.find("uri");
+    if (u == params.end() || !u->is_string() || u->get<std::string>() != kInboxUri) {
+      reply_error(
+          id, kResourceNotFound,
+          std::string("resources/read: unknown resource (the only one is ") + kInboxUri + ")");
+      return;
+    }
+    reply(id, read_resource());
     return;
   }
   if (method == "resources/subscribe" || method == "resources/unsubscribe") {
@@ -183,10 +190,7 @@ json Session::initialize(const json& params) {
               {"instructions", std::string(kInstructions) + " You are @" + tools_.agent() + "."}};
 }
 
-json Session::read_resource(const json& params) {
-  auto u = params.find("uri");
-  if (u == params.end() || !u->is_string() || u->get<std::string>() != kInboxUri)
-    throw std::runtime_error(std::string("unknown resource (the only one is ") + kInboxUri + ")");
+json Session::read_resource() {
   json snapshot = tools_.unread_snapshot();
   return json{{"contents", json::array({{{"uri", kInboxUri},
                                          {"mimeType", "application/json"},

@@ -48,7 +48,7 @@ class Session {
  private:
   void handle_request(const json& id, const std::string& method, const json& params);
   json initialize(const json& params);
-  json read_resource(const json& params);
+  json read_resource();
   void reply(const json& id, json result);
   void reply_error(const json& id, int code, const std::string& message);
 

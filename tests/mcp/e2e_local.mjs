@@ -186,6 +186,9 @@ try {
       assert.equal(r.isError, true, `${name} ${JSON.stringify(args)}: ${JSON.stringify(r)}`);
       assert.match(r.content[0].text, re);
     }
+    // An unknown resource is MCP's "resource not found" (-32002).
+    await assert.rejects(bob.client.readResource({ uri: 'thrum://nope' }),
+      (e) => e.code === -32002 && /unknown resource/.test(e.message));
     // The server is still there.
     assert.deepEqual(await bob.client.ping(), {});
   });

@@ -214,7 +214,7 @@ TEST(McpSession, RefusesBadLinesWithoutStopping) {
   ASSERT_EQ(w.sent.size(), 6u);
   EXPECT_EQ(w.sent[0]["error"]["code"], -32700);
   EXPECT_EQ(w.sent[1]["error"]["code"], -32700);
-  EXPECT_EQ(w.sent[2]["error"]["code"], -32002);
+  EXPECT_EQ(w.sent[2]["error"]["code"], -32600);
   EXPECT_EQ(w.sent[3]["id"], 1);
   EXPECT_EQ(w.sent[4]["error"]["code"], -32601);
   EXPECT_EQ(w.sent[5]["error"]["code"], -32602);
