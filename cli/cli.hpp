@@ -51,5 +51,6 @@ void add_daemon_commands(CLI::App& app, Context& ctx);
 void add_messaging_commands(CLI::App& app, Context& ctx);
 void add_plugins_commands(CLI::App& app, Context& ctx);
 void add_peer_commands(CLI::App& app, Context& ctx);
+void add_mcp_commands(CLI::App& app, Context& ctx);
 
 }  // namespace thrum::cli

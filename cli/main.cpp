@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   add_daemon_commands(app, ctx);
   add_messaging_commands(app, ctx);
   add_peer_commands(app, ctx);
+  add_mcp_commands(app, ctx);
 #ifdef THRUM_HAVE_PLUGINS_CLI
   add_plugins_commands(app, ctx);
 #endif

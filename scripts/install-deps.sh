@@ -23,8 +23,35 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The MCP end-to-end tests (tests/mcp) drive `thrum mcp serve` with the official MCP
+# TypeScript SDK, pinned by tests/mcp/package-lock.json. `npm ci` runs only when the lockfile
+# changed since the last install (its hash is kept in node_modules), so the tests run offline
+# once it is installed.
+npm_deps() {
+  local dir lock stamp want
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/mcp"
+  lock="$dir/package-lock.json"
+  stamp="$dir/node_modules/.thrum-lock-sha256"
+  [ -f "$lock" ] || return 0
+  want="$(sha256sum "$lock" | cut -d' ' -f1)"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    echo "install-deps: tests/mcp node modules match package-lock.json"
+    return 0
+  fi
+  echo "install-deps: npm ci in tests/mcp (package-lock.json changed)"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
+}
+
+# node and npm for the MCP tests: any install will do (e.g. NodeSource's nodejs, which
+# bundles npm and conflicts with Debian's npm package); Debian's packages otherwise.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  missing+=(nodejs npm)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  npm_deps
   exit 0
 fi
 
@@ -37,3 +64,4 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+npm_deps

@@ -81,9 +81,47 @@ class Session : public std::enable_shared_from_this<Session> {
       auto s = weak.lock();
       return s && !s->closed_ && !s->hung_up();
     };
+    add_push(ctx, weak);
     dispatcher_.handle(line, ctx, [weak](std::string response) {
       if (auto s = weak.lock()) s->write(std::move(response), false);
     });
+  }
+
+ public:
+  /// A session some method will push to later (message.subscribe): busy, not idle.
+  bool subscribed() const { return subscribed_; }
+
+ private:
+  // -- Push (message.subscribe) -------------------------------------------------------------
+  // Notifications share the outgoing queue with answers, so one async_write is in flight at a
+  // time. The queue of pushes is bounded: a subscriber that stops reading is disconnected
+  // rather than buffered without limit.
+  static constexpr size_t kMaxQueuedPushes = 4096;
+  static constexpr size_t kMaxQueuedPushBytes = 8u << 20;
+
+  static void add_push(rpc::CallContext& ctx, const std::weak_ptr<Session>& weak) {
+    ctx.push = [weak](std::string line) {
+      auto s = weak.lock();
+      return s && s->push(std::move(line));
+    };
+    ctx.hold = [weak] {
+      if (auto s = weak.lock()) s->subscribed_ = true;
+    };
+  }
+
+  bool push(std::string line) {
+    if (closed_ || hung_up()) return false;
+    if (queued_pushes_ + 1 > kMaxQueuedPushes ||
+        queued_push_bytes_ + line.size() > kMaxQueuedPushBytes) {
+      spdlog::warn("rpc subscriber is not reading, disconnecting queued_notifications={}",
+                   queued_pushes_);
+      close();
+      return false;
+    }
+    ++queued_pushes_;
+    queued_push_bytes_ += line.size() + 1;
+    enqueue(std::move(line), Then::kPushed);
+    return true;
   }
 
   /// Whether the client closed its end. Nothing reads while a request is being answered, so a
@@ -94,28 +132,61 @@ class Session : public std::enable_shared_from_this<Session> {
     return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)) != 0;
   }
 
+  /// What to do once an outgoing line is written.
+  enum class Then { kReadNext, kClose, kPushed };
+
   void write(std::string response, bool then_close) {
-    if (closed_) return;
-    response += '\n';
-    auto self = shared_from_this();
-    auto data = std::make_shared<std::string>(std::move(response));
-    asio::async_write(sock_, asio::buffer(*data),
-                      [self, data, then_close](boost::system::error_code ec, std::size_t) {
-                        if (ec || then_close) {
-                          self->close();
-                          return;
-                        }
-                        // Requests on one connection are answered strictly in order: read the
-                        // next only after this answer is out.
-                        self->read_next();
-                      });
+    enqueue(std::move(response), then_close ? Then::kClose : Then::kReadNext);
   }
+
+  void enqueue(std::string line, Then then) {
+    if (closed_) return;
+    line += '\n';
+    out_.push_back(Outgoing{std::move(line), then});
+    if (!writing_) write_front();
+  }
+
+  void write_front() {
+    writing_ = true;
+    auto self = shared_from_this();
+    asio::async_write(sock_, asio::buffer(out_.front().data),
+                      [self](boost::system::error_code ec, std::size_t) { self->on_written(ec); });
+  }
+
+  void on_written(boost::system::error_code ec) {
+    writing_ = false;
+    Outgoing done = std::move(out_.front());
+    out_.pop_front();
+    if (done.then == Then::kPushed) {
+      --queued_pushes_;
+      queued_push_bytes_ -= done.data.size();
+    }
+    if (closed_) return;
+    if (ec || done.then == Then::kClose) {
+      close();
+      return;
+    }
+    // Requests on one connection are answered strictly in order: read the next only after
+    // this answer is out.
+    if (done.then == Then::kReadNext) read_next();
+    if (!out_.empty() && !writing_ && !closed_) write_front();
+  }
+
+  struct Outgoing {
+    std::string data;
+    Then then;
+  };
 
   local::socket sock_;
   const rpc::Dispatcher& dispatcher_;
   std::function<void(Session*)> on_close_;
   std::string buf_;
   bool closed_ = false;
+  std::deque<Outgoing> out_;
+  bool writing_ = false;
+  bool subscribed_ = false;
+  size_t queued_pushes_ = 0;
+  size_t queued_push_bytes_ = 0;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "messaging/agent_directory.hpp"
 #include "messaging/inbox.hpp"
 #include "messaging/message_service.hpp"
+#include "messaging/subscriptions.hpp"
 #include "messaging/waiters.hpp"
 
 namespace thrum::core {
@@ -17,6 +18,12 @@ Messaging::Messaging(Options opts, Store& store, EventLoop& loop)
   service_ = std::make_unique<messaging::MessageService>(store_, *agents_, *waiters_, router_,
                                                          opts_.max_body_bytes);
   inbox_ = std::make_unique<messaging::Inbox>(store_, router_);
+  subscriptions_ = std::make_unique<messaging::Subscriptions>([this](const StoredMessage& m) {
+    json j = messaging::Inbox::message_json(m);
+    j["recipients"] = inbox_->recipient_states(m.message_id);
+    return j;
+  });
+  service_->on_message([this](const StoredMessage& m) { subscriptions_->announce(m); });
 }
 
 Messaging::~Messaging() = default;

@@ -3,6 +3,7 @@
 #include "messaging/agent_directory.hpp"
 #include "messaging/inbox.hpp"
 #include "messaging/message_service.hpp"
+#include "messaging/subscriptions.hpp"
 #include "messaging/waiters.hpp"
 #include "store/messages.hpp"
 #include "thrum/core/ids.hpp"
@@ -149,6 +150,23 @@ void Messaging::register_methods(rpc::Dispatcher& d) {
         params.opt_str("after").value_or(rfc3339(Clock::now() - std::chrono::seconds(1)));
     waiters_->wait(a.agent_id, timeout_ms, after, std::move(r));
   });
+
+  // After the answer, the connection receives `message.received` for each new message
+  // addressed to the caller, until it closes (Unix socket only: the connection must be able to
+  // carry notifications).
+  d.add(
+      "message.subscribe",
+      [this, caller](const json& p, const rpc::CallContext& ctx, rpc::Respond r) {
+        const Agent& a = caller(p);
+        if (!ctx.push)
+          rpc::fail(
+              "message.subscribe needs a connection that can carry notifications "
+              "(use the daemon's Unix socket)");
+        subscriptions_->add(a.agent_id, ctx.push, ctx.alive);
+        if (ctx.hold) ctx.hold();
+        r(json{{"subscribed", true}, {"agent_id", a.agent_id}});
+      },
+      rpc::Dispatcher::kUnix);
 }
 
 }  // namespace thrum::core

@@ -64,6 +64,13 @@ struct CallContext {
   Channel channel = Channel::kUnix;
   /// False once the caller's connection has closed; long-polls use it to give up early.
   std::function<bool()> alive = [] { return true; };
+  /// Connections that can carry notifications after the answer (the Unix socket; null
+  /// elsewhere): queues one notification line, false once the connection is gone or was
+  /// dropped because it stopped reading. Loop thread.
+  std::function<bool(std::string)> push;
+  /// Called by a method that will push later (`message.subscribe`): the connection is then
+  /// busy, never idle, while it stays open.
+  std::function<void()> hold;
 };
 
 using Respond = std::function<void(Outcome)>;

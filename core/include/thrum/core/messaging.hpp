@@ -23,6 +23,7 @@ namespace messaging {
 class AgentDirectory;
 class Inbox;
 class MessageService;
+class Subscriptions;
 class Waiters;
 }  // namespace messaging
 
@@ -105,6 +106,7 @@ class Messaging {
   std::unique_ptr<messaging::Waiters> waiters_;
   std::unique_ptr<messaging::MessageService> service_;
   std::unique_ptr<messaging::Inbox> inbox_;
+  std::unique_ptr<messaging::Subscriptions> subscriptions_;
 };
 
 }  // namespace thrum::core
