@@ -41,7 +41,8 @@ class Conn {
     } else {
       auto port = read_ws_port(repo.var());
       if (!port) throw std::runtime_error("no ws.port");
-      ws_ = std::make_unique<WsRpcClient>(*port, ws_auth(repo.var(), "probe"));
+      // "ghost" is never registered: the tests that name a caller use it.
+      ws_ = std::make_unique<WsRpcClient>(*port, ws_auth(repo.var(), "ghost"));
     }
   }
   json roundtrip(const std::string& text) {

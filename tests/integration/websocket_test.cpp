@@ -195,8 +195,7 @@ TEST_F(WebSocket, OriginIsComparedExactly) {
 
 TEST_F(WebSocket, TheSecretIsPrivateToTheDaemonsUserAndNewAtEveryStart) {
   const auto path = repo_.var() / "ws.secret";
-  EXPECT_EQ(std::filesystem::status(path).permissions() & std::filesystem::perms::all,
-            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(file_mode(path), 0600);
   const std::string before = as("bob").secret;
   repo_.stop_daemon();
   repo_.start_daemon();
