@@ -15,16 +15,20 @@
 
 #include <spdlog/spdlog.h>
 
+#include "client_secret.hpp"
 #include "peers/peer_link.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/daemon_lock.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
+#include "thrum/core/incidents.hpp"
 #include "thrum/core/json_rpc.hpp"
+#include "thrum/core/log_throttle.hpp"
 #include "thrum/core/logging.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/peer_manager.hpp"
 #include "thrum/core/runtime_files.hpp"
+#include "thrum/core/server_limits.hpp"
 #include "thrum/core/store.hpp"
 #include "thrum/core/unix_rpc_server.hpp"
 #include "thrum/core/ws_server.hpp"
@@ -82,6 +86,35 @@ std::optional<unsigned short> env_port(const char* name, std::string& error) {
     return std::nullopt;
   }
   return static_cast<unsigned short>(n);
+}
+
+json incidents_json() {
+  json out = json::object();
+  for (unsigned k = 0; k < static_cast<unsigned>(Incident::kCount_); ++k) {
+    const auto kind = static_cast<Incident>(k);
+    out[std::string(incident_name(kind))] = Incidents::global().count(kind);
+  }
+  return out;
+}
+
+/// Runs the loop until it is stopped. An exception that reaches it (a completion handler that
+/// threw) is logged, counted and the loop carries on: no input may stop the daemon.
+void run_event_loop(asio::io_context& ioc) {
+  LogThrottle throttle;
+  for (;;) {
+    try {
+      ioc.run();
+      return;
+    } catch (const std::exception& e) {
+      count_incident(Incident::kEventLoopException);
+      if (auto n = throttle.admit())
+        spdlog::error("event loop caught an exception error=\"{}\" occurrences={}", e.what(), n);
+    } catch (...) {
+      count_incident(Incident::kEventLoopException);
+      if (auto n = throttle.admit())
+        spdlog::error("event loop caught a non-standard exception occurrences={}", n);
+    }
+  }
 }
 
 }  // namespace
@@ -154,6 +187,13 @@ int run_daemon(const DaemonOptions& opts) {
     }
     return 1;
   }
+  std::vector<std::string> limit_errors;
+  const ServerLimits limits = server_limits(config, limit_errors);
+  for (const auto& e : limit_errors) {
+    spdlog::error("config invalid: {}", e);
+    startup_error(paths.config.string() + ": " + e);
+  }
+  if (!limit_errors.empty()) return 1;
   std::string port_error;
   auto env_ws = env_port("THRUM_WS_PORT", port_error);
   if (!port_error.empty()) {
@@ -222,10 +262,22 @@ int run_daemon(const DaemonOptions& opts) {
   messaging.set_router(peers.get());
   peers->register_methods(dispatcher);
 
-  WsServer ws(ioc, dispatcher);
+  WsServer::Options ws_opts;
+  try {
+    ws_opts.client_secret = create_client_secret(paths.var / "ws.secret");
+  } catch (const std::exception& e) {
+    spdlog::error("cannot write the ws client secret error=\"{}\"", e.what());
+    startup_error(e.what());
+    return 1;
+  }
+  ws_opts.max_connections = limits.max_connections;
+  WsServer ws(ioc, dispatcher, std::move(ws_opts));
   ws.set_peer_handler(
       [&peers](std::unique_ptr<PeerUpgrade> up) { peers->handle_upgrade(std::move(up)); });
-  UnixRpcServer unix_server(ioc, paths.sock, dispatcher);
+  UnixRpcServer unix_server(
+      ioc, paths.sock, dispatcher,
+      UnixRpcServer::Options{limits.max_connections,
+                             std::chrono::milliseconds(limits.unix_idle_timeout)});
   unsigned short ws_port = 0;
 
   dispatcher.add("health", [&](const json&, const rpc::CallContext&, rpc::Respond respond) {
@@ -249,6 +301,7 @@ int run_daemon(const DaemonOptions& opts) {
                  {"ws_port", ws_port},
                  {"ws_clients", ws.client_count()},
                  {"problems", problems},
+                 {"incidents", incidents_json()},
                  {"transports", transports},
                  {"peers", peers->summary()},
                  {"store",
@@ -265,8 +318,11 @@ int run_daemon(const DaemonOptions& opts) {
   });
 
   messaging.on_message([&ws](const StoredMessage& m) {
-    if (ws.client_count() > 0)  // the params cost a few allocations per message
-      ws.broadcast("notification.message", Messaging::notification_params(m));
+    if (ws.client_count() == 0) return;  // the params cost a few allocations per message
+    // Only the agents the message concerns: its recipients and its author.
+    std::vector<std::string> audience = m.recipients;
+    audience.push_back(m.author_id);
+    ws.notify_agents("notification.message", Messaging::notification_params(m), audience);
   });
 
   try {
@@ -303,7 +359,7 @@ int run_daemon(const DaemonOptions& opts) {
     ioc.stop();
   });
 
-  ioc.run();
+  run_event_loop(ioc);
 
   // Everything queued is committed before the pid file and lock go away.
   peers->shutdown();

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
 #include <set>
@@ -13,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "accept_guard.hpp"
 #include "thrum/core/json_rpc.hpp"
 
 namespace thrum::core {
@@ -22,16 +24,25 @@ using local = asio::local::stream_protocol;
 
 namespace {
 
+using SlotPtr = std::unique_ptr<ConnectionSlots::Slot>;
+
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(local::socket sock, const rpc::Dispatcher& d, std::function<void(Session*)> on_close)
-      : sock_(std::move(sock)), dispatcher_(d), on_close_(std::move(on_close)) {}
+  Session(local::socket sock, const rpc::Dispatcher& d, std::function<void(Session*)> on_close,
+          SlotPtr slot, std::chrono::milliseconds idle_timeout)
+      : sock_(std::move(sock)),
+        dispatcher_(d),
+        on_close_(std::move(on_close)),
+        slot_(std::move(slot)),
+        idle_timeout_(idle_timeout),
+        idle_timer_(sock_.get_executor()) {}
 
   void start() { read_next(); }
 
   void close() {
     if (closed_) return;
     closed_ = true;
+    idle_timer_.cancel();
     boost::system::error_code ec;
     sock_.shutdown(local::socket::shutdown_both, ec);
     sock_.close(ec);
@@ -44,14 +55,31 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   void read_next() {
     if (closed_) return;
+    arm_idle_timer();
     auto self = shared_from_this();
     asio::async_read_until(
         sock_, asio::dynamic_buffer(buf_, UnixRpcServer::kMaxLineBytes + 1), '\n',
         [self](boost::system::error_code ec, std::size_t n) { self->on_line(ec, n); });
   }
 
+  /// Waiting for a request: the connection is idle until one arrives. (Requests are answered
+  /// one at a time and nothing is read meanwhile, so this never runs while one is in flight.)
+  void arm_idle_timer() {
+    // A subscribed session waits for pushes, not requests: it is never idle.
+    if (idle_timeout_.count() <= 0 || subscribed_) return;
+    idle_timer_.expires_after(idle_timeout_);
+    std::weak_ptr<Session> weak = shared_from_this();
+    idle_timer_.async_wait([weak](boost::system::error_code ec) {
+      auto s = weak.lock();
+      if (ec || !s || s->closed_) return;
+      spdlog::debug("rpc connection idle, closing idle_timeout_ms={}", s->idle_timeout_.count());
+      s->close();
+    });
+  }
+
   void on_line(boost::system::error_code ec, std::size_t n) {
     if (closed_) return;
+    idle_timer_.cancel();  // a request (or the end of the connection) arrived
     if (ec == asio::error::not_found) {
       // The line grew past the limit without a newline: refuse and hang up.
       spdlog::warn("rpc line too long, closing connection limit_bytes={}",
@@ -180,6 +208,9 @@ class Session : public std::enable_shared_from_this<Session> {
   local::socket sock_;
   const rpc::Dispatcher& dispatcher_;
   std::function<void(Session*)> on_close_;
+  SlotPtr slot_;
+  std::chrono::milliseconds idle_timeout_;
+  asio::steady_timer idle_timer_;
   std::string buf_;
   bool closed_ = false;
   std::deque<Outgoing> out_;
@@ -192,44 +223,77 @@ class Session : public std::enable_shared_from_this<Session> {
 }  // namespace
 
 struct UnixRpcServer::Impl : std::enable_shared_from_this<UnixRpcServer::Impl> {
-  Impl(asio::io_context& ioc, std::filesystem::path p, const rpc::Dispatcher& d)
-      : ioc(ioc), path(std::move(p)), dispatcher(d), acceptor(ioc) {}
+  Impl(asio::io_context& ioc, std::filesystem::path p, const rpc::Dispatcher& d, Options o)
+      : ioc(ioc),
+        path(std::move(p)),
+        dispatcher(d),
+        options(o),
+        acceptor(ioc),
+        slots(std::make_shared<ConnectionSlots>(o.max_connections)),
+        guard("unix socket"),
+        pause(ioc) {}
 
   void accept() {
     auto self = shared_from_this();
     acceptor.async_accept([self](boost::system::error_code ec, local::socket sock) {
-      if (self->stopped) return;
-      if (!ec) {
-        auto s = std::make_shared<Session>(
-            std::move(sock), self->dispatcher, [weak = std::weak_ptr<Impl>(self)](Session* gone) {
-              if (auto i = weak.lock()) {
-                for (auto it = i->sessions.begin(); it != i->sessions.end(); ++it)
-                  if (it->get() == gone) {
-                    i->sessions.erase(it);
-                    break;
-                  }
-              }
-            });
-        self->sessions.insert(s);
-        s->start();
-      } else if (ec != asio::error::operation_aborted) {
-        spdlog::warn("unix socket accept failed error=\"{}\"", ec.message());
-      }
+      if (self->stopped || ec == asio::error::operation_aborted) return;
+      if (ec)
+        return self->pause_then_accept(self->guard.on_error(ec, self->acceptor.native_handle()));
+      self->guard.on_success();
+      self->admit(std::move(sock));
       self->accept();
+    });
+  }
+
+  /// A new connection gets a session, or is hung up on when the listener is full.
+  void admit(local::socket sock) {
+    auto slot = slots->try_take();
+    if (!slot) {
+      guard.on_refused(slots->cap());
+      boost::system::error_code ignored;
+      sock.close(ignored);
+      return;
+    }
+    auto s = std::make_shared<Session>(
+        std::move(sock), dispatcher,
+        [weak = weak_from_this()](Session* gone) {
+          if (auto i = weak.lock()) {
+            for (auto it = i->sessions.begin(); it != i->sessions.end(); ++it)
+              if (it->get() == gone) {
+                i->sessions.erase(it);
+                break;
+              }
+          }
+        },
+        std::move(slot), options.idle_timeout);
+    sessions.insert(s);
+    s->start();
+  }
+
+  /// After a failed accept (EMFILE...): wait before trying again instead of spinning.
+  void pause_then_accept(std::chrono::milliseconds d) {
+    auto self = shared_from_this();
+    pause.expires_after(d);
+    pause.async_wait([self](boost::system::error_code ec) {
+      if (!ec && !self->stopped) self->accept();
     });
   }
 
   asio::io_context& ioc;
   std::filesystem::path path;
   const rpc::Dispatcher& dispatcher;
+  Options options;
   local::acceptor acceptor;
+  std::shared_ptr<ConnectionSlots> slots;
+  AcceptGuard guard;
+  asio::steady_timer pause;
   std::set<std::shared_ptr<Session>> sessions;
   bool stopped = false;
 };
 
 UnixRpcServer::UnixRpcServer(asio::io_context& ioc, std::filesystem::path socket_path,
-                             const rpc::Dispatcher& dispatcher)
-    : impl_(std::make_shared<Impl>(ioc, std::move(socket_path), dispatcher)) {}
+                             const rpc::Dispatcher& dispatcher, Options options)
+    : impl_(std::make_shared<Impl>(ioc, std::move(socket_path), dispatcher, options)) {}
 
 UnixRpcServer::~UnixRpcServer() {
   stop();
@@ -256,6 +320,7 @@ void UnixRpcServer::stop() {
   impl_->stopped = true;
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->pause.cancel();
   auto sessions = impl_->sessions;
   impl_->sessions.clear();
   for (auto& s : sessions) s->close();

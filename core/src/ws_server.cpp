@@ -1,7 +1,9 @@
 #include "thrum/core/ws_server.hpp"
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -11,6 +13,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "accept_guard.hpp"
+#include "client_secret.hpp"
 #include "peers/peer_link.hpp"
 #include "thrum/core/json_rpc.hpp"
 
@@ -24,26 +28,51 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-bool loopback_origin(const std::string& origin) {
-  if (origin.empty()) return true;
-  for (const char* prefix : {"http://localhost:", "http://127.0.0.1:", "ws://localhost:",
-                             "ws://127.0.0.1:", "http://localhost", "http://127.0.0.1"}) {
-    if (origin.rfind(prefix, 0) == 0) return true;
+/// Whether an Origin header names this daemon's own loopback server, compared exactly:
+/// http or https, host localhost / 127.0.0.1 / [::1], and our port. (A prefix match would let
+/// `http://localhost.evil.example` in.)
+bool own_origin(std::string_view origin, unsigned short port) {
+  const std::string suffix = ":" + std::to_string(port);
+  for (std::string_view scheme : {"http://", "https://"}) {
+    for (std::string_view host : {"localhost", "127.0.0.1", "[::1]"}) {
+      std::string expected(scheme);
+      expected += host;
+      expected += suffix;
+      if (origin == expected) return true;
+    }
   }
   return false;
+}
+
+/// An agent name as SPEC §5 allows it: ^[a-z0-9_-]{1,64}$.
+bool valid_agent_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+  return true;
 }
 
 class WsSession;
 struct Registry {
   std::set<std::shared_ptr<WsSession>> sessions;
   std::function<void(std::unique_ptr<PeerUpgrade>)> peer_handler;
+  std::string client_secret;
+  unsigned short port = 0;  ///< the bound port, for the Origin check
 };
+using SlotPtr = std::unique_ptr<ConnectionSlots::Slot>;
 
 /// One `/ws` client.
 class WsSession : public std::enable_shared_from_this<WsSession> {
  public:
-  WsSession(tcp::socket sock, const rpc::Dispatcher& d, std::weak_ptr<Registry> reg)
-      : ws_(std::move(sock)), dispatcher_(d), registry_(std::move(reg)) {}
+  WsSession(tcp::socket sock, const rpc::Dispatcher& d, std::weak_ptr<Registry> reg,
+            std::string agent, SlotPtr slot)
+      : ws_(std::move(sock)),
+        dispatcher_(d),
+        registry_(std::move(reg)),
+        agent_(std::move(agent)),
+        slot_(std::move(slot)) {}
+
+  const std::string& agent() const { return agent_; }
 
   void start(http::request<http::string_body> req) {
     ws_.read_message_max(WsServer::kMaxFrameBytes);
@@ -89,6 +118,7 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
       std::weak_ptr<WsSession> weak = self;
       rpc::CallContext ctx;
       ctx.channel = rpc::CallContext::Channel::kWebSocket;
+      ctx.agent = self->agent_;
       ctx.alive = [weak] {
         auto s = weak.lock();
         return s && !s->closed_;
@@ -113,6 +143,8 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
   websocket::stream<beast::tcp_stream> ws_;
   const rpc::Dispatcher& dispatcher_;
   std::weak_ptr<Registry> registry_;
+  std::string agent_;  ///< fixed at the upgrade
+  SlotPtr slot_;
   beast::flat_buffer buf_;
   std::deque<std::string> queue_;
   bool closed_ = false;
@@ -121,8 +153,12 @@ class WsSession : public std::enable_shared_from_this<WsSession> {
 /// Reads the HTTP request of a new connection and routes it.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket sock, const rpc::Dispatcher& d, std::shared_ptr<Registry> reg)
-      : stream_(std::move(sock)), dispatcher_(d), registry_(std::move(reg)) {}
+  HttpSession(tcp::socket sock, const rpc::Dispatcher& d, std::shared_ptr<Registry> reg,
+              SlotPtr slot)
+      : stream_(std::move(sock)),
+        dispatcher_(d),
+        registry_(std::move(reg)),
+        slot_(std::move(slot)) {}
 
   void start() {
     stream_.expires_after(std::chrono::seconds(10));
@@ -140,17 +176,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     stream_.expires_never();
     std::string target(req.target());
     if (auto q = target.find('?'); q != std::string::npos) target.resize(q);
-    const std::string origin(req[http::field::origin]);
-    if (!loopback_origin(origin)) {
-      spdlog::warn("ws request refused: non-local origin");
-      return respond(http::status::forbidden, "forbidden: only local origins may connect\n");
+    if (auto origin = req.find(http::field::origin);
+        origin != req.end() && !own_origin(origin->value(), registry_->port)) {
+      spdlog::warn("ws request refused: origin is not this daemon's loopback address");
+      return respond(http::status::forbidden, "forbidden: the Origin must be http://localhost:" +
+                                                  std::to_string(registry_->port) +
+                                                  " (or 127.0.0.1, [::1])\n");
     }
-    if (websocket::is_upgrade(req) && (target == "/ws" || target == "/")) {
-      auto s = std::make_shared<WsSession>(stream_.release_socket(), dispatcher_, registry_);
-      registry_->sessions.insert(s);
-      s->start(std::move(req));
-      return;
-    }
+    if (websocket::is_upgrade(req) && (target == "/ws" || target == "/"))
+      return upgrade_client(req);
     if (target == "/peer" && websocket::is_upgrade(req) && registry_->peer_handler) {
       beast::error_code ec;
       auto remote = stream_.socket().remote_endpoint(ec);
@@ -164,6 +198,28 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       return;
     }
     respond(http::status::not_found, "not found: WebSocket endpoints are /ws and /peer\n");
+  }
+
+  /// A `/ws` client: it must prove it is the daemon's OS user and say which agent it acts as.
+  void upgrade_client(http::request<http::string_body>& req) {
+    auto secret = req.find(WsServer::kSecretHeader);
+    if (secret == req.end() || !client_secret_matches(secret->value(), registry_->client_secret)) {
+      spdlog::warn("ws upgrade refused: {} client secret", secret == req.end() ? "no" : "wrong");
+      return respond(http::status::unauthorized,
+                     std::string("unauthorized: send the header ") + WsServer::kSecretHeader +
+                         " with the contents of .thrum/var/ws.secret\n");
+    }
+    auto agent_field = req.find(WsServer::kAgentHeader);
+    std::string agent = agent_field == req.end() ? "" : std::string(agent_field->value());
+    if (!valid_agent_name(agent)) {
+      return respond(http::status::bad_request,
+                     std::string("bad request: send the header ") + WsServer::kAgentHeader +
+                         " naming the agent this connection acts as (^[a-z0-9_-]{1,64}$)\n");
+    }
+    auto s = std::make_shared<WsSession>(stream_.release_socket(), dispatcher_, registry_,
+                                         std::move(agent), std::move(slot_));
+    registry_->sessions.insert(s);
+    s->start(std::move(req));
   }
 
   void respond(http::status st, std::string body) {
@@ -182,6 +238,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::tcp_stream stream_;
   const rpc::Dispatcher& dispatcher_;
   std::shared_ptr<Registry> registry_;
+  SlotPtr slot_;
   beast::flat_buffer buf_;
   http::request_parser<http::string_body> parser_;
 };
@@ -189,18 +246,48 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 }  // namespace
 
 struct WsServer::Impl : std::enable_shared_from_this<WsServer::Impl> {
-  Impl(asio::io_context& ioc, const rpc::Dispatcher& d)
-      : ioc(ioc), dispatcher(d), acceptor(ioc), registry(std::make_shared<Registry>()) {}
+  Impl(asio::io_context& ioc, const rpc::Dispatcher& d, Options opts)
+      : ioc(ioc),
+        dispatcher(d),
+        acceptor(ioc),
+        registry(std::make_shared<Registry>()),
+        slots(std::make_shared<ConnectionSlots>(opts.max_connections)),
+        guard("ws server"),
+        pause(ioc) {
+    registry->client_secret = std::move(opts.client_secret);
+  }
 
   void accept() {
     auto self = shared_from_this();
     acceptor.async_accept([self](beast::error_code ec, tcp::socket sock) {
       if (self->stopped) return;
-      if (!ec) {
-        sock.set_option(tcp::no_delay(true), ec);
-        std::make_shared<HttpSession>(std::move(sock), self->dispatcher, self->registry)->start();
-      }
+      if (ec == asio::error::operation_aborted) return;
+      if (ec)
+        return self->pause_then_accept(self->guard.on_error(ec, self->acceptor.native_handle()));
+      self->guard.on_success();
+      self->admit(std::move(sock));
       self->accept();
+    });
+  }
+
+  void admit(tcp::socket sock) {
+    auto slot = slots->try_take();
+    if (!slot) {
+      guard.on_refused(slots->cap());
+      beast::error_code ignored;
+      sock.close(ignored);
+      return;
+    }
+    beast::error_code ec;
+    sock.set_option(tcp::no_delay(true), ec);
+    std::make_shared<HttpSession>(std::move(sock), dispatcher, registry, std::move(slot))->start();
+  }
+
+  void pause_then_accept(std::chrono::milliseconds d) {
+    auto self = shared_from_this();
+    pause.expires_after(d);
+    pause.async_wait([self](beast::error_code ec) {
+      if (!ec && !self->stopped) self->accept();
     });
   }
 
@@ -224,11 +311,14 @@ struct WsServer::Impl : std::enable_shared_from_this<WsServer::Impl> {
   const rpc::Dispatcher& dispatcher;
   tcp::acceptor acceptor;
   std::shared_ptr<Registry> registry;
+  std::shared_ptr<ConnectionSlots> slots;
+  AcceptGuard guard;
+  asio::steady_timer pause;
   bool stopped = false;
 };
 
-WsServer::WsServer(asio::io_context& ioc, const rpc::Dispatcher& dispatcher)
-    : impl_(std::make_shared<Impl>(ioc, dispatcher)) {}
+WsServer::WsServer(asio::io_context& ioc, const rpc::Dispatcher& dispatcher, Options options)
+    : impl_(std::make_shared<Impl>(ioc, dispatcher, std::move(options))) {}
 
 WsServer::~WsServer() {
   stop();
@@ -244,15 +334,19 @@ unsigned short WsServer::listen(std::optional<unsigned short> required,
   } else if (!preferred || !impl_->try_bind(*preferred, ec)) {
     if (!impl_->try_bind(0, ec)) throw std::system_error(ec, "cannot listen on 127.0.0.1");
   }
+  impl_->registry->port = impl_->acceptor.local_endpoint().port();
   impl_->accept();
-  return impl_->acceptor.local_endpoint().port();
+  return impl_->registry->port;
 }
 
-void WsServer::broadcast(const std::string& method, const nlohmann::json& params) {
-  if (impl_->registry->sessions.empty()) return;
+void WsServer::notify_agents(const std::string& method, const nlohmann::json& params,
+                             const std::vector<std::string>& agents) {
+  std::vector<std::shared_ptr<WsSession>> targets;
+  for (const auto& s : impl_->registry->sessions)
+    if (std::find(agents.begin(), agents.end(), s->agent()) != agents.end()) targets.push_back(s);
+  if (targets.empty()) return;
   const std::string text = rpc::make_notification(method, params);
-  auto sessions = impl_->registry->sessions;  // send() may close and erase
-  for (auto& s : sessions) s->send(text);
+  for (auto& s : targets) s->send(text);  // send() may close and erase: we hold our own list
 }
 
 void WsServer::set_peer_handler(std::function<void(std::unique_ptr<PeerUpgrade>)> handler) {
@@ -268,6 +362,7 @@ void WsServer::stop() {
   impl_->stopped = true;
   beast::error_code ec;
   impl_->acceptor.close(ec);
+  impl_->pause.cancel();
   auto sessions = impl_->registry->sessions;
   for (auto& s : sessions) s->close();
   impl_->registry->sessions.clear();

@@ -217,7 +217,7 @@ TEST(DaemonLifecycle, RestartKeepsTheWsPort) {
   EXPECT_FALSE(process_alive(pid));
   EXPECT_EQ(read_ws_port(repo.var()), port);
   // And the port really serves /ws.
-  WsRpcClient ws(*port);
+  WsRpcClient ws(*port, ws_auth(repo.var(), "probe"));
   EXPECT_EQ(ws.call("health")["result"]["pid"], pid2);
 }
 

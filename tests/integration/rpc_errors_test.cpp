@@ -41,7 +41,8 @@ class Conn {
     } else {
       auto port = read_ws_port(repo.var());
       if (!port) throw std::runtime_error("no ws.port");
-      ws_ = std::make_unique<WsRpcClient>(*port);
+      // "ghost" is never registered: the tests that name a caller use it.
+      ws_ = std::make_unique<WsRpcClient>(*port, ws_auth(repo.var(), "ghost"));
     }
   }
   json roundtrip(const std::string& text) {
@@ -151,14 +152,19 @@ TEST_P(RpcErrors, ManyBadRequestsInARowThenAGoodOne) {
 INSTANTIATE_TEST_SUITE_P(BothSockets, RpcErrors,
                          ::testing::Values(Channel::kUnix, Channel::kWebSocket), channel_name);
 
-TEST(RpcErrorsWs, RequestsMustNameTheCaller) {
+TEST(RpcErrorsWs, RequestsActAsTheAuthenticatedAgentOnly) {
   TempRepo repo;
   repo.start_daemon();
-  WsRpcClient ws(*read_ws_port(repo.var()));
-  auto r = ws.call("message.list", json::object());
-  ASSERT_TRUE(r.contains("error")) << r.dump();
-  EXPECT_EQ(r["error"]["code"], -32602);
-  EXPECT_NE(r["error"]["message"].get<std::string>().find("caller_agent_id"), std::string::npos);
+  repo.register_agent("alice");
+  repo.register_agent("bob");
+  WsRpcClient ws(*read_ws_port(repo.var()), ws_auth(repo.var(), "alice"));
+  auto as_bob = ws.call("message.list", {{"caller_agent_id", "bob"}});
+  ASSERT_TRUE(as_bob.contains("error")) << as_bob.dump();
+  EXPECT_EQ(as_bob["error"]["code"], -32602);
+  EXPECT_NE(as_bob["error"]["message"].get<std::string>().find("alice"), std::string::npos);
+  auto as_self = ws.call("message.list", json::object());
+  EXPECT_TRUE(as_self.contains("result"))
+      << "the session's agent is the caller: " << as_self.dump();
 }
 
 TEST(RpcErrorsUnix, LineOver8MiBClosesThatConnectionOnly) {
@@ -224,8 +230,8 @@ TEST(RpcErrorsWs, FrameOver8MiBClosesThatConnectionOnly) {
   repo.start_daemon();
   const int pid = repo.daemon_pid();
   const auto port = *read_ws_port(repo.var());
-  WsRpcClient bystander(port);
-  WsRpcClient big(port);
+  WsRpcClient bystander(port, ws_auth(repo.var(), "probe"));
+  WsRpcClient big(port, ws_auth(repo.var(), "probe"));
   std::string frame = R"({"jsonrpc":"2.0","id":1,"method":"health","params":{"pad":")";
   frame.append((8u << 20) + 1024, 'x');
   frame += "\"}}";

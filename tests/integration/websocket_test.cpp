@@ -1,5 +1,8 @@
-// The loopback WebSocket `/ws` (SPEC §4): local programs get a push for every message stored for
-// a local agent, and can call the same methods as over the Unix socket.
+// The loopback WebSocket `/ws` (SPEC §4): the daemon's own user's programs, authenticated with
+// the client secret and bound to one agent, get a push for every message that agent is concerned
+// by, and can call the same methods as over the Unix socket; nobody else gets in.
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +12,7 @@
 
 #include "support/helpers.hpp"
 #include "support/process.hpp"
+#include "support/raw_http.hpp"
 #include "support/rpc_socket.hpp"
 #include "support/temp_repo.hpp"
 
@@ -28,6 +32,11 @@ class WebSocket : public ::testing::Test {
     ASSERT_TRUE(p.has_value());
     port_ = *p;
   }
+  WsAuth as(const std::string& agent) const { return ws_auth(repo_.var(), agent); }
+  /// The HTTP status a raw `/ws` upgrade with `headers` gets (101 when it is accepted).
+  int upgrade_status(const std::map<std::string, std::string>& headers) const {
+    return raw_http_exchange(port_, websocket_upgrade_request(port_, "/ws", headers), 3s).status;
+  }
   std::string cli_send(const std::string& from, const std::vector<std::string>& args) {
     std::vector<std::string> full = {"--json"};
     full.insert(full.end(), args.begin(), args.end());
@@ -42,7 +51,7 @@ class WebSocket : public ::testing::Test {
 };
 
 TEST_F(WebSocket, ClientReceivesNotificationForAMessageSentByTheCli) {
-  WsRpcClient ws(port_);
+  WsRpcClient ws(port_, as("bob"));
   // A round trip first, so the session is certainly registered before the send.
   ASSERT_EQ(ws.call("health")["result"]["status"], "ok");
 
@@ -60,7 +69,7 @@ TEST_F(WebSocket, ClientReceivesNotificationForAMessageSentByTheCli) {
 }
 
 TEST_F(WebSocket, EveryConnectedClientGetsEveryMessageInOrder) {
-  WsRpcClient a(port_), b(port_);
+  WsRpcClient a(port_, as("alice")), b(port_, as("bob"));
   ASSERT_EQ(a.call("health")["result"]["status"], "ok");
   ASSERT_EQ(b.call("health")["result"]["status"], "ok");
   EXPECT_EQ(a.call("health")["result"]["ws_clients"], 2);
@@ -84,9 +93,8 @@ TEST_F(WebSocket, EveryConnectedClientGetsEveryMessageInOrder) {
 }
 
 TEST_F(WebSocket, SendOverWsIsAnsweredAndPushed) {
-  WsRpcClient ws(port_);
-  auto r = ws.call("message.send",
-                   {{"caller_agent_id", "bob"}, {"to", "@alice"}, {"content", "from a web tool"}});
+  WsRpcClient ws(port_, as("bob"));
+  auto r = ws.call("message.send", {{"to", "@alice"}, {"content", "from a web tool"}});
   ASSERT_TRUE(r.contains("result")) << r.dump();
   const std::string id = r["result"]["message_id"].get<std::string>();
   auto n = ws.next_notification("notification.message", 10s);
@@ -102,8 +110,8 @@ TEST_F(WebSocket, SendOverWsIsAnsweredAndPushed) {
 }
 
 TEST_F(WebSocket, ClosedClientDoesNotDisturbTheOthers) {
-  auto gone = std::make_unique<WsRpcClient>(port_);
-  WsRpcClient stays(port_);
+  auto gone = std::make_unique<WsRpcClient>(port_, as("bob"));
+  WsRpcClient stays(port_, as("bob"));
   ASSERT_EQ(gone->call("health")["result"]["status"], "ok");
   ASSERT_EQ(stays.call("health")["result"]["status"], "ok");
   gone.reset();
@@ -115,9 +123,88 @@ TEST_F(WebSocket, ClosedClientDoesNotDisturbTheOthers) {
 }
 
 TEST_F(WebSocket, UnknownPathIsNotFound) {
-  EXPECT_THROW(WsRpcClient(port_, "/nope"), std::exception);
-  WsRpcClient ok(port_);
+  EXPECT_THROW(WsRpcClient(port_, as("bob"), "/nope"), std::exception);
+  WsRpcClient ok(port_, as("bob"));
   EXPECT_EQ(ok.call("health")["result"]["status"], "ok");
+}
+
+TEST_F(WebSocket, ASessionForOneAgentNeverReceivesAnotherAgentsPreview) {
+  repo_.register_agent("carol");
+  WsRpcClient alice(port_, as("alice"));
+  WsRpcClient bob(port_, as("bob"));
+  ASSERT_EQ(alice.call("health")["result"]["status"], "ok");
+  ASSERT_EQ(bob.call("health")["result"]["status"], "ok");
+
+  const std::string for_bob = cli_send("carol", {"send", "bob's private note", "--to", "@bob"});
+  const std::string for_alice = cli_send("carol", {"send", "alice's turn", "--to", "@alice"});
+  auto b = bob.next_notification("notification.message", 10s);
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ((*b)["params"]["message_id"], for_bob);
+  // alice's first push is her own message: bob's never reached her session.
+  auto a = alice.next_notification("notification.message", 10s);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ((*a)["params"]["message_id"], for_alice);
+  EXPECT_EQ((*a)["params"]["preview"], "alice's turn");
+  // Nor can alice's session read bob's inbox by naming him.
+  auto r = alice.call("message.list", {{"caller_agent_id", "bob"}});
+  ASSERT_TRUE(r.contains("error")) << r.dump();
+  EXPECT_EQ(r["error"]["code"], -32602);
+}
+
+TEST_F(WebSocket, MissingOrWrongClientSecretIsRefused) {
+  const std::string secret = as("bob").secret;
+  ASSERT_EQ(secret.size(), 64u) << "var/ws.secret holds 32 random bytes in hex";
+  EXPECT_EQ(upgrade_status({{"Thrum-Agent", "bob"}}), 401);
+  std::string wrong = secret;
+  wrong[0] = wrong[0] == 'a' ? 'b' : 'a';
+  EXPECT_EQ(upgrade_status({{"Thrum-Agent", "bob"}, {"Thrum-Client-Secret", wrong}}), 401);
+  EXPECT_EQ(upgrade_status({{"Thrum-Agent", "bob"}, {"Thrum-Client-Secret", secret + "00"}}), 401);
+  EXPECT_EQ(upgrade_status({{"Thrum-Agent", "bob"}, {"Thrum-Client-Secret", secret}}), 101);
+  EXPECT_THROW(WsRpcClient(port_, WsAuth{"", "bob", {}}), std::exception);
+  const std::string log = repo_.daemon_log();
+  EXPECT_EQ(log.find(secret), std::string::npos) << "the secret never reaches the log";
+  EXPECT_EQ(log.find(wrong), std::string::npos) << "nor what a client presented";
+}
+
+TEST_F(WebSocket, TheAgentIsRequiredAtTheUpgrade) {
+  const std::string secret = as("bob").secret;
+  EXPECT_EQ(upgrade_status({{"Thrum-Client-Secret", secret}}), 400);
+  EXPECT_EQ(upgrade_status({{"Thrum-Client-Secret", secret}, {"Thrum-Agent", "Not A Name"}}), 400);
+}
+
+TEST_F(WebSocket, OriginIsComparedExactly) {
+  const std::string secret = as("bob").secret;
+  const std::string port = std::to_string(port_);
+  auto with_origin = [&](const std::string& origin) {
+    return upgrade_status(
+        {{"Thrum-Client-Secret", secret}, {"Thrum-Agent", "bob"}, {"Origin", origin}});
+  };
+  for (const std::string& bad :
+       {std::string("http://localhost.evil.example"), std::string("http://127.0.0.1.nip.io"),
+        "http://localhost.evil.example:" + port, "http://127.0.0.1.nip.io:" + port,
+        std::string("http://localhost"), "http://localhost:" + std::to_string(port_ + 1),
+        "ftp://localhost:" + port, std::string("null"), "http://evil.example:" + port,
+        "http://localhost:" + port + ".evil.example"}) {
+    EXPECT_EQ(with_origin(bad), 403) << bad;
+  }
+  for (const std::string& good :
+       {"http://localhost:" + port, "https://127.0.0.1:" + port, "http://[::1]:" + port}) {
+    EXPECT_EQ(with_origin(good), 101) << good;
+  }
+}
+
+TEST_F(WebSocket, TheSecretIsPrivateToTheDaemonsUserAndNewAtEveryStart) {
+  const auto path = repo_.var() / "ws.secret";
+  EXPECT_EQ(file_mode(path), 0600);
+  const std::string before = as("bob").secret;
+  repo_.stop_daemon();
+  repo_.start_daemon();
+  port_ = *read_ws_port(repo_.var());
+  const std::string after = as("bob").secret;
+  EXPECT_NE(before, after);
+  EXPECT_EQ(upgrade_status({{"Thrum-Client-Secret", before}, {"Thrum-Agent", "bob"}}), 401);
+  WsRpcClient ws(port_, as("bob"));
+  EXPECT_EQ(ws.call("health")["result"]["status"], "ok");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 
@@ -147,10 +148,31 @@ struct WsRpcClient::Impl {
   }
 };
 
-WsRpcClient::WsRpcClient(unsigned short port, const std::string& target)
+WsAuth ws_auth(const std::filesystem::path& var, const std::string& agent) {
+  WsAuth a;
+  a.agent = agent;
+  if (FILE* f = std::fopen((var / "ws.secret").c_str(), "r")) {
+    char buf[256] = {};
+    if (std::fgets(buf, sizeof buf, f)) a.secret = buf;
+    std::fclose(f);
+  }
+  while (!a.secret.empty() && (a.secret.back() == '\n' || a.secret.back() == '\r'))
+    a.secret.pop_back();
+  return a;
+}
+
+WsRpcClient::WsRpcClient(unsigned short port, const WsAuth& auth, const std::string& target)
     : impl_(std::make_unique<Impl>()) {
   tcp::endpoint ep(asio::ip::make_address_v4("127.0.0.1"), port);
   beast::get_lowest_layer(impl_->ws).connect(ep);
+  std::map<std::string, std::string> headers;
+  if (!auth.secret.empty()) headers["Thrum-Client-Secret"] = auth.secret;
+  if (!auth.agent.empty()) headers["Thrum-Agent"] = auth.agent;
+  for (const auto& [k, v] : auth.headers) headers[k] = v;
+  impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
+    for (const auto& [k, v] : headers)
+      if (!v.empty()) req.set(k, v);
+  }));
   impl_->ws.handshake("127.0.0.1:" + std::to_string(port), target);
   impl_->ws.text(true);
   impl_->start_read();

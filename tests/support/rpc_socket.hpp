@@ -3,6 +3,7 @@
 #include <chrono>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,13 +46,24 @@ class UnixRpcClient {
   std::string buf_;
 };
 
+/// What a `/ws` client presents at the upgrade (WsServer): the daemon's client secret and the
+/// agent it acts as; `headers` adds or overrides any header (e.g. Origin), an empty value
+/// leaves a header out.
+struct WsAuth {
+  std::string secret;
+  std::string agent;
+  std::map<std::string, std::string> headers;
+};
+/// The secret from `<var>/ws.secret` for `agent` (what a real client of that repo sends).
+WsAuth ws_auth(const std::filesystem::path& var, const std::string& agent);
+
 /// A small synchronous WebSocket client for ws://127.0.0.1:<port>/ws (Boost.Beast underneath).
 /// Frames that arrive while waiting for a response (e.g. notifications) are kept in order and
 /// handed out by next_text() / next_notification().
 class WsRpcClient {
  public:
-  /// Connects and completes the WebSocket handshake; throws on failure.
-  explicit WsRpcClient(unsigned short port, const std::string& target = "/ws");
+  /// Connects and completes the WebSocket handshake presenting `auth`; throws on failure.
+  WsRpcClient(unsigned short port, const WsAuth& auth, const std::string& target = "/ws");
   ~WsRpcClient();
   WsRpcClient(const WsRpcClient&) = delete;
   WsRpcClient& operator=(const WsRpcClient&) = delete;

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "peers/protocol.hpp"
+#include "thrum/core/incidents.hpp"
 
 namespace thrum::core {
 
@@ -242,6 +243,7 @@ void PeerLink::on_frame(std::string text) {
       else
         reply(rpc::Outcome(std::move(fr.result)));
     } catch (const std::exception& e) {
+      count_incident(Incident::kPeerLinkException);
       spdlog::error("peer answer handling failed error=\"{}\"; closing the link", e.what());
       close("internal error handling an answer");
     }
@@ -259,6 +261,7 @@ void PeerLink::on_frame(std::string text) {
   } catch (const rpc::Failure& f) {
     if (has_id) send(rpc::make_response(id, rpc::Error{f.code, f.what(), nullptr}, true));
   } catch (const std::exception& e) {
+    count_incident(Incident::kPeerLinkException);
     spdlog::error("peer request failed method={} error=\"{}\"; closing the link", fr.method,
                   e.what());
     if (has_id)

@@ -192,7 +192,7 @@ void throughput_run(NamedRepo& main_repo, NamedRepo& api, int clients, int messa
   if (!by_poll) {
     auto port = test::read_ws_port(api.var());
     if (!port) throw std::runtime_error("no ws.port for api");
-    notify_ws = std::make_unique<test::WsRpcClient>(*port);
+    notify_ws = std::make_unique<test::WsRpcClient>(*port, test::ws_auth(api.var(), "reviewer"));
     if (!notify_ws->call("health").contains("result")) throw std::runtime_error("ws failed");
   }
   std::printf("-- throughput, %d sender connections, %d messages\n", clients, messages);
@@ -358,7 +358,7 @@ int main(int argc, char** argv) {
     // -- latency: send -> remote notification.message
     auto port = thrum::test::read_ws_port(api.var());
     if (!port) throw std::runtime_error("no ws.port for api");
-    thrum::test::WsRpcClient ws(*port);
+    thrum::test::WsRpcClient ws(*port, thrum::test::ws_auth(api.var(), "reviewer"));
     if (!ws.call("health").contains("result")) throw std::runtime_error("ws health failed");
     thrum::test::UnixRpcClient sender(main_repo.sock());
     // Baseline on one daemon: the same send to a local agent, notification on main's own /ws.
@@ -395,7 +395,7 @@ int main(int argc, char** argv) {
       print_summary((std::string(label) + " message.send returns").c_str(), summarize(send_ret));
     };
     if (samples > 0) {
-      thrum::test::WsRpcClient local_ws(*main_port);
+      thrum::test::WsRpcClient local_ws(*main_port, thrum::test::ws_auth(main_repo.var(), "s0"));
       if (!local_ws.call("health").contains("result")) throw std::runtime_error("ws health failed");
       measure(local_ws, "@s0", "local (one daemon)");
       measure(ws, "@api:reviewer", "cross-peer");

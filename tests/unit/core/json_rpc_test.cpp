@@ -2,6 +2,10 @@
 // and the caller's id comes back on every answer it can be matched to.
 #include "thrum/core/json_rpc.hpp"
 
+#include "thrum/core/incidents.hpp"
+#include "thrum/core/log_throttle.hpp"
+
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -32,6 +36,15 @@ class DispatcherTest : public ::testing::Test {
     });
     d_.add("explode", [](const json&, const CallContext&, Respond) {
       throw std::runtime_error("disk on fire");
+    });
+    d_.add("throw_int", [](const json&, const CallContext&, Respond) { throw 42; });
+    d_.add("answer_then_throw", [](const json&, const CallContext&, Respond respond) {
+      respond(json("first"));
+      throw std::runtime_error("after answering");
+    });
+    d_.add("answer_twice", [](const json&, const CallContext&, Respond respond) {
+      respond(json("first"));
+      respond(json("second"));
     });
     d_.add("later", [this](const json&, const CallContext&, Respond respond) {
       deferred_ = std::move(respond);
@@ -212,6 +225,136 @@ TEST_F(DispatcherTest, CallTurnsAHandlerFailureIntoAnError) {
   ASSERT_FALSE(got->ok());
   EXPECT_EQ(got->error().code, kHandlerError);
   EXPECT_EQ(got->error().message, "agent \"bob\" is not registered");
+}
+
+std::uint64_t handler_exceptions() {
+  return Incidents::global().count(Incident::kHandlerException);
+}
+
+TEST_F(DispatcherTest, NonStandardExceptionIsInternalErrorCountedAndContained) {
+  const auto before = handler_exceptions();
+  std::vector<json> out;
+  EXPECT_NO_THROW(out = handle(R"({"jsonrpc":"2.0","id":1,"method":"throw_int"})"));
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(code_of(out[0]), kInternalError);
+  EXPECT_EQ(out[0]["id"], 1);
+  EXPECT_EQ(handler_exceptions(), before + 1);
+  EXPECT_EQ(one(R"({"jsonrpc":"2.0","id":2,"method":"echo"})")["id"], 2);
+}
+
+TEST_F(DispatcherTest, AHandlerThatThrowsAfterAnsweringIsAnsweredOnce) {
+  const auto before = handler_exceptions();
+  auto all = handle(R"({"jsonrpc":"2.0","id":1,"method":"answer_then_throw"})");
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0]["result"], "first");
+  EXPECT_EQ(handler_exceptions(), before + 1);
+  auto twice = handle(R"({"jsonrpc":"2.0","id":2,"method":"answer_twice"})");
+  ASSERT_EQ(twice.size(), 1u) << "a second answer to one request is dropped";
+  EXPECT_EQ(twice[0]["result"], "first");
+}
+
+TEST_F(DispatcherTest, AReplyCallbackThatThrowsDoesNotEscape) {
+  const auto before = handler_exceptions();
+  CallContext ctx;
+  auto throwing = [](std::string) { throw std::runtime_error("socket gone"); };
+  EXPECT_NO_THROW(d_.handle(R"({"jsonrpc":"2.0","id":1,"method":"echo"})", ctx, throwing));
+  EXPECT_NO_THROW(d_.handle("{broken", ctx, throwing));
+  EXPECT_NO_THROW(d_.handle(R"({"jsonrpc":"2.0","id":1,"method":"later"})", ctx, throwing));
+  ASSERT_TRUE(deferred_);
+  EXPECT_NO_THROW(deferred_(json("late")));  // the deferred answer runs under the same guard
+  EXPECT_EQ(handler_exceptions(), before + 3);
+  EXPECT_NO_THROW(d_.call("echo", json::object(), ctx, [](Outcome) { throw 7; }));
+}
+
+TEST_F(DispatcherTest, IdIsOnlyAStringAnIntegerOrNull) {
+  EXPECT_EQ(one(R"({"jsonrpc":"2.0","id":null,"method":"echo"})")["id"], nullptr);
+  for (const char* text : {R"({"jsonrpc":"2.0","id":1.5,"method":"echo"})",
+                           R"({"jsonrpc":"2.0","id":true,"method":"echo"})",
+                           R"({"jsonrpc":"2.0","id":[1],"method":"echo"})"}) {
+    auto r = one(text);
+    EXPECT_EQ(code_of(r), kInvalidRequest) << text;
+    EXPECT_TRUE(r["id"].is_null()) << "a refused id is never echoed: " << text;
+  }
+  const std::string long_id(Dispatcher::kMaxIdBytes + 1, 'x');
+  auto r = one(R"({"jsonrpc":"2.0","id":")" + long_id + R"(","method":"echo"})");
+  EXPECT_EQ(code_of(r), kInvalidRequest);
+  EXPECT_TRUE(r["id"].is_null());
+  EXPECT_LT(r.dump().size(), 400u) << "the answer does not grow with the id";
+}
+
+TEST_F(DispatcherTest, DeeplyNestedRequestIsAParseErrorNamingTheDepth) {
+  const int depth = 60000;
+  std::string deep_id = R"({"jsonrpc":"2.0","method":"echo","id":)" + std::string(depth, '[') +
+                        std::string(depth, ']') + "}";
+  auto r = one(deep_id);
+  EXPECT_EQ(code_of(r), kParseError);
+  EXPECT_NE(message_of(r).find("deeper than"), std::string::npos) << message_of(r);
+  std::string deep_params = R"({"jsonrpc":"2.0","id":1,"method":"echo","params":{"a":)" +
+                            std::string(depth, '[') + std::string(depth, ']') + "}}";
+  EXPECT_EQ(code_of(one(deep_params)), kParseError);
+}
+
+TEST_F(DispatcherTest, AnUnknownHugeMethodNameIsNotEchoedWhole) {
+  const std::string name(100000, 'm');
+  auto r = one(R"({"jsonrpc":"2.0","id":1,"method":")" + name + R"("})");
+  EXPECT_EQ(code_of(r), kMethodNotFound);
+  EXPECT_LT(message_of(r).size(), 200u);
+}
+
+TEST_F(DispatcherTest, AConnectionBoundToAnAgentActsAsThatAgentOnly) {
+  CallContext ctx;
+  ctx.channel = CallContext::Channel::kWebSocket;
+  ctx.agent = "alice";
+  std::vector<json> out;
+  auto collect = [&out](std::string r) { out.push_back(json::parse(r)); };
+  d_.handle(R"({"jsonrpc":"2.0","id":1,"method":"echo"})", ctx, collect);
+  d_.handle(R"({"jsonrpc":"2.0","id":2,"method":"echo","params":{"caller_agent_id":"alice"}})", ctx,
+            collect);
+  d_.handle(R"({"jsonrpc":"2.0","id":3,"method":"echo","params":{"caller_agent_id":"bob"}})", ctx,
+            collect);
+  d_.handle(R"({"jsonrpc":"2.0","id":4,"method":"echo","params":{"caller_agent_id":7}})", ctx,
+            collect);
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0]["result"]["params"]["caller_agent_id"], "alice");
+  EXPECT_EQ(out[1]["result"]["params"]["caller_agent_id"], "alice");
+  EXPECT_EQ(code_of(out[2]), kInvalidParams);
+  EXPECT_NE(message_of(out[2]).find("alice"), std::string::npos);
+  EXPECT_EQ(code_of(out[3]), kInvalidParams);
+}
+
+TEST(Params, GettersThrowOnlyFailureWhateverTheParamsHold) {
+  for (const json& p : {json::array({1, 2}), json("text"), json(nullptr), json(3)}) {
+    Params params(p);
+    EXPECT_THROW(params.str("name"), Failure);
+    EXPECT_EQ(params.opt_str("name"), std::nullopt);
+    EXPECT_EQ(params.opt_int("n"), std::nullopt);
+    EXPECT_FALSE(params.flag("f"));
+    EXPECT_TRUE(params.str_list("to").empty());
+  }
+  json big = json::parse(R"({"n":18446744073709551615,"m":9223372036854775807,"k":-5})");
+  Params params(big);
+  try {
+    params.opt_int("n");
+    ADD_FAILURE() << "an integer beyond int64 was accepted";
+  } catch (const Failure& f) {
+    EXPECT_EQ(f.code, kInvalidParams);
+    EXPECT_NE(std::string(f.what()).find("out of range"), std::string::npos);
+  }
+  EXPECT_EQ(params.opt_int("m"), std::numeric_limits<int64_t>::max());
+  EXPECT_EQ(params.opt_int("k"), -5);
+  EXPECT_THROW(Params(json{{"to", {"a", 1}}}).str_list("to"), Failure);
+}
+
+TEST(LogThrottle, OneLinePerWindowCarryingTheCountOfSuppressedEvents) {
+  using clock = LogThrottle::clock;
+  LogThrottle t(std::chrono::seconds(10));
+  const auto t0 = clock::time_point{} + std::chrono::hours(1);
+  EXPECT_EQ(t.admit(t0), 1u) << "the first event is logged at once";
+  for (int i = 1; i <= 500; ++i) EXPECT_EQ(t.admit(t0 + std::chrono::milliseconds(i)), 0u);
+  EXPECT_EQ(t.admit(t0 + std::chrono::seconds(10)), 501u)
+      << "the next line reports every event since the last one";
+  EXPECT_EQ(t.admit(t0 + std::chrono::seconds(11)), 0u);
+  EXPECT_EQ(t.admit(t0 + std::chrono::seconds(30)), 2u);
 }
 
 TEST(JsonRpcEnvelope, NotificationHasMethodAndParamsButNoId) {

@@ -71,19 +71,25 @@ struct CallContext {
   /// Called by a method that will push later (`message.subscribe`): the connection is then
   /// busy, never idle, while it stays open.
   std::function<void()> hold;
+
+  /// The agent this connection authenticated as (a `/ws` session fixes it at the upgrade);
+  /// empty when the channel does not bind one. When set, the dispatcher fills in
+  /// `caller_agent_id` and refuses a request that names another agent.
+  std::string agent;
 };
 
 using Respond = std::function<void(Outcome)>;
 /// A method handler. It must call `respond` exactly once, now or later, on the loop thread.
 using Handler = std::function<void(const json& params, const CallContext& ctx, Respond respond)>;
 
-/// Typed access to request params with errors that name the parameter (-32602).
+/// Typed access to request params with errors that name the parameter (-32602). The getters
+/// throw nothing but Failure, whatever the params hold (including a non-object).
 class Params {
  public:
   explicit Params(const json& p) : p_(p) {}
   std::string str(const char* key) const;  ///< required non-empty string
   std::optional<std::string> opt_str(const char* key) const;
-  std::optional<int64_t> opt_int(const char* key) const;
+  std::optional<int64_t> opt_int(const char* key) const;  ///< must fit int64
   bool flag(const char* key, bool def = false) const;
   std::vector<std::string> str_list(const char* key) const;  ///< string or array of strings
   const json& raw() const { return p_; }
@@ -92,10 +98,17 @@ class Params {
   const json& p_;
 };
 
-/// Maps method names to handlers and runs the JSON-RPC 2.0 envelope: parsing, validation,
-/// error codes, id echo. Loop-thread only.
+/// Maps method names to handlers and runs the JSON-RPC 2.0 envelope: parsing (bounded depth
+/// and size, never a copy of an untrusted id), validation, error codes, id echo. Nothing a
+/// handler or a respond callback throws leaves handle()/call(): it is answered -32603, counted
+/// as Incident::kHandlerException and logged (rate-limited). Loop-thread only.
 class Dispatcher {
  public:
+  /// Longest request text handle() parses (the Unix socket's line limit).
+  static constexpr std::size_t kMaxRequestBytes = 8u << 20;
+  /// Longest string id accepted (a longer one is -32600, and never echoed).
+  static constexpr std::size_t kMaxIdBytes = 256;
+
   enum Scope : unsigned { kUnix = 1, kWebSocket = 2, kBoth = 3 };
   void add(std::string method, Handler handler, Scope scope = kBoth);
 

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 
@@ -16,10 +18,18 @@ class Dispatcher;
 /// line, answered in order; a connection carries any number of requests. Lines over 8 MiB are
 /// refused and the connection closed. Runs on the daemon's single I/O thread (the io_context's
 /// implicit strand), so handlers need no locking.
+///
+/// At most `max_connections` connections are open at once (a newcomer beyond it is hung up on
+/// at once, logged rate-limited); a connection that sends no request for `idle_timeout` is
+/// closed, never while one of its requests is being answered (a long-poll is not idle).
 class UnixRpcServer {
  public:
+  struct Options {
+    std::size_t max_connections = 256;
+    std::chrono::milliseconds idle_timeout = std::chrono::minutes(10);  ///< 0: never
+  };
   UnixRpcServer(boost::asio::io_context& ioc, std::filesystem::path socket_path,
-                const rpc::Dispatcher& dispatcher);
+                const rpc::Dispatcher& dispatcher, Options options);
   ~UnixRpcServer();
   UnixRpcServer(const UnixRpcServer&) = delete;
   UnixRpcServer& operator=(const UnixRpcServer&) = delete;
