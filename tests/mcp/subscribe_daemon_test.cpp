@@ -76,7 +76,7 @@ TEST_F(Subscribe, RefusesUnknownAgents) {
 TEST_F(Subscribe, IsNotOfferedOverTheWebSocket) {
   auto port = read_ws_port(repo_.var());
   ASSERT_TRUE(port);
-  WsRpcClient ws(*port);
+  WsRpcClient ws(*port, ws_auth(repo_.var(), "bob"));
   json r = ws.call("message.subscribe", {{"caller_agent_id", "bob"}});
   ASSERT_TRUE(r.contains("error")) << r.dump();
 }

@@ -222,7 +222,7 @@ struct Pair {
 double thrum_latency_p50(Pair& p, int samples) {
   auto port = test::read_ws_port(p.api.var());
   if (!port) throw std::runtime_error("no ws.port for api");
-  test::WsRpcClient ws(*port);
+  test::WsRpcClient ws(*port, test::ws_auth(p.api.var(), "reviewer"));
   if (!ws.call("health").contains("result")) throw std::runtime_error("ws health failed");
   test::UnixRpcClient sender(p.main_repo.sock());
   std::vector<double> lat;
