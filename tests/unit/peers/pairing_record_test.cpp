@@ -50,7 +50,7 @@ TEST_F(PairingRecord, NewDaemonGetsUniqueNameAndSlugPrefixOrTheOneAskedFor) {
   r.daemon_id = "d_two";
   EXPECT_EQ(settle_pairing_record(reg, r, "mock-salesforce", ""), "");
   EXPECT_EQ(r.name, "mock-salesforce-2");
-  EXPECT_EQ(r.proxy_prefix, "mock-salesforce-2");
+  EXPECT_EQ(r.proxy_prefix, "mock-salesforc-2");  // slugs keep to 16 characters
   EXPECT_FALSE(replaces_record(reg, r));
 
   PeerRecord s;
