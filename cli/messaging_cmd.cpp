@@ -78,10 +78,12 @@ int cmd_quickstart(Context& ctx, const QuickstartArgs& a) {
             << "✓ Session started: " << r.value("session_id", "") << "\n";
   if (!a.intent.empty()) std::cout << "✓ Intent set: " << a.intent << "\n";
   if (!ctx.g.quiet && r.contains("identity_file"))
-    std::cout
-        << "  Identity: "
-        << std::filesystem::relative(r["identity_file"].get<std::string>(), paths.root).string()
-        << "\n";
+    std::cout << "  Identity: "
+              // Relative to where the agent runs (a git worktree uses its main worktree's .thrum/).
+              << std::filesystem::relative(r["identity_file"].get<std::string>(),
+                                           std::filesystem::current_path())
+                     .string()
+              << "\n";
   return 0;
 }
 
