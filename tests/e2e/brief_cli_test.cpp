@@ -337,9 +337,10 @@ TEST_F(MainAndApi, DriftHintNamesACommandThatWorksOnEachSide) {
   EXPECT_NE(refused.exit_code, 0);
   ASSERT_NO_FATAL_FAILURE(start(main_));
   auto dialer = main_.thrum({"peer", "list"});
-  if (dialer.out.find("drift detected") != std::string::npos)
+  if (dialer.out.find("drift detected") != std::string::npos) {
     EXPECT_NE(dialer.out.find("run: thrum peer join --type repair api"), std::string::npos)
         << dialer.out;
+  }
 }
 
 // -- 5. Failed deliveries show as failed, with the reason -------------------------------------
