@@ -343,6 +343,22 @@ TEST_F(MainAndApi, DriftHintNamesACommandThatWorksOnEachSide) {
   }
 }
 
+TEST_F(MainAndApi, CountdownLineIsClearedBeforeAnError) {
+  // On a terminal (script(1) gives it a pty) `peer add` counts down on one line; when the code
+  // expires (15 s at this time scale) the line is cleared before the error is printed.
+  auto r = shell("script -qec 'thrum peer add --type local' /dev/null", api_.root(),
+                 {{"LANG", "C.UTF-8"}});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  const auto err_at = r.out.find("Error: pairing code expired");
+  ASSERT_NE(err_at, std::string::npos) << r.out << r.err;
+  const auto countdown = r.out.rfind("Expires in", err_at);
+  ASSERT_NE(countdown, std::string::npos) << r.out;
+  const auto cleared = r.out.rfind("\r\033[K", err_at);
+  ASSERT_NE(cleared, std::string::npos) << r.out;
+  EXPECT_GT(cleared, countdown) << "the error is printed after the countdown, on a clean line";
+  if (auto pc = extract_peercode(r.out)) remember_secret(code_of(*pc));
+}
+
 // -- 5. Failed deliveries show as failed, with the reason -------------------------------------
 
 TEST_F(MainAndApi, RefusedDeliveryShowsFailedWithReasonAndSentFailedFilters) {
