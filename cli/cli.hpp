@@ -45,6 +45,9 @@ core::RepoPaths repo_for_init(const Context& ctx);
 
 /// Prints `doc` as the command's single JSON document on stdout.
 void print_json(const json& doc);
+/// Prints `doc` as one line of a JSON Lines stream (streaming commands under --json) and
+/// flushes at once, so that a script reading a pipe sees it while the command still runs.
+void print_json_line(const json& doc);
 
 // Command groups: each adds its subcommands to `app`.
 void add_daemon_commands(CLI::App& app, Context& ctx);

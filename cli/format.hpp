@@ -17,11 +17,21 @@ std::chrono::milliseconds parse_duration(const std::string& s, const std::string
 
 /// Columns of the terminal (COLUMNS, then the tty, then 80).
 int terminal_width();
-/// Display width of UTF-8 text (one column per code point; good enough for our glyphs).
+/// Terminal columns of one code point, with wcwidth() semantics (0 for controls and combining
+/// marks, 2 for East Asian wide/fullwidth and emoji), from our own table so that the answer
+/// does not depend on the locale.
+int column_width(char32_t c);
+/// Display width of UTF-8 text: the sum of column_width() over its code points.
 std::size_t display_width(const std::string& s);
+/// Whether human output must be plain text — no box drawing, no colour: stdout is not a
+/// terminal, NO_COLOR is set, or the locale is not UTF-8 (LANG=C).
+bool plain_output();
 /// Pads `s` with spaces to `width` display columns.
 std::string pad(const std::string& s, std::size_t width);
-/// Word-wraps `text` to `width` columns, keeping explicit newlines.
+/// Rows as text columns sized to their content (display width), two spaces apart; the last
+/// column is not padded. Each line ends with '\n'.
+std::string render_table(const std::vector<std::vector<std::string>>& rows);
+/// Wraps `text` to `width` columns, keeping line breaks, indentation and inner spacing.
 std::vector<std::string> wrap(const std::string& text, std::size_t width);
 
 }  // namespace thrum::cli

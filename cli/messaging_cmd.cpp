@@ -78,10 +78,12 @@ int cmd_quickstart(Context& ctx, const QuickstartArgs& a) {
             << "✓ Session started: " << r.value("session_id", "") << "\n";
   if (!a.intent.empty()) std::cout << "✓ Intent set: " << a.intent << "\n";
   if (!ctx.g.quiet && r.contains("identity_file"))
-    std::cout
-        << "  Identity: "
-        << std::filesystem::relative(r["identity_file"].get<std::string>(), paths.root).string()
-        << "\n";
+    std::cout << "  Identity: "
+              // Relative to where the agent runs (a git worktree uses its main worktree's .thrum/).
+              << std::filesystem::relative(r["identity_file"].get<std::string>(),
+                                           std::filesystem::current_path())
+                     .string()
+              << "\n";
   return 0;
 }
 
@@ -204,6 +206,23 @@ void print_box(const json& messages) {
   std::cout << rule("└", "┘") << "\n";
 }
 
+/// The inbox as plain text (not a terminal, NO_COLOR, LANG=C): a header line per message, the
+/// body indented under it with its own line breaks and indentation, a blank line between.
+void print_plain(const json& messages) {
+  const size_t inner = static_cast<size_t>(std::clamp(terminal_width(), 40, 200) - 4);
+  bool first = true;
+  for (const auto& m : messages) {
+    if (!first) std::cout << "\n";
+    first = false;
+    const bool read = m.value("is_read", false);
+    std::cout << (read ? "  " : "* ") << m.value("message_id", "") << "  "
+              << (m["reply_to"].is_string() ? "re: " : "") << "@" << m.value("author", "") << "  "
+              << ago_short(m.value("created_at", "")) << "\n";
+    for (const auto& line : wrap(m.value("body", ""), inner))
+      std::cout << (line.empty() ? "" : "    ") << line << "\n";
+  }
+}
+
 int cmd_inbox(Context& ctx, bool unread, int limit) {
   auto s = open_session(ctx);
   json r = s.client.call(
@@ -218,22 +237,53 @@ int cmd_inbox(Context& ctx, bool unread, int limit) {
     std::cout << (unread ? "No unread messages for @" : "No messages for @") << s.agent << ".\n";
     return 0;
   }
-  print_box(msgs);
+  if (plain_output())
+    print_plain(msgs);
+  else
+    print_box(msgs);
   std::cout << "Showing 1-" << msgs.size() << " of "
             << (unread ? r.value("unread", 0) : r.value("total", 0)) << " messages ("
             << r.value("unread", 0) << " unread)\n";
   return 0;
 }
 
-int cmd_sent(Context& ctx, int limit) {
+/// Whether any recipient of the outbox entry `m` is in state "failed".
+bool has_failed(const json& m) {
+  auto rs = m.find("recipients");
+  if (rs == m.end() || !rs->is_array()) return false;
+  for (const auto& x : *rs)
+    if (x.is_object() && x.value("state", "") == "failed") return true;
+  return false;
+}
+
+/// "queued", "delivered", "read", or "failed: <reason>" for one recipient.
+std::string recipient_state_text(const json& x) {
+  std::string state = x.value("state", "");
+  if (state != "failed") return state;
+  auto reason = x.find("reason");
+  return reason != x.end() && reason->is_string() && !reason->get<std::string>().empty()
+             ? "failed: " + reason->get<std::string>()
+             : state;
+}
+
+int cmd_sent(Context& ctx, int limit, bool failed_only) {
   auto s = open_session(ctx);
-  json r = s.client.call("message.outbox", {{"caller_agent_id", s.agent}, {"limit", limit}});
+  // --failed filters here: it asks for the most the daemon gives, then keeps `limit` entries.
+  json r = s.client.call("message.outbox",
+                         {{"caller_agent_id", s.agent}, {"limit", failed_only ? 1000 : limit}});
+  if (failed_only && r.contains("messages") && r["messages"].is_array()) {
+    json kept = json::array();
+    for (const auto& m : r["messages"])
+      if (has_failed(m) && static_cast<int>(kept.size()) < limit) kept.push_back(m);
+    r["messages"] = std::move(kept);
+  }
   if (ctx.g.json) {
     print_json(r);
     return 0;
   }
   if (r["messages"].empty()) {
-    std::cout << "No sent messages.\n";
+    std::cout << (failed_only ? "No sent messages with a failed delivery.\n"
+                              : "No sent messages.\n");
     return 0;
   }
   for (const auto& m : r["messages"]) {
@@ -242,8 +292,8 @@ int cmd_sent(Context& ctx, int limit) {
     for (const auto& x : m["recipients"]) {
       ++total;
       if (x.value("state", "") == "read") ++read;
-      rec +=
-          (rec.empty() ? "@" : ", @") + x.value("agent_id", "") + "(" + x.value("state", "") + ")";
+      rec += (rec.empty() ? "@" : ", @") + x.value("agent_id", "") + "(" + recipient_state_text(x) +
+             ")";
     }
     std::cout << m.value("message_id", "") << "  " << ago_short(m.value("created_at", ""))
               << "  to " << audience_text(m.value("audience", "")) << "  " << read << "/" << total
@@ -286,7 +336,7 @@ int cmd_wait(Context& ctx, const std::string& timeout) {
                          ms + 10s);
   const bool got = r.value("status", "") == "received";
   if (ctx.g.json) {
-    print_json(r);
+    print_json_line(r);  // JSON Lines like every streaming command: one line, flushed
     return got ? 0 : 1;
   }
   if (!got) {
@@ -314,13 +364,13 @@ int cmd_team(Context& ctx, bool all) {
                       : "No active agents. Use --all to include offline agents.\n");
     return 0;
   }
-  std::printf("%-24s %-14s %s\n", "NAME", "ROLE", "STATUS");
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ROLE", "STATUS"}};
   for (const auto& m : members) {
     std::string status = m.value("status", "");
     if (!m.value("is_local", true)) status += " (via peer)";
-    std::printf("%-24s %-14s %s\n", m.value("agent_id", "").c_str(), m.value("role", "").c_str(),
-                status.c_str());
+    rows.push_back({m.value("agent_id", ""), m.value("role", ""), status});
   }
+  std::cout << render_table(rows);
   std::fflush(stdout);
   return 0;
 }
@@ -375,11 +425,18 @@ void add_messaging_commands(CLI::App& app, Context& ctx) {
   });
 
   auto sent_limit = std::make_shared<int>(20);
-  auto* sent = app.add_subcommand("sent", "Show what I sent, with each recipient's state");
+  auto sent_failed = std::make_shared<bool>(false);
+  auto* sent = app.add_subcommand(
+      "sent",
+      "Show what I sent, with each recipient's state: queued, delivered, read or failed: <reason>");
   sent->add_option("--limit", *sent_limit, "How many to show (default 20)")
       ->check(CLI::Range(1, 1000));
-  sent->callback([&ctx, sent_limit] {
-    ctx.action = [&ctx, sent_limit] { return cmd_sent(ctx, *sent_limit); };
+  sent->add_flag("--failed", *sent_failed,
+                 "Only messages with a failed delivery (refused by the peer, or dropped)");
+  sent->callback([&ctx, sent_limit, sent_failed] {
+    ctx.action = [&ctx, sent_limit, sent_failed] {
+      return cmd_sent(ctx, *sent_limit, *sent_failed);
+    };
   });
 
   auto* message = app.add_subcommand("message", "Act on messages");
@@ -394,7 +451,9 @@ void add_messaging_commands(CLI::App& app, Context& ctx) {
   });
 
   auto wait_timeout = std::make_shared<std::string>("30s");
-  auto* wait = app.add_subcommand("wait", "Block until a message for me arrives");
+  auto* wait = app.add_subcommand(
+      "wait",
+      "Block until a message for me arrives (--json: one JSON Lines document, flushed at once)");
   wait->add_option("--timeout", *wait_timeout, "How long to wait (e.g. 30s, 5m; default 30s)");
   wait->callback([&ctx, wait_timeout] {
     ctx.action = [&ctx, wait_timeout] { return cmd_wait(ctx, *wait_timeout); };

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <iostream>
 #include <optional>
+#include <sstream>
 
 #include "cli.hpp"
 #include "client.hpp"
@@ -34,18 +35,38 @@ extern "C" void on_sigint(int) {
   g_interrupted = true;
 }
 
-/// The success lines of `peer add` and `peer join` (the brief's wording), plus the next step.
+/// `s` as one shell word (single-quoted unless it is plain).
+std::string shell_word(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789_-./:@%+=,") == std::string::npos)
+    return s;
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// A string field of a daemon answer, "" when absent or not a string.
+std::string str_of(const json& r, const char* key) {
+  auto it = r.find(key);
+  return it != r.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+/// The success lines of `peer add` and `peer join`: the brief's sentence, then the proxy prefix
+/// the peer's agents are addressed by here, plus the next step.
 void print_paired(const Context& ctx, const json& r) {
-  const std::string name = r.value("peer_name", "");
-  std::cout << "Paired with \"" << name << "\" (" << r.value("peer_address", "")
-            << "). Syncing started.\n";
+  const std::string name = str_of(r, "peer_name");
+  const std::string prefix = str_of(r, "proxy_prefix");
+  std::cout << "Paired with \"" << name << "\" (" << str_of(r, "peer_address")
+            << "). Syncing started.";
+  if (!prefix.empty()) std::cout << " Prefix: " << prefix;
+  std::cout << "\n";
   if (!ctx.g.quiet)
     std::cout << "\nTo route messages to an agent on this peer:\n  thrum peer configure " << name
               << " add-agent <agent-name>\n";
 }
 
 struct AddArgs {
-  std::string type, address, auth_key;
+  std::string type, address, auth_key, prefix;
 };
 
 int cmd_add(Context& ctx, const AddArgs& a) {
@@ -56,15 +77,22 @@ int cmd_add(Context& ctx, const AddArgs& a) {
   RpcClient client(paths.sock);
   json params = {{"type", a.type}};
   if (!a.address.empty()) params["address"] = a.address;
+  if (!a.prefix.empty()) params["prefix"] = a.prefix;
   add_credential(params, t, a.auth_key);
   json started = call_asking_for_credential(client, "peer.start_pairing", params, 90s, t);
-  const std::string peercode = started.value("peercode", "");
+  const std::string peercode = str_of(started, "peercode");
+  // Transports where the joiner reads this repo's files get the path to paste along.
+  const std::string repo_path = str_of(started, "repo_path");
+  std::string join_line = "thrum peer join --type " + a.type + " --peercode " + peercode;
+  if (!repo_path.empty()) join_line += " --repo-path " + shell_word(repo_path);
   if (ctx.g.json) {
-    print_json(started);
+    started["join_command"] = join_line;
+    started["event"] = "waiting";
+    print_json_line(started);
   } else {
     std::cout << "Waiting for connection...\n\n"
               << "Share this with the other machine:\n"
-              << "  thrum peer join --type " << a.type << " --peercode " << peercode << "\n"
+              << "  " << join_line << "\n"
               << std::flush;
   }
   // Ctrl-C cancels the session on the daemon instead of leaving the code valid.
@@ -86,7 +114,12 @@ int cmd_add(Context& ctx, const AddArgs& a) {
       std::cerr << "Pairing cancelled.\n";
       return 130;
     }
-    result = client.call("peer.wait_pairing", {{"timeout_ms", 1000}}, 15s);
+    try {
+      result = client.call("peer.wait_pairing", {{"timeout_ms", 1000}}, 15s);
+    } catch (const std::exception&) {
+      if (tty) std::cout << "\r\033[K" << std::flush;  // the countdown goes before the error
+      throw;
+    }
     if (result.value("status", "") == "paired") break;
     if (tty) {
       long long s = result.value("remaining_ms", 0LL) / 1000;
@@ -96,7 +129,8 @@ int cmd_add(Context& ctx, const AddArgs& a) {
   }
   if (tty) std::cout << "\r\033[K";
   if (ctx.g.json) {
-    print_json(result);
+    result["event"] = "paired";
+    print_json_line(result);
     return 0;
   }
   std::cout << "\n";
@@ -105,7 +139,7 @@ int cmd_add(Context& ctx, const AddArgs& a) {
 }
 
 struct JoinArgs {
-  std::string type, peercode_flag, positional, repo_path, address, peer_name, auth_key;
+  std::string type, peercode_flag, positional, repo_path, address, peer_name, auth_key, prefix;
 };
 
 int cmd_join(Context& ctx, const JoinArgs& a) {
@@ -135,11 +169,11 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
     throw UsageError(
         "Error: missing peercode: pass --peercode <name:ip:port:code>, as an argument, or on "
         "stdin");
-  auto config = core::Config::load(paths);
   std::string err;
-  if (!core::pairing::parse_peercode(code, config.pairing_code_length(), err)) throw Error(err);
+  if (!core::pairing::parse_peercode(code, err)) throw Error(err);
   require_flags(*t, a.address, a.repo_path, true);
   params["peercode"] = code;
+  if (!a.prefix.empty()) params["prefix"] = a.prefix;
   if (!a.repo_path.empty()) params["repo_path"] = std::filesystem::absolute(a.repo_path).string();
   if (!a.address.empty()) params["address"] = a.address;
   add_credential(params, *t, a.auth_key);
@@ -151,11 +185,6 @@ int cmd_join(Context& ctx, const JoinArgs& a) {
   }
   print_paired(ctx, r);
   return 0;
-}
-
-std::string fit(const std::string& s, size_t width) {
-  if (display_width(s) <= width) return s;
-  return s.substr(0, width - 3) + "...";
 }
 
 /// The peers array from `method`, or nullopt when it was already printed (--json) or there are
@@ -175,20 +204,42 @@ std::optional<json> fetch_peers(Context& ctx, const char* method) {
   return r["peers"];
 }
 
+/// The hint under a peer whose drift could not be reconciled: a command that works on this side.
+std::string drift_hint(const json& p) {
+  const std::string name = str_of(p, "name");
+  const std::string branch = plain_output() ? "  `- " : "  └─ ";
+  const std::string dash = plain_output() ? "-" : "—";
+  if (str_of(p, "role") == "dialer")
+    return branch + "drift detected " + dash + " run: thrum peer join --type repair " + name + "\n";
+  // This side only listens: the other side dials (and repairs), or both re-pair in place.
+  return branch + "drift detected " + dash + " " + name +
+         " dials this daemon: run 'thrum peer join --type " + "repair <this peer's name>' on " +
+         name + "'s side, or re-pair from here: thrum peer " + "add --type " +
+         str_of(p, "transport") + "\n";
+}
+
 int cmd_list(Context& ctx) {
   auto fetched = fetch_peers(ctx, "peer.list");
   if (!fetched) return 0;
   const json& peers = *fetched;
-  std::printf("%-20s %-22s %-18s %s\n", "NAME", "ADDRESS", "LAST SYNC", "LAST SEQ");
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "ADDRESS", "LAST SYNC", "LAST SEQ", "PREFIX"}};
+  std::vector<std::string> hints;
   for (const auto& p : peers) {
-    const std::string name = p.value("name", "");
-    std::printf("%-20s %-22s %-18s %lld\n", fit(name, 20).c_str(),
-                fit(p.value("address", ""), 22).c_str(), ago_long(p.value("last_sync", "")).c_str(),
-                static_cast<long long>(p.value("last_seq", 0LL)));
-    if (p.value("reconcile_status", "") == "drift_reconcile_failed")
-      std::printf("  └─ drift detected — run: thrum peer join --type repair %s\n", name.c_str());
+    rows.push_back({str_of(p, "name"), str_of(p, "address"), ago_long(str_of(p, "last_sync")),
+                    std::to_string(p.value("last_seq", 0LL)), str_of(p, "proxy_prefix")});
+    hints.push_back(str_of(p, "reconcile_status") == "drift_reconcile_failed" ? drift_hint(p) : "");
   }
-  std::fflush(stdout);
+  // Sized to content; a hint row goes under its peer.
+  std::istringstream table(render_table(rows));
+  std::string line;
+  std::getline(table, line);
+  std::cout << line << "\n";
+  for (const auto& hint : hints) {
+    std::getline(table, line);
+    std::cout << line << "\n" << hint;
+  }
+  std::cout << std::flush;
   return 0;
 }
 
@@ -203,20 +254,32 @@ int cmd_status(Context& ctx) {
   auto fetched = fetch_peers(ctx, "peer.status");
   if (!fetched) return 0;
   const json& peers = *fetched;
-  std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %s\n", "NAME", "ADDRESS", "HAS_TOKEN",
-              "PAIRED_AT", "LAST_SYNC", "TRANSPORT", "STATE", "QUEUED");
+  std::vector<std::vector<std::string>> rows = {{"NAME", "ADDRESS", "HAS_TOKEN", "PAIRED_AT",
+                                                 "LAST_SYNC", "TRANSPORT", "STATE", "QUEUED",
+                                                 "PREFIX"}};
+  std::vector<std::string> notes;
   for (const auto& p : peers) {
-    auto paired = core::parse_rfc3339(p.value("paired_at", ""));
-    std::printf("%-20s %-22s %-9s %-20s %-10s %-10s %-18s %lld\n",
-                fit(p.value("name", ""), 20).c_str(), fit(p.value("address", ""), 22).c_str(),
-                p.value("has_token", false) ? "true" : "false",
-                paired ? core::rfc3339_seconds(*paired).c_str() : "-",
-                since_short(p.value("last_sync", "")).c_str(), p.value("transport", "").c_str(),
-                p.value("state", "").c_str(), static_cast<long long>(p.value("queued", 0LL)));
-    if (p.contains("last_error"))
-      std::printf("  └─ %s\n", p["last_error"].get<std::string>().c_str());
+    auto paired = core::parse_rfc3339(str_of(p, "paired_at"));
+    rows.push_back({str_of(p, "name"), str_of(p, "address"),
+                    p.value("has_token", false) ? "true" : "false",
+                    paired ? core::rfc3339_seconds(*paired) : "-",
+                    since_short(str_of(p, "last_sync")), str_of(p, "transport"), str_of(p, "state"),
+                    std::to_string(p.value("queued", 0LL)), str_of(p, "proxy_prefix")});
+    std::string note;
+    if (!str_of(p, "last_error").empty())
+      note = (plain_output() ? "  `- " : "  └─ ") + str_of(p, "last_error") + "\n";
+    if (str_of(p, "reconcile_status") == "drift_reconcile_failed") note += drift_hint(p);
+    notes.push_back(note);
   }
-  std::fflush(stdout);
+  std::istringstream table(render_table(rows));
+  std::string line;
+  std::getline(table, line);
+  std::cout << line << "\n";
+  for (const auto& note : notes) {
+    std::getline(table, line);
+    std::cout << line << "\n" << note;
+  }
+  std::cout << std::flush;
   return 0;
 }
 
@@ -277,12 +340,19 @@ void add_peer_commands(CLI::App& app, Context& ctx) {
   peer->require_subcommand(1);
 
   auto aa = std::make_shared<AddArgs>();
-  auto* add = peer->add_subcommand("add", "Start pairing and wait for a peer to connect");
+  auto* add = peer->add_subcommand(
+      "add",
+      "Start pairing and wait for a peer to connect (--json: JSON Lines, one document per "
+      "event — {\"event\":\"waiting\",...} then {\"event\":\"paired\",...} — each flushed "
+      "at once)");
   add->add_option("--type", aa->type,
                   "Transport id (REQUIRED; without it, the available ones are listed)");
   add->add_option("--address", aa->address, "IP this daemon listens on (transports that need one)");
   add->add_option("--auth-key", aa->auth_key,
                   "The transport's credential (e.g. tailscale's auth key)");
+  add->add_option("--prefix", aa->prefix,
+                  "Proxy prefix for the joiner's agents here, e.g. mock-sf (default: a slug of "
+                  "its name)");
   add->callback([&ctx, aa] { ctx.action = [&ctx, aa] { return cmd_add(ctx, *aa); }; });
 
   auto ja = std::make_shared<JoinArgs>();
@@ -297,6 +367,9 @@ void add_peer_commands(CLI::App& app, Context& ctx) {
   join->add_option("--peer-name", ja->peer_name, "Existing peer name for --type repair");
   join->add_option("--auth-key", ja->auth_key,
                    "The transport's credential (e.g. tailscale's auth key)");
+  join->add_option("--prefix", ja->prefix,
+                   "Proxy prefix for the peer's agents here, e.g. mock-sf (default: a slug of its "
+                   "name)");
   join->callback([&ctx, ja] { ctx.action = [&ctx, ja] { return cmd_join(ctx, *ja); }; });
 
   peer->add_subcommand("list", "List paired peers")->callback([&ctx] {

@@ -120,7 +120,11 @@ void run_event_loop(asio::io_context& ioc) {
 }  // namespace
 
 int run_daemon(const DaemonOptions& opts) {
-  const RepoPaths& paths = opts.paths;
+  RepoPaths own_paths = opts.paths;
+  // A relocated socket is computed afresh (a record left by an earlier start may name a
+  // runtime dir that is gone); it is recorded in var/ below, once it is ours.
+  if (own_paths.socket_relocated()) own_paths.sock = relocated_socket_path(own_paths.root);
+  const RepoPaths& paths = own_paths;
   if (!std::filesystem::is_directory(paths.thrum)) {
     startup_error("thrum is not initialized in " + paths.root.string() +
                   " - run 'thrum init' first");
@@ -326,6 +330,15 @@ int run_daemon(const DaemonOptions& opts) {
   });
 
   try {
+    if (paths.socket_relocated()) {
+      if (auto e = prepare_socket_dir(paths); !e.empty()) throw std::runtime_error(e);
+      clean_stale_sockets(paths.sock.parent_path());
+      atomic_write_file(paths.sock_record, paths.sock.string() + "\n", 0600);
+      spdlog::info("socket relocated: the repo path is too long for .thrum/var/ socket={}",
+                   paths.sock.string());
+    } else {
+      ::unlink(paths.sock_record.c_str());
+    }
     unix_server.start();
     auto required = env_ws ? env_ws : config.ws_port();
     ws_port = ws.listen(required, read_port_file(paths.ws_port_last));

@@ -7,7 +7,7 @@
 
 namespace thrum::core::pairing {
 
-std::optional<Peercode> parse_peercode(std::string_view text, int code_length, std::string& error) {
+std::optional<Peercode> parse_peercode(std::string_view text, std::string& error) {
   std::string s(text);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
@@ -51,9 +51,11 @@ std::optional<Peercode> parse_peercode(std::string_view text, int code_length, s
     error = expected + " (the code must be digits only)";
     return std::nullopt;
   }
-  if (static_cast<int>(p.code.size()) != code_length) {
-    error = expected + " (the code must be " + std::to_string(code_length) + " digits, got " +
-            std::to_string(p.code.size()) + ")";
+  // The adder's peers.pairing_code_length decides the length; any it may choose is accepted.
+  if (static_cast<int>(p.code.size()) < kMinCodeLength ||
+      static_cast<int>(p.code.size()) > kMaxCodeLength) {
+    error = expected + " (the code must be " + std::to_string(kMinCodeLength) + " to " +
+            std::to_string(kMaxCodeLength) + " digits, got " + std::to_string(p.code.size()) + ")";
     return std::nullopt;
   }
   return p;

@@ -285,7 +285,7 @@ TEST_F(MainAndApi, ListenerThatForgotUsEndsInDriftAndRepairSaysWhy) {
   ASSERT_TRUE(wait_peer_state(main_, "api", "drift_reconcile_failed", 20s))
       << peer_state(main_, "api");
   auto list = main_.thrum({"peer", "list"});
-  EXPECT_NE(list.out.find("  └─ drift detected — run: thrum peer join --type repair api"),
+  EXPECT_NE(list.out.find("  `- drift detected - run: thrum peer join --type repair api"),
             std::string::npos)
       << list.out;
   auto rep = main_.thrum({"peer", "join", "--type", "repair", "api"});

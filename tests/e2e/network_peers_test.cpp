@@ -322,7 +322,7 @@ TEST_F(NetworkPeers, WipedPeersJsonEndsInDriftWithTheHintAndDialingStops) {
   ASSERT_TRUE(wait_peer_state(beta_, "alpha", "drift_reconcile_failed", 30s))
       << peer_state(beta_, "alpha");
   auto list = beta_.thrum({"peer", "list"});
-  EXPECT_NE(list.out.find("  └─ drift detected — run: thrum peer join --type repair alpha"),
+  EXPECT_NE(list.out.find("  `- drift detected - run: thrum peer join --type repair alpha"),
             std::string::npos)
       << list.out;
   // No more dialing: the count of refused links on alpha stays put.

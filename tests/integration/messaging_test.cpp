@@ -142,7 +142,8 @@ TEST_F(TwoAgents, InboxMarksReadButInboxUnreadDoesNot) {
 
   auto shown = run("bob", {"inbox"});
   ASSERT_EQ(shown.exit_code, 0);
-  EXPECT_NE(shown.out.find("● " + b), std::string::npos) << "shown as unread this time:\n"
+  // Piped, the inbox is plain text: "* " marks unread, "  " read (issue 13 item 9).
+  EXPECT_NE(shown.out.find("* " + b), std::string::npos) << "shown as unread this time:\n"
                                                          << shown.out;
 
   auto u3 = unread("bob");
@@ -153,7 +154,8 @@ TEST_F(TwoAgents, InboxMarksReadButInboxUnreadDoesNot) {
   ASSERT_EQ(all["messages"].size(), 2u);
   EXPECT_EQ(all["messages"][0]["is_read"], true);
   auto shown_again = run("bob", {"inbox"});
-  EXPECT_NE(shown_again.out.find("○ " + b), std::string::npos) << shown_again.out;
+  EXPECT_NE(shown_again.out.find("  " + b), std::string::npos) << shown_again.out;
+  EXPECT_EQ(shown_again.out.find("* " + b), std::string::npos) << shown_again.out;
 }
 
 TEST_F(TwoAgents, InboxMarksOnlyWhatItShowed) {

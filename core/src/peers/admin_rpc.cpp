@@ -11,11 +11,13 @@
 #include "peers/directory.hpp"
 #include "peers/joiner.hpp"
 #include "peers/listener_set.hpp"
+#include "peers/pairing_record.hpp"
 #include "peers/pairing_session.hpp"
 #include "peers/protocol.hpp"
 #include "peers/who_has.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/pairing.hpp"
+#include "thrum/core/repo.hpp"
 
 namespace thrum::core::peers {
 
@@ -103,10 +105,24 @@ void AdminRpc::register_methods(rpc::Dispatcher& d) {
 }
 
 std::string AdminRpc::store_paired(const PeerRecord& r) {
+  const PeerRecord* old = ctx_.registry.find(r.name);
+  const bool replacing = old && old->daemon_id == r.daemon_id;
+  const std::string old_prefix = replacing ? old->proxy_prefix : "";
   try {
     ctx_.registry.upsert(r);
   } catch (const std::exception& e) {
     return e.what();
+  }
+  if (replacing) {
+    // Re-pairing the same daemon: its record was replaced in place (new token); the object
+    // holding the old link, backoff and drift state goes, the queue (kept by name) stays.
+    peers_.erase(r.name, "re-paired");
+    spdlog::info("re-paired peer={} record replaced in place", r.name);
+    if (old_prefix != r.proxy_prefix)
+      ctx_.messaging.rename_proxies(
+          r.name, old_prefix, r.proxy_prefix, [name = r.name](std::string e) {
+            if (!e.empty()) spdlog::error("proxy rename failed peer={} error=\"{}\"", name, e);
+          });
   }
   peers_.get(r.name);
   return "";
@@ -136,11 +152,14 @@ void AdminRpc::start_pairing(const json& p, std::function<bool()> caller_alive,
   if (!t) fail("transport \"" + type + "\" is not available: " + why);
   if (auto busy = pairing_.busy(); !busy.empty()) fail(busy);
   require_address(type, t, params);
+  const std::string prefix = params.opt_str("prefix").value_or("");
+  if (!prefix.empty())
+    if (auto e = check_prefix(prefix); !e.empty()) fail(e);
   const auto key = call_credential(params);
   listeners_.ensure(
       type, t, params.opt_str("address").value_or(""),
-      [this, alive = alive_, t, type, key, respond, caller_alive](std::optional<sdk::Endpoint> adv,
-                                                                  std::string error) {
+      [this, alive = alive_, t, type, key, prefix, respond, caller_alive](
+          std::optional<sdk::Endpoint> adv, std::string error) {
         if (!*alive) return;
         if (!adv) {
           respond(rpc::Error{rpc::kHandlerError, error, nullptr});
@@ -161,7 +180,10 @@ void AdminRpc::start_pairing(const json& p, std::function<bool()> caller_alive,
           respond(rpc::Error{rpc::kHandlerError, busy, nullptr});
           return;
         }
-        respond(pairing_.open(type, ctx_.self_name(type), *adv));
+        json opened = pairing_.open(type, ctx_.self_name(type), *adv, prefix);
+        // The joiner of such a transport reads our repo's files: `peer add` prints the path.
+        if (t.caps.needs_repo_path) opened["repo_path"] = ctx_.opts.paths.root.string();
+        respond(std::move(opened));
       },
       key);
 }
@@ -176,12 +198,13 @@ void AdminRpc::join(const json& p, rpc::Respond respond) {
     return;
   }
   std::string perr;
-  auto pc = pairing::parse_peercode(params.str("peercode"), ctx_.opts.pairing_code_length, perr);
+  auto pc = pairing::parse_peercode(params.str("peercode"), perr);
   if (!pc) fail_params(perr);
   std::string why;
   auto t = ctx_.transport(type, why);
   if (!t) fail("transport \"" + type + "\" is not available: " + why);
   std::string repo_path = params.opt_str("repo_path").value_or("");
+  std::string expected_id;
   if (t.caps.needs_repo_path) {
     if (repo_path.empty())
       fail("--type " + type + " requires --repo-path <path of the other repo>");
@@ -193,10 +216,19 @@ void AdminRpc::join(const json& p, rpc::Respond respond) {
            " has no .thrum/ directory (is it the other repo? run 'thrum init' there)");
     if (std::filesystem::path(repo_path) == ctx_.opts.paths.root)
       fail("--repo-path points at this repo; give the other repo's path");
+    expected_id = recorded_daemon_id(repo_path);
+    if (expected_id.empty())
+      fail("--repo-path " + repo_path +
+           " has no daemon identity in .thrum/config.json yet; start its daemon there with "
+           "'thrum daemon start', then run 'thrum peer add' there");
   }
   require_address(type, t, params);
+  const std::string prefix = params.opt_str("prefix").value_or("");
+  if (!prefix.empty())
+    if (auto e = check_prefix(prefix); !e.empty()) fail(e);
   const sdk::Endpoint ep{pc->ip, pc->port};
-  const JoinRequest req{type, repo_path, pc->code, ep, connector_.own_fingerprint(type)};
+  const JoinRequest req{type,        repo_path, pc->code, ep, connector_.own_fingerprint(type),
+                        expected_id, pc->name,  prefix};
   auto dial = [this, alive = alive_, req, respond] {
     if (!*alive) return;
     connector_.open_for_pairing(
@@ -209,15 +241,8 @@ void AdminRpc::join(const json& p, rpc::Respond respond) {
           }
           join_over(
               ctx_, std::move(conn), req,
-              [this](const PeerRecord& r) {
-                // The link comes up once the other side confirmed (below).
-                try {
-                  ctx_.registry.upsert(r);
-                } catch (const std::exception& e) {
-                  return std::string(e.what());
-                }
-                return std::string();
-              },
+              // The link comes up once the other side confirmed (below).
+              [this](const PeerRecord& r) { return store_paired(r); },
               [this, alive, respond](rpc::Outcome o) {
                 if (!*alive) return;
                 if (o.ok() && o.result().is_object()) {
@@ -360,8 +385,7 @@ void AdminRpc::configure(const json& p, rpc::Respond respond) {
     return;
   }
   if (action == "set-prefix") {
-    if (PeerRegistry::slug(value) != value)
-      fail("invalid prefix \"" + value + "\": use 1-16 characters from a-z, 0-9 and '-'");
+    if (auto e = check_prefix(value); !e.empty()) fail(e);
     if (auto* other = ctx_.registry.find_by_prefix(value); other && other->name != name)
       fail("prefix \"" + value + "\" is already used by peer \"" + other->name + "\"");
     const std::string old = rec.proxy_prefix;

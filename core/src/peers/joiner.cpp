@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "peers/context.hpp"
+#include "peers/pairing_record.hpp"
 #include "peers/protocol.hpp"
 #include "thrum/core/ids.hpp"
 #include "thrum/core/pairing.hpp"
@@ -49,13 +50,15 @@ void on_proof_answer(const std::shared_ptr<Attempt>& a, rpc::Outcome o) {
   }
   const Identity& id = res.value().identity;
   PeerRecord r;
-  r.name = a->ctx.registry.unique_name(id.name.empty() ? "peer" : id.name);
-  r.address = endpoint_text(a->req.listener);
   r.daemon_id = a->tr.listener_daemon_id;
+  if (auto e = settle_pairing_record(a->ctx.registry, r, id.name, a->req.prefix); !e.empty()) {
+    a->refuse("pairing record refused: " + e, e + "; not paired");
+    return;
+  }
+  r.address = endpoint_text(a->req.listener);
   r.token = res.value().token;
   r.transport = a->req.transport;
   r.role = "dialer";
-  r.proxy_prefix = a->ctx.registry.unique_prefix(r.name);
   r.repo_path = a->req.repo_path;
   r.paired_at = now_rfc3339();
   r.last_sync = r.paired_at;
@@ -98,6 +101,27 @@ void on_hello_answer(const std::shared_ptr<Attempt>& a, rpc::Outcome o) {
               "the other side's answer is not a Thrum pairing answer (" + hello.error() +
                   "); not paired");
     return;
+  }
+  if (!a->req.expected_daemon_id.empty() && hello.value().daemon_id != a->req.expected_daemon_id) {
+    // Checked before our proof goes out and long before a token exists: nothing is stored.
+    a->refuse("the listener is not the daemon of --repo-path",
+              "the peercode from \"" + a->req.peercode_name + "\" (" +
+                  endpoint_text(a->req.listener) +
+                  ") was not printed by the daemon of --repo-path " + a->req.repo_path +
+                  " (that repo's daemon is " + a->req.expected_daemon_id +
+                  ", the peercode's daemon is " + hello.value().daemon_id +
+                  "); run 'thrum peer join' with the --repo-path printed beside the peercode. "
+                  "Nothing was stored.");
+    return;
+  }
+  {
+    // A --prefix another peer uses is refused before the code is proven and the token minted.
+    PeerRecord probe;
+    probe.daemon_id = hello.value().daemon_id;
+    if (auto e = settle_pairing_record(a->ctx.registry, probe, "", a->req.prefix); !e.empty()) {
+      a->refuse("pairing record refused: " + e, e + "; not paired");
+      return;
+    }
   }
   a->tr = pairing::Transcript{hello.value().nonce,   a->nonce_j,       hello.value().daemon_id,
                               a->ctx.opts.daemon_id, a->listener_cert, a->req.our_cert,

@@ -19,10 +19,13 @@ class Context;
 
 struct JoinRequest {
   std::string transport;
-  std::string repo_path;   ///< for transports that need it ("" otherwise)
-  std::string code;        ///< the peercode's code: never logged
-  sdk::Endpoint listener;  ///< the peercode's address
-  std::string our_cert;    ///< our TLS fingerprint on this transport ("" without TLS)
+  std::string repo_path;           ///< for transports that need it ("" otherwise)
+  std::string code;                ///< the peercode's code: never logged
+  sdk::Endpoint listener;          ///< the peercode's address
+  std::string our_cert;            ///< our TLS fingerprint on this transport ("" without TLS)
+  std::string expected_daemon_id;  ///< the daemon of repo_path, when given: hello must match
+  std::string peercode_name;       ///< the name in the peercode, for errors
+  std::string prefix;              ///< --prefix ("" for the default, or the kept one on re-pairing)
 };
 
 /// Runs the joiner's handshake on `conn`. `store(record)` saves the new record and returns ""

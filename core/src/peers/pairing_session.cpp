@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "peers/context.hpp"
+#include "peers/pairing_record.hpp"
 #include "peers/protocol.hpp"
 #include "thrum/core/ids.hpp"
 #include "thrum/core/pairing.hpp"
@@ -16,10 +17,11 @@ using Clock = std::chrono::steady_clock;
 
 struct PairingSessions::Session {
   std::string code, transport, advertised;
+  std::string prefix;  ///< --prefix of `peer add` ("" for the default)
   Clock::time_point started, expires;
   int attempts_left = 3;
   State state = State::kOpen;
-  std::string paired_name, paired_address, failure;
+  std::string paired_name, paired_address, paired_prefix, failure;
   std::shared_ptr<EventLoop::Timer> expiry;
   struct Waiter {
     rpc::Respond respond;
@@ -76,7 +78,8 @@ void PairingSessions::respond_wait(const rpc::Respond& respond) {
     case State::kPaired:
       respond(json{{"status", "paired"},
                    {"peer_name", session_->paired_name},
-                   {"peer_address", session_->paired_address}});
+                   {"peer_address", session_->paired_address},
+                   {"proxy_prefix", session_->paired_prefix}});
       return;
     case State::kOpen:
     case State::kConsumed: {
@@ -98,8 +101,9 @@ std::string PairingSessions::busy() {
 }
 
 json PairingSessions::open(const std::string& transport, const std::string& name,
-                           const sdk::Endpoint& advertised) {
+                           const sdk::Endpoint& advertised, const std::string& prefix) {
   auto s = std::make_unique<Session>();
+  s->prefix = prefix;
   s->code = pairing::generate_code(ctx_.opts.pairing_code_length);
   s->transport = transport;
   s->advertised = endpoint_text(advertised);
@@ -169,9 +173,9 @@ std::string PairingSessions::refuse_connection(bool for_this_listener) {
     return "no pairing session in progress (run 'thrum peer add' on the other side first, then "
            "join with the peercode it prints)";
   if (session_->state == State::kConsumed)
-    return "this pairing code was already used; run 'thrum peer add' again";
+    return "this pairing code was already used; run 'thrum peer add' on the other side again";
   if (session_->state == State::kLocked)
-    return "too many failed attempts; run 'thrum peer add' again";
+    return "too many failed attempts; run 'thrum peer add' on the other side again";
   if (session_->state != State::kOpen) return session_->failure;
   if (!for_this_listener)
     return "this pairing session is for --type " + session_->transport + " on " +
@@ -181,14 +185,16 @@ std::string PairingSessions::refuse_connection(bool for_this_listener) {
 
 std::string PairingSessions::session_error(const std::string& method) {
   expire();
-  if (!session_) return "no pairing session in progress; run 'thrum peer add' again";
+  if (!session_)
+    return "no pairing session in progress on the other side; run 'thrum peer add' there "
+           "first, then join with the peercode it prints";
   if (session_->state == State::kOpen) return "";
   if (session_->state == State::kConsumed && method == "pair.confirm") return "";
   if (session_->state == State::kLocked)
-    return "too many failed attempts; run 'thrum peer add' again";
+    return "too many failed attempts; run 'thrum peer add' on the other side again";
   if (session_->state == State::kFailed || session_->state == State::kCancelled)
     return session_->failure;
-  return "this pairing code was already used; run 'thrum peer add' again";
+  return "this pairing code was already used; run 'thrum peer add' on the other side again";
 }
 
 void PairingSessions::on_request(const std::shared_ptr<Connection>& conn,
@@ -245,7 +251,8 @@ void PairingSessions::on_request(const std::shared_ptr<Connection>& conn,
       if (s.attempts_left <= 0) {
         finish(State::kLocked, "too many failed attempts; run 'thrum peer add' again");
         respond(rpc::Error{rpc::kHandlerError,
-                           "too many failed attempts; run 'thrum peer add' again", nullptr});
+                           "too many failed attempts; run 'thrum peer add' on the other side again",
+                           nullptr});
       } else {
         respond(rpc::Error{rpc::kHandlerError,
                            "invalid pairing code (" + std::to_string(s.attempts_left) +
@@ -256,13 +263,17 @@ void PairingSessions::on_request(const std::shared_ptr<Connection>& conn,
     }
     const Identity& id = msg.value().identity;
     PeerRecord r;
-    r.name = ctx_.registry.unique_name(id.name.empty() ? "peer" : id.name);
-    r.address = id.address;
     r.daemon_id = conn->joiner_id;
+    if (auto e = settle_pairing_record(ctx_.registry, r, id.name, s.prefix); !e.empty()) {
+      spdlog::warn("pairing refused reason=\"{}\"", e);
+      finish(State::kFailed, e + "; run 'thrum peer add' again");
+      respond(rpc::Error{rpc::kHandlerError, "the other side refused the pairing: " + e, nullptr});
+      return;
+    }
+    r.address = id.address;
     r.token = pairing::generate_token();
     r.transport = s.transport;
     r.role = "listener";
-    r.proxy_prefix = ctx_.registry.unique_prefix(r.name);
     r.paired_at = now_rfc3339();
     r.last_sync = r.paired_at;
     r.remote_repo_name = id.repo_name;
@@ -294,6 +305,7 @@ void PairingSessions::on_request(const std::shared_ptr<Connection>& conn,
     }
     s.paired_name = r.name;
     s.paired_address = r.address;
+    s.paired_prefix = r.proxy_prefix;
     spdlog::info("paired peer={} transport={} role=listener address={}", r.name, r.transport,
                  r.address);
     finish(State::kPaired, "");

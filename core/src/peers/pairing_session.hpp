@@ -40,9 +40,11 @@ class PairingSessions {
   /// or "".
   std::string busy();
   /// Opens a session for `transport` at `advertised` (the listener is up) and returns the
-  /// peer.start_pairing answer: {peercode, name, address, transport, expires_in_ms}.
+  /// peer.start_pairing answer: {peercode, name, address, transport, expires_in_ms}. `prefix`
+  /// is the proxy prefix the joiner gets here ("" for a slug of its name, or the prefix it
+  /// already has when it is re-pairing).
   nlohmann::json open(const std::string& transport, const std::string& name,
-                      const sdk::Endpoint& advertised);
+                      const sdk::Endpoint& advertised, const std::string& prefix = "");
   /// peer.wait_pairing: answers at once unless the session is open (or consumed and waiting for
   /// its confirm), else when it ends or after `timeout_ms`.
   void wait(int64_t timeout_ms, rpc::Respond respond);

@@ -14,9 +14,14 @@ struct Peercode {
   std::string code;
 };
 
-/// Parses a peercode. On failure returns nullopt and sets `error` to a message that never
-/// contains the code itself.
-std::optional<Peercode> parse_peercode(std::string_view text, int code_length, std::string& error);
+/// The range of peers.pairing_code_length; a joiner accepts a code of any length in it.
+inline constexpr int kMinCodeLength = 12;
+inline constexpr int kMaxCodeLength = 16;
+
+/// Parses a peercode whose code has kMinCodeLength..kMaxCodeLength digits (whatever the other
+/// side's peers.pairing_code_length is). On failure returns nullopt and sets `error` to a
+/// message that never contains the code itself.
+std::optional<Peercode> parse_peercode(std::string_view text, std::string& error);
 std::string format_peercode(const Peercode& p);
 
 }  // namespace thrum::core::pairing

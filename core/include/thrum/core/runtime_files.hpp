@@ -26,4 +26,8 @@ class RuntimeFiles {
   void install_crash_cleanup();
 };
 
+/// Removes the sockets in `dir` (a relocated-socket directory shared by this user's repos)
+/// that nobody serves any more: connecting is refused, so their daemon is gone.
+void clean_stale_sockets(const std::filesystem::path& dir);
+
 }  // namespace thrum::core
