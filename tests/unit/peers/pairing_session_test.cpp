@@ -34,7 +34,7 @@ class PairingSessionTest : public ::testing::Test {
   std::string open() {
     json r = sessions_.open("t1", "web", sdk::Endpoint{"127.0.0.1", 4100});
     std::string error;
-    auto pc = pairing::parse_peercode(r.at("peercode").get<std::string>(), 16, error);
+    auto pc = pairing::parse_peercode(r.at("peercode").get<std::string>(), error);
     EXPECT_TRUE(pc) << error;
     return pc ? pc->code : "";
   }
