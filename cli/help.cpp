@@ -1,6 +1,7 @@
 #include "help.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -364,11 +365,17 @@ std::optional<std::string> unknown_command(const CLI::App& app, int argc, char**
     for (const auto* c : subs) {
       if (c->get_group().empty()) continue;
       std::size_t d = edit_distance(w, c->get_name());
-      if (d < best_d) best_d = d, best = c->get_name();
+      if (d < best_d) {
+        best_d = d;
+        best = c->get_name();
+      }
       for (const auto* g : children(c)) {
         if (g->get_group().empty()) continue;
         std::size_t dg = edit_distance(w, g->get_name()) + 1;
-        if (dg < best_d) best_d = dg, best = c->get_name() + " " + g->get_name();
+        if (dg < best_d) {
+          best_d = dg;
+          best = c->get_name() + " " + g->get_name();
+        }
       }
     }
     const std::string where = "thrum" + (path.empty() ? "" : " " + join(path, " "));

@@ -138,6 +138,14 @@ std::unique_ptr<PluginHost> PluginHost::load(const Options& opts) {
   return h;
 }
 
+void PluginHost::drop_from_registry(const std::string& id) {
+  // The registry only grows; a rebuild without `id` keeps every other handle as it is.
+  TransportRegistry kept;
+  for (const auto& other : registry_.ids())
+    if (other != id) kept.add(*registry_.info(other), registry_.get(other));
+  registry_ = std::move(kept);
+}
+
 std::vector<std::string> PluginHost::reload_policy() {
   Policy next;  // no file (any more): everything enabled
   if (auto file = Policy::locate(opts_.etc_policy)) next = Policy::load_file(*file);
@@ -155,7 +163,7 @@ std::vector<std::string> PluginHost::reload_policy() {
     const bool now = policy_.enabled(e.id);
     if (was && !now) {
       done.insert(e.id);
-      registry_.remove(e.id);
+      drop_from_registry(e.id);
       taken_.erase(e.id);
       e.status = disabled;
       changed.push_back(e.id);

@@ -98,7 +98,7 @@ TEST(Help, BashCompletionCompletesEveryCommand) {
   { std::ofstream(file) << script.out; }
   auto complete = [&](const std::string& words) {
     // COMP_WORDS as bash fills it for `thrum <words><TAB>`.
-    auto r = run_process("bash", {"-c", "source " + file.string() + "; COMP_WORDS=(thrum " +
+    auto r = run_process("/bin/bash", {"-c", "source " + file.string() + "; COMP_WORDS=(thrum " +
                                             words + "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
                                             "_thrum; echo \"${COMPREPLY[*]}\""},
                          dir);
@@ -129,7 +129,7 @@ TEST(Help, ManPagesExistForEveryTopLevelCommand) {
     if (cmd.size() != 1) continue;
     const fs::path page = man / ("thrum-" + cmd[0] + ".1.gz");
     ASSERT_TRUE(fs::exists(page)) << page;
-    auto text = run_process("zcat", {page.string()}, man);
+    auto text = run_process("/usr/bin/zcat", {page.string()}, man);
     EXPECT_NE(text.out.find(".TH THRUM-"), std::string::npos) << page;
     for (const auto& sub : all_commands())
       if (sub.size() == 2 && sub[0] == cmd[0])
@@ -137,7 +137,7 @@ TEST(Help, ManPagesExistForEveryTopLevelCommand) {
             << page << " lacks " << joined(sub);
   }
   // man can render it (groff is what man uses).
-  auto rendered = run_process("sh", {"-c", "zcat thrum-daemon.1.gz | man -l - 2>&1 | head -50"},
+  auto rendered = run_process("/bin/sh", {"-c", "zcat thrum-daemon.1.gz | man -l - 2>&1 | head -50"},
                               man, {{"MANPAGER", "cat"}, {"MANWIDTH", "100"}});
   EXPECT_NE(rendered.out.find("daemon list"), std::string::npos) << rendered.out;
 }

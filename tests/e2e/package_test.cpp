@@ -30,7 +30,7 @@ class Packages : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     work_ = tmpl;
     // CPack's own staging goes to the build tree's _CPack_Packages: one cpack at a time.
-    auto r = run_process("cpack", {"-G", "DEB", "-B", (work_ / "debs").string()}, THRUM_BUILD_DIR,
+    auto r = run_process("/usr/bin/cpack", {"-G", "DEB", "-B", (work_ / "debs").string()}, THRUM_BUILD_DIR,
                          {}, std::nullopt, 600s);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     for (const auto& e : fs::directory_iterator(work_ / "debs"))
@@ -66,7 +66,7 @@ void Packages::three_packages_with_debug_symbols() {
                                             "thrum-sdk-dev-dbgsym", "thrum-transport-tailscale",
                                             "thrum-transport-tailscale-dbgsym"}));
   auto contents = [](const fs::path& d) {
-    return run_process("dpkg-deb", {"--contents", d.string()}, work_).out;
+    return run_process("/usr/bin/dpkg-deb", {"--contents", d.string()}, work_).out;
   };
   const std::string t = contents(deb("thrum"));
   for (const char* f : {"./usr/bin/thrum", "./usr/bin/thrum-daemon",
@@ -85,8 +85,8 @@ void Packages::three_packages_with_debug_symbols() {
                         "./usr/lib/pkgconfig/thrum-sdk.pc", "./usr/bin/thrum-transport-conformance"})
     EXPECT_NE(sdk.find(f), std::string::npos) << f << " not in thrum-sdk-dev:\n" << sdk;
   // Stripped: the symbols are in the -dbgsym package, keyed by build id.
-  auto file = run_process("dpkg-deb", {"-x", deb("thrum").string(), (work_ / "x").string()}, work_);
-  auto info = run_process("file", {(work_ / "x/usr/bin/thrum-daemon").string()}, work_);
+  auto file = run_process("/usr/bin/dpkg-deb", {"-x", deb("thrum").string(), (work_ / "x").string()}, work_);
+  auto info = run_process("/usr/bin/file", {(work_ / "x/usr/bin/thrum-daemon").string()}, work_);
   EXPECT_NE(info.out.find(", stripped"), std::string::npos) << info.out;
   EXPECT_NE(contents(deb("thrum-dbgsym")).find("./usr/lib/debug/.build-id/"), std::string::npos);
   auto license = slurp(work_ / "x/usr/share/doc/thrum/copyright");
@@ -95,7 +95,7 @@ void Packages::three_packages_with_debug_symbols() {
 
 void Packages::lintian_reports_no_errors() {
   for (const auto& d : debs_) {
-    auto r = run_process("lintian", {"--no-tag-display-limit", d.string()}, work_, {},
+    auto r = run_process("/usr/bin/lintian", {"--no-tag-display-limit", d.string()}, work_, {},
                          std::nullopt, 300s);
     std::istringstream lines(r.out + r.err);
     std::string line, errors, warnings;
@@ -119,9 +119,9 @@ void Packages::installed_the_two_repo_demo_runs() {
                                 "--force-depends", "--force-not-root", "--no-triggers", "-i"};
   for (const auto& n : {"thrum", "thrum-transport-tailscale", "thrum-sdk-dev"})
     args.push_back(deb(n).string());
-  auto inst = run_process("dpkg", args, work_, {}, std::nullopt, 300s);
+  auto inst = run_process("/usr/bin/dpkg", args, work_, {}, std::nullopt, 300s);
   ASSERT_EQ(inst.exit_code, 0) << inst.out << inst.err;
-  auto listed = run_process("dpkg", {"--root=" + root.string(), "-l"}, work_);
+  auto listed = run_process("/usr/bin/dpkg", {"--root=" + root.string(), "-l"}, work_);
   EXPECT_TRUE(std::regex_search(listed.out, std::regex(R"(ii\s+thrum\s+0\.)"))) << listed.out;
 
   const fs::path thrum = root / "usr/bin/thrum";
@@ -136,7 +136,7 @@ void Packages::installed_the_two_repo_demo_runs() {
       << plugins.out;
   EXPECT_EQ(plugins.out.find(THRUM_BUILD_DIR), std::string::npos) << plugins.out;
 
-  auto demo = run_process("bash", {THRUM_SOURCE_DIR "/scripts/demo-run.sh", thrum.string()}, work_,
+  auto demo = run_process("/bin/bash", {THRUM_SOURCE_DIR "/scripts/demo-run.sh", thrum.string()}, work_,
                           {{"THRUM_PLUGIN_PATH", ""}}, std::nullopt, 180s);
   EXPECT_EQ(demo.exit_code, 0) << demo.out << demo.err;
   EXPECT_NE(demo.out.find("Reviewed: approve, one nit in token refresh"), std::string::npos)

@@ -89,6 +89,7 @@ class PluginHost {
   };
   /// Loads one enabled plugin file into the registry; fills `e`.
   void load_one(const std::filesystem::path& file, Entry& e);
+  void drop_from_registry(const std::string& id);
 
   Options opts_;
   std::map<std::string, std::filesystem::path> taken_;  ///< id -> file it was loaded from

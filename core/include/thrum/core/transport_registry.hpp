@@ -42,15 +42,11 @@ struct Transport {
 };
 
 /// id -> transport, for the rest of the core (peer add/join, links, drift). Filled while the
-/// daemon starts and changed only on the loop thread by a SIGHUP reload; reads from other
-/// threads are safe only while no reload runs (the peer layer reads it on the loop thread).
+/// daemon starts, read-only afterwards: concurrent reads are safe, writes are not.
 class TransportRegistry {
  public:
   /// Adds a transport; returns false (and changes nothing) when the id is already taken.
   bool add(PluginInfo info, ITransportHandle transport);
-  /// Drops a transport (SIGHUP: the policy disabled it); holders of its handle keep it alive.
-  /// Returns false when the id was not there. Loop thread, like add().
-  bool remove(const std::string& id) { return entries_.erase(id) != 0; }
   /// The transport, or nullptr.
   ITransportHandle get(const std::string& id) const;
   /// Metadata, or nullptr.
