@@ -289,6 +289,21 @@ std::string man_page(const CLI::App& root, const std::vector<std::string>& path)
       s << ".TP\n.B " << line.substr(0, sp) << "\n" << roff_escape(rest) << "\n";
     }
   }
+  if (path == std::vector<std::string>{"daemon"}) {
+    // This page is also the one of the `thrum-daemon` executable, which users never run by hand.
+    s << ".SH THE thrum\\-daemon EXECUTABLE\n"
+         "\\fBthrum daemon start\\fR and \\fBthrum daemon run\\fR execute \\fBthrum\\-daemon run "
+         "\\-\\-repo\\fR \\fIDIR\\fR beside \\fBthrum\\fR; \\fBthrum plugins\\fR asks it to load "
+         "plugins. In the foreground (\\fBthrum daemon run\\fR, the systemd user unit "
+         "\\fBthrum@.service\\fR) it logs to stderr; started by \\fBthrum daemon start\\fR it logs to "
+         "\\fI.thrum/var/daemon.log\\fR, rotated at 10 MiB with 4 old files kept.\n"
+         ".SH SIGNALS\n"
+         ".TP\n.B SIGTERM, SIGINT\nStop; every queued write is committed first.\n"
+         ".TP\n.B SIGHUP\nReopen the log file and read the operator policy again: a transport it "
+         "newly disables stops (its peers show \\fBdisabled\\fR), a newly enabled one starts. A "
+         "policy that does not parse is logged with its file and line, and the previous policy stays "
+         "in force.\n";
+  }
   s << ".SH SEE ALSO\n"
     << (path.empty() ? "" : "\\fBthrum\\fR(1), ")
     << "the README and docs/ in /usr/share/doc/thrum.\n";

@@ -26,17 +26,14 @@ foreach(_c runtime tailscale sdk)
           DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/${_p} COMPONENT ${_c})
 endforeach()
 
-# thrum: docs, the unit, hand-written man pages of the helper executables.
+# thrum: docs, the unit, the lintian override.
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/docs/design-decisions.md
               ${CMAKE_SOURCE_DIR}/docs/plugin-sdk.md
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/thrum COMPONENT runtime)
 install(FILES ${_thrum_pkg}/thrum@.service DESTINATION lib/systemd/user COMPONENT runtime)
 install(FILES ${_thrum_pkg}/lintian/thrum
         DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides COMPONENT runtime)
-execute_process(COMMAND gzip -9nc ${_thrum_pkg}/thrum-daemon.1
-                OUTPUT_FILE ${_thrum_gen}/thrum-daemon.1.gz)
-install(FILES ${_thrum_gen}/thrum-daemon.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1
-        COMPONENT runtime)
+# thrum-daemon(1) is the generated page of `thrum daemon`, which also describes the executable.
 # thrum-transport-tailscale
 install(FILES ${CMAKE_SOURCE_DIR}/docs/tailscale.md
         DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/thrum-transport-tailscale COMPONENT tailscale)
@@ -51,6 +48,9 @@ if(TARGET thrum-transport-conformance)
 endif()
 
 # ---- CPack ------------------------------------------------------------------------------------
+# cpack and `make install` package what is built (scripts/package.sh builds first); without this,
+# cpack from the ci tree would first build every test.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME thrum)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
@@ -74,27 +74,30 @@ set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
 
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME thrum)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)
-set(CPACK_COMPONENT_RUNTIME_DESCRIPTION
+string(CONCAT CPACK_COMPONENT_RUNTIME_DESCRIPTION
     "messaging between AI agents, across repos and machines\n"
-    "Thrum runs one daemon per repository; agents send each other messages through it, and\n"
-    "paired daemons carry them across repositories (local transport) and machines (network\n"
-    "transport). Includes the thrum CLI, the daemon, man pages, bash and zsh completions and a\n"
-    "systemd user unit (thrum@.service).")
+    "Thrum runs one daemon per repository; agents send each other messages\n"
+    "through it, and paired daemons carry them across repositories (local\n"
+    "transport) and machines (network transport). Includes the thrum CLI, the\n"
+    "daemon, man pages, bash and zsh completions and a systemd user unit\n"
+    "(thrum@.service).")
 
 set(CPACK_DEBIAN_TAILSCALE_PACKAGE_NAME thrum-transport-tailscale)
 set(CPACK_DEBIAN_TAILSCALE_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_TAILSCALE_PACKAGE_DEPENDS "thrum (= ${PROJECT_VERSION})")
-set(CPACK_COMPONENT_TAILSCALE_DESCRIPTION
+string(CONCAT CPACK_COMPONENT_TAILSCALE_DESCRIPTION
     "Thrum transport plugin: peers over a tailnet\n"
-    "Lets Thrum daemons pair over Tailscale, through the host's tailscaled or an embedded node.\n"
-    "The embedded node needs libtailscale, which is not packaged here: install it from\n"
-    "Tailscale's sources (see /usr/share/doc/thrum-transport-tailscale/tailscale.md).")
+    "Lets Thrum daemons pair over Tailscale, through the host's tailscaled or\n"
+    "an embedded node. The embedded node needs libtailscale, which is not\n"
+    "packaged here: install it from Tailscale's sources (see\n"
+    "/usr/share/doc/thrum-transport-tailscale/tailscale.md).")
 
 set(CPACK_DEBIAN_SDK_PACKAGE_NAME thrum-sdk-dev)
 set(CPACK_DEBIAN_SDK_PACKAGE_SECTION libdevel)
-set(CPACK_COMPONENT_SDK_DESCRIPTION
+string(CONCAT CPACK_COMPONENT_SDK_DESCRIPTION
     "Thrum transport plugin SDK\n"
-    "Headers, the CMake package (find_package(ThrumSDK)), a pkg-config file and the transport\n"
-    "conformance runner, for building Thrum transport plugins.")
+    "Headers, the CMake package (find_package(ThrumSDK)), a pkg-config file\n"
+    "and the transport conformance runner, for building Thrum transport\n"
+    "plugins.")
 
 include(CPack)

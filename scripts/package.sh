@@ -16,6 +16,6 @@ rm -rf "$build_dir/packages"
 ls -1 "$build_dir"/packages/*.deb
 if command -v lintian >/dev/null; then
   for deb in "$build_dir"/packages/*.deb; do
-    lintian --no-tag-display-limit "$deb" || true
+    lintian --tag-display-limit 0 "$deb" || true
   done
 fi

@@ -62,9 +62,15 @@ class Packages : public ::testing::Test {
 };
 
 void Packages::three_packages_with_debug_symbols() {
-  EXPECT_EQ(names(), (std::set<std::string>{"thrum", "thrum-dbgsym", "thrum-sdk-dev",
-                                            "thrum-sdk-dev-dbgsym", "thrum-transport-tailscale",
-                                            "thrum-transport-tailscale-dbgsym"}));
+  // -dbgsym packages carry the debug info the packaged binaries are stripped of: they exist when
+  // the tree was built with -g (the `package` preset of scripts/package.sh), not for `ci`.
+  const bool debug_info =
+      run_process("/usr/bin/file", {THRUM_BUILD_DIR "/cli/thrum-daemon"}, work_).out.find(
+          "with debug_info") != std::string::npos;
+  std::set<std::string> want{"thrum", "thrum-sdk-dev", "thrum-transport-tailscale"};
+  if (debug_info)
+    want.insert({"thrum-dbgsym", "thrum-sdk-dev-dbgsym", "thrum-transport-tailscale-dbgsym"});
+  EXPECT_EQ(names(), want);
   auto contents = [](const fs::path& d) {
     return run_process("/usr/bin/dpkg-deb", {"--contents", d.string()}, work_).out;
   };
@@ -88,14 +94,15 @@ void Packages::three_packages_with_debug_symbols() {
   auto file = run_process("/usr/bin/dpkg-deb", {"-x", deb("thrum").string(), (work_ / "x").string()}, work_);
   auto info = run_process("/usr/bin/file", {(work_ / "x/usr/bin/thrum-daemon").string()}, work_);
   EXPECT_NE(info.out.find(", stripped"), std::string::npos) << info.out;
-  EXPECT_NE(contents(deb("thrum-dbgsym")).find("./usr/lib/debug/.build-id/"), std::string::npos);
+  if (debug_info)
+    EXPECT_NE(contents(deb("thrum-dbgsym")).find("./usr/lib/debug/.build-id/"), std::string::npos);
   auto license = slurp(work_ / "x/usr/share/doc/thrum/copyright");
   EXPECT_NE(license.find("License: Expat"), std::string::npos) << license;
 }
 
 void Packages::lintian_reports_no_errors() {
   for (const auto& d : debs_) {
-    auto r = run_process("/usr/bin/lintian", {"--no-tag-display-limit", d.string()}, work_, {},
+    auto r = run_process("/usr/bin/lintian", {"--tag-display-limit", "0", d.string()}, work_, {},
                          std::nullopt, 300s);
     std::istringstream lines(r.out + r.err);
     std::string line, errors, warnings;
