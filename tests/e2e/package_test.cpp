@@ -94,8 +94,9 @@ void Packages::three_packages_with_debug_symbols() {
   auto file = run_process("/usr/bin/dpkg-deb", {"-x", deb("thrum").string(), (work_ / "x").string()}, work_);
   auto info = run_process("/usr/bin/file", {(work_ / "x/usr/bin/thrum-daemon").string()}, work_);
   EXPECT_NE(info.out.find(", stripped"), std::string::npos) << info.out;
-  if (debug_info)
+  if (debug_info) {
     EXPECT_NE(contents(deb("thrum-dbgsym")).find("./usr/lib/debug/.build-id/"), std::string::npos);
+  }
   auto license = slurp(work_ / "x/usr/share/doc/thrum/copyright");
   EXPECT_NE(license.find("License: Expat"), std::string::npos) << license;
 }
