@@ -1,9 +1,11 @@
 // `thrum daemon start` wall time (issue 16 item 5): the CLI returns when the daemon says it is
 // ready on a pipe, instead of polling ws.port + the socket every 25 ms. Both ways run in the
 // same minute, interleaved, on the same repo:
-//   pipe   `thrum daemon start` as built (the daemon writes `ready <pid> <port>` on fd 3)
 //   poll   the previous algorithm, reproduced here: fork/exec `thrum-daemon run --log-file`,
 //          then every 25 ms check var/ws.port and that the socket answers `health`
+//   pipe   the same fork/exec with `--ready-fd 3`, blocking on the `ready <pid> <port>` line:
+//          the two differ only in how the starter waits
+//   cli    `thrum daemon start` as built, end to end (adds the CLI process itself)
 //   anchor `/bin/true` spawned and waited, this machine's process floor
 // Each start is followed by `thrum daemon stop` (not timed). Prints min/median/p90 per way, the
 // ratio pipe/poll and the load average. Usage: thrum_bench_start [rounds, default 30]
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -77,6 +80,35 @@ double start_polling(const fs::path& repo, const fs::path& daemon_exe) {
   return ms;
 }
 
+/// The new wait, same fork/exec as start_polling(): block on the daemon's ready line.
+double start_pipe(const fs::path& repo, const fs::path& daemon_exe) {
+  const fs::path var = repo / ".thrum" / "var";
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
+  const auto t0 = steady::now();
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::setsid();
+    int log = ::open((var / "daemon.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    ::dup2(log, 1);
+    ::dup2(log, 2);
+    ::dup2(fds[1], 3);
+    const std::string r = repo.string();
+    const char* argv[] = {"thrum-daemon", "run",        "--repo", r.c_str(),
+                          "--log-file",   "--ready-fd", "3",      nullptr};
+    ::execv(daemon_exe.c_str(), const_cast<char* const*>(argv));
+    _exit(127);
+  }
+  ::close(fds[1]);
+  char buf[128];
+  while (::read(fds[0], buf, sizeof buf) > 0 && !std::memchr(buf, '\n', sizeof buf)) {
+  }
+  const double ms = ms_since(t0);
+  ::close(fds[0]);
+  std::thread([child] { ::waitpid(child, nullptr, 0); }).detach();
+  return ms;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -93,7 +125,7 @@ int main(int argc, char** argv) {
     thrum::test::run_thrum({"daemon", "start"}, repo);
     thrum::test::run_thrum({"daemon", "stop"}, repo);
   }
-  Stats pipe, poll, floor;
+  Stats pipe, poll, floor, cli;
   for (int i = 0; i < rounds; ++i) {
     auto t0 = steady::now();
     thrum::test::run_process("/bin/true", {}, repo);
@@ -101,7 +133,7 @@ int main(int argc, char** argv) {
 
     t0 = steady::now();
     auto r = thrum::test::run_thrum({"daemon", "start"}, repo);
-    pipe.v.push_back(ms_since(t0));
+    cli.v.push_back(ms_since(t0));
     if (r.exit_code != 0) {
       std::fprintf(stderr, "daemon start failed: %s%s\n", r.out.c_str(), r.err.c_str());
       return 1;
@@ -109,6 +141,9 @@ int main(int argc, char** argv) {
     thrum::test::run_thrum({"daemon", "stop"}, repo);
 
     poll.v.push_back(start_polling(repo, daemon_exe));
+    thrum::test::run_thrum({"daemon", "stop"}, repo);
+
+    pipe.v.push_back(start_pipe(repo, daemon_exe));
     thrum::test::run_thrum({"daemon", "stop"}, repo);
   }
   double load[3] = {0, 0, 0};
@@ -119,8 +154,9 @@ int main(int argc, char** argv) {
   std::printf("| way | runs | min ms | median ms | p90 ms |\n|---|---|---|---|---|\n");
   const std::vector<std::pair<const char*, Stats*>> rows{
       {"`/bin/true` (anchor)", &floor},
-      {"poll every 25 ms (before)", &poll},
-      {"**ready pipe (after)**", &pipe}};
+      {"fork/exec + poll every 25 ms (before)", &poll},
+      {"**fork/exec + ready pipe (after)**", &pipe},
+      {"`thrum daemon start` as built (CLI process + ready pipe)", &cli}};
   for (const auto& [name, s] : rows)
     std::printf("| %s | %zu | %.2f | %.2f | %.2f |\n", name, s->v.size(), s->pct(0), s->pct(0.5),
                 s->pct(0.9));
