@@ -147,8 +147,8 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
       ::dup2(ready[1], 3);
     }
     if (keep_port) ::setenv("THRUM_WS_PORT", std::to_string(*keep_port).c_str(), 1);
-    const char* argv[] = {"thrum-daemon", "run",      "--repo", root.c_str(), "--log-file",
-                          "--ready-fd",   "3",        nullptr};
+    const char* argv[] = {"thrum-daemon", "run",        "--repo", root.c_str(),
+                          "--log-file",   "--ready-fd", "3",      nullptr};
     ::execv(exe.c_str(), const_cast<char* const*>(argv));
     // stderr is the log: startup_errors() shows this line to the user.
     const char* why = std::strerror(errno);
@@ -307,8 +307,8 @@ int cmd_status(Context& ctx) {
   if (info.is_object()) {
     std::cout << "Log:        " << str_field(info, "log") << "\n";
     const std::string policy = str_field(info, "policy");
-    std::cout << "Policy:     " << (policy.empty() ? "none (every transport found is enabled)" : policy)
-              << "\n";
+    std::cout << "Policy:     "
+              << (policy.empty() ? "none (every transport found is enabled)" : policy) << "\n";
     std::string set;
     if (info.contains("plugins") && info["plugins"].is_array())
       for (const auto& id : info["plugins"])
@@ -334,8 +334,12 @@ int cmd_list(Context& ctx) {
   core::DaemonRegistry registry;
   json out = json::array();
   for (const auto& e : registry.list()) {
-    json d = {{"repo_path", e.repo_path}, {"pid", e.pid},     {"ws_port", e.ws_port},
-              {"started_at", e.started_at}, {"log", e.log}, {"uptime_ms", nullptr},
+    json d = {{"repo_path", e.repo_path},
+              {"pid", e.pid},
+              {"ws_port", e.ws_port},
+              {"started_at", e.started_at},
+              {"log", e.log},
+              {"uptime_ms", nullptr},
               {"peers", nullptr}};
     try {  // uptime and peers from the daemon itself; an unresponsive one still gets listed
       RpcClient c(core::RepoPaths::for_root(e.repo_path).sock);
@@ -352,8 +356,7 @@ int cmd_list(Context& ctx) {
     return 0;
   }
   if (out.empty()) {
-    std::cout << "No daemons running for this user (registry " << registry.dir().string()
-              << ")\n";
+    std::cout << "No daemons running for this user (registry " << registry.dir().string() << ")\n";
     return 0;
   }
   std::cout << "PID      WS PORT  UPTIME    PEERS        REPO\n";
@@ -390,13 +393,14 @@ void add_daemon_commands(CLI::App& app, Context& ctx) {
       ->callback([&ctx] { ctx.action = [&ctx] { return cmd_status(ctx); }; });
   daemon->add_subcommand("list", "List every daemon of this user on this machine")
       ->callback([&ctx] { ctx.action = [&ctx] { return cmd_list(ctx); }; });
-  daemon->add_subcommand("run", "Run the daemon in the foreground, logging to stderr")->callback([&ctx] {
-    ctx.action = [&ctx]() -> int {
-      auto paths = ctx.g.repo ? core::RepoPaths::for_root(*ctx.g.repo) : require_repo(ctx);
-      // Becomes the daemon: same pid, stdio, signals and exit code as before the split.
-      exec_daemon({"run", "--repo", paths.root.string()});
-    };
-  });
+  daemon->add_subcommand("run", "Run the daemon in the foreground, logging to stderr")
+      ->callback([&ctx] {
+        ctx.action = [&ctx]() -> int {
+          auto paths = ctx.g.repo ? core::RepoPaths::for_root(*ctx.g.repo) : require_repo(ctx);
+          // Becomes the daemon: same pid, stdio, signals and exit code as before the split.
+          exec_daemon({"run", "--repo", paths.root.string()});
+        };
+      });
 }
 
 }  // namespace thrum::cli

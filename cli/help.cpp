@@ -21,31 +21,36 @@ struct EnvVar {
 const std::vector<EnvVar>& env_table() {
   static const std::vector<std::string> kDaemonStart{"daemon start", "daemon restart",
                                                      "daemon run"};
-  static const std::vector<std::string> kAgent{"quickstart", "whoami", "send",   "reply",
+  static const std::vector<std::string> kAgent{"quickstart", "whoami", "send",    "reply",
                                                "inbox",      "sent",   "message", "wait"};
   static const std::vector<EnvVar> kTable = {
       {"THRUM_HOME", "the repo to use when none is found from the current directory", {}},
       {"THRUM_LOG_LEVEL", "daemon log level: trace, debug, info (default), warn, error",
        kDaemonStart},
-      {"THRUM_WS_PORT", "the WebSocket port for this start (wins over daemon.ws_port)",
+      {"THRUM_WS_PORT",
+       "the WebSocket port for this start (wins over daemon.ws_port)",
        {"daemon start", "daemon run"}},
       {"THRUM_POLICY",
        "operator policy file to use instead of /etc/thrum/transports.yaml (read again on SIGHUP)",
        {"daemon start", "daemon restart", "daemon run", "plugins"}},
-      {"THRUM_PLUGIN_PATH", "more plugin directories, colon-separated (unless the policy sets "
-                            "plugin_dirs)",
+      {"THRUM_PLUGIN_PATH",
+       "more plugin directories, colon-separated (unless the policy sets "
+       "plugin_dirs)",
        {"daemon start", "daemon restart", "daemon run", "plugins"}},
       {"XDG_RUNTIME_DIR",
        "where the daemon registry lives: $XDG_RUNTIME_DIR/thrum/daemons, else "
        "/tmp/thrum-<uid>/daemons",
        {"daemon"}},
-      {"NOTIFY_SOCKET", "systemd's readiness socket (Type=notify): READY=1 once serving",
+      {"NOTIFY_SOCKET",
+       "systemd's readiness socket (Type=notify): READY=1 once serving",
        {"daemon run"}},
       {"THRUM_NAME", "the agent this CLI acts as (instead of the worktree's identity file)",
        kAgent},
-      {"THRUM_AGENT_PID", "the agent's process id, used to tell whether the agent is alive",
+      {"THRUM_AGENT_PID",
+       "the agent's process id, used to tell whether the agent is alive",
        {"quickstart"}},
-      {"THRUM_TS_AUTHKEY", "the tailscale auth key, instead of prompting for it",
+      {"THRUM_TS_AUTHKEY",
+       "the tailscale auth key, instead of prompting for it",
        {"peer add", "peer join"}},
       {"COLUMNS", "output width for tables", {"inbox", "sent", "team", "peer"}},
   };
@@ -155,7 +160,8 @@ std::string bash_completion(const CLI::App& app) {
        "  for ((i = 1; i < COMP_CWORD; i++)); do\n"
        "    w=\"${COMP_WORDS[i]}\"\n"
        "    case \"$w\" in --repo) ((i++)); continue ;; -*) continue ;; esac\n"
-       "    if _thrum_is_cmd \"${cmdpath:+$cmdpath }$w\"; then cmdpath=\"${cmdpath:+$cmdpath }$w\"; "
+       "    if _thrum_is_cmd \"${cmdpath:+$cmdpath }$w\"; then cmdpath=\"${cmdpath:+$cmdpath "
+       "}$w\"; "
        "fi\n"
        "  done\n"
        "  COMPREPLY=($(compgen -W \"$(_thrum_words \"$cmdpath\")\" -- \"$cur\"))\n"
@@ -175,7 +181,8 @@ std::string zsh_completion(const CLI::App& app) {
        "  for ((i = 2; i < CURRENT; i++)); do\n"
        "    w=\"${words[i]}\"\n"
        "    case \"$w\" in --repo) ((i++)); continue ;; -*) continue ;; esac\n"
-       "    if _thrum_is_cmd \"${cmdpath:+$cmdpath }$w\"; then cmdpath=\"${cmdpath:+$cmdpath }$w\"; "
+       "    if _thrum_is_cmd \"${cmdpath:+$cmdpath }$w\"; then cmdpath=\"${cmdpath:+$cmdpath "
+       "}$w\"; "
        "fi\n"
        "  done\n"
        "  local -a cands\n"
@@ -277,7 +284,8 @@ std::string man_page(const CLI::App& root, const std::vector<std::string>& path)
                         "-h, --help\nHelp for the command; also thrum help <command>"}) {
     std::string t = f;
     auto nl = t.find('\n');
-    s << ".TP\n.B " << roff_escape(t.substr(0, nl)) << "\n" << roff_escape(t.substr(nl + 1)) << "\n";
+    s << ".TP\n.B " << roff_escape(t.substr(0, nl)) << "\n"
+      << roff_escape(t.substr(nl + 1)) << "\n";
   }
   auto env = environment_for(path);
   if (!env.empty()) {
@@ -295,13 +303,15 @@ std::string man_page(const CLI::App& root, const std::vector<std::string>& path)
          "\\fBthrum daemon start\\fR and \\fBthrum daemon run\\fR execute \\fBthrum\\-daemon run "
          "\\-\\-repo\\fR \\fIDIR\\fR beside \\fBthrum\\fR; \\fBthrum plugins\\fR asks it to load "
          "plugins. In the foreground (\\fBthrum daemon run\\fR, the systemd user unit "
-         "\\fBthrum@.service\\fR) it logs to stderr; started by \\fBthrum daemon start\\fR it logs to "
+         "\\fBthrum@.service\\fR) it logs to stderr; started by \\fBthrum daemon start\\fR it logs "
+         "to "
          "\\fI.thrum/var/daemon.log\\fR, rotated at 10 MiB with 4 old files kept.\n"
          ".SH SIGNALS\n"
          ".TP\n.B SIGTERM, SIGINT\nStop; every queued write is committed first.\n"
          ".TP\n.B SIGHUP\nReopen the log file and read the operator policy again: a transport it "
          "newly disables stops (its peers show \\fBdisabled\\fR), a newly enabled one starts. A "
-         "policy that does not parse is logged with its file and line, and the previous policy stays "
+         "policy that does not parse is logged with its file and line, and the previous policy "
+         "stays "
          "in force.\n";
   }
   s << ".SH SEE ALSO\n"

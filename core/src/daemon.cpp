@@ -323,8 +323,8 @@ int run_daemon(const DaemonOptions& opts) {
     daemon_registry.add(DaemonEntry{::getpid(), paths.root.string(), ws_port,
                                     rfc3339_seconds(started), daemon_log_target()});
   } catch (const std::exception& e) {
-    spdlog::warn("daemon registry not written dir={} error=\"{}\"",
-                 daemon_registry.dir().string(), e.what());
+    spdlog::warn("daemon registry not written dir={} error=\"{}\"", daemon_registry.dir().string(),
+                 e.what());
   }
   dispatcher.add("daemon.info", [&](const json&, const rpc::CallContext&, rpc::Respond respond) {
     json info = {{"log", daemon_log_target()}, {"policy", ""}, {"plugins", json::array()}};

@@ -62,7 +62,8 @@ std::optional<DaemonEntry> read_entry(const fs::path& file) {
   if (!d.contains("repo_path") || !d["repo_path"].is_string()) return std::nullopt;
   e.pid = d["pid"].get<int>();
   e.repo_path = d["repo_path"].get<std::string>();
-  if (d.contains("ws_port") && d["ws_port"].is_number_unsigned() && d["ws_port"].get<unsigned>() <= 65535)
+  if (d.contains("ws_port") && d["ws_port"].is_number_unsigned() &&
+      d["ws_port"].get<unsigned>() <= 65535)
     e.ws_port = static_cast<unsigned short>(d["ws_port"].get<unsigned>());
   if (d.contains("started_at") && d["started_at"].is_string())
     e.started_at = d["started_at"].get<std::string>();

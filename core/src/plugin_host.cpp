@@ -172,8 +172,7 @@ std::vector<std::string> PluginHost::reload_policy() {
       done.insert(e.id);
       load_one(e.path, e);
       if (registry_.contains(e.id)) changed.push_back(e.id);
-      spdlog::info("plugin enabled id={} path={} status=\"{}\"", e.id, e.path.string(),
-                   e.status);
+      spdlog::info("plugin enabled id={} path={} status=\"{}\"", e.id, e.path.string(), e.status);
     } else if (!was && !now && e.status.rfind(not_found, 0) != 0) {
       e.status = disabled;  // the message names the file now in force
     } else if (was) {

@@ -37,8 +37,7 @@ std::string Readiness::notify(const std::string& socket, const std::string& text
                        reinterpret_cast<const sockaddr*>(&addr), len);
   const int err = errno;
   ::close(fd);
-  if (n != static_cast<ssize_t>(text.size()))
-    return "sendto " + socket + ": " + std::strerror(err);
+  if (n != static_cast<ssize_t>(text.size())) return "sendto " + socket + ": " + std::strerror(err);
   return "";
 }
 

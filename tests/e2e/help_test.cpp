@@ -21,14 +21,37 @@ namespace fs = std::filesystem;
 
 const std::vector<std::vector<std::string>>& all_commands() {
   static const std::vector<std::vector<std::string>> kAll = {
-      {"init"},           {"daemon"},          {"daemon", "start"},   {"daemon", "stop"},
-      {"daemon", "restart"}, {"daemon", "status"}, {"daemon", "list"}, {"daemon", "run"},
-      {"quickstart"},     {"whoami"},          {"send"},              {"reply"},
-      {"inbox"},          {"sent"},            {"message"},           {"message", "read"},
-      {"wait"},           {"team"},            {"peer"},              {"peer", "add"},
-      {"peer", "join"},   {"peer", "list"},    {"peer", "status"},    {"peer", "remove"},
-      {"peer", "configure"}, {"who-has"},      {"plugins"},           {"plugins", "list"},
-      {"plugins", "check"}, {"help"},          {"completion"},
+      {"init"},
+      {"daemon"},
+      {"daemon", "start"},
+      {"daemon", "stop"},
+      {"daemon", "restart"},
+      {"daemon", "status"},
+      {"daemon", "list"},
+      {"daemon", "run"},
+      {"quickstart"},
+      {"whoami"},
+      {"send"},
+      {"reply"},
+      {"inbox"},
+      {"sent"},
+      {"message"},
+      {"message", "read"},
+      {"wait"},
+      {"team"},
+      {"peer"},
+      {"peer", "add"},
+      {"peer", "join"},
+      {"peer", "list"},
+      {"peer", "status"},
+      {"peer", "remove"},
+      {"peer", "configure"},
+      {"who-has"},
+      {"plugins"},
+      {"plugins", "list"},
+      {"plugins", "check"},
+      {"help"},
+      {"completion"},
   };
   return kAll;
 }
@@ -61,8 +84,8 @@ TEST(Help, EveryCommandShowsGlobalFlagsAndHelpCommandPrintsTheSame) {
 
 TEST(Help, DaemonCommandsNameTheirEnvironment) {
   auto h = run_thrum({"daemon", "start", "--help"}, fs::temp_directory_path());
-  for (const char* var : {"THRUM_LOG_LEVEL", "THRUM_WS_PORT", "THRUM_POLICY", "THRUM_PLUGIN_PATH",
-                          "XDG_RUNTIME_DIR"})
+  for (const char* var :
+       {"THRUM_LOG_LEVEL", "THRUM_WS_PORT", "THRUM_POLICY", "THRUM_PLUGIN_PATH", "XDG_RUNTIME_DIR"})
     EXPECT_NE(h.out.find(var), std::string::npos) << var << " missing:\n" << h.out;
   auto top = run_thrum({"--help"}, fs::temp_directory_path());
   EXPECT_NE(top.out.find("THRUM_LOG_LEVEL"), std::string::npos) << top.out;
@@ -98,9 +121,10 @@ TEST(Help, BashCompletionCompletesEveryCommand) {
   { std::ofstream(file) << script.out; }
   auto complete = [&](const std::string& words) {
     // COMP_WORDS as bash fills it for `thrum <words><TAB>`.
-    auto r = run_process("/bin/bash", {"-c", "source " + file.string() + "; COMP_WORDS=(thrum " +
-                                            words + "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
-                                            "_thrum; echo \"${COMPREPLY[*]}\""},
+    auto r = run_process("/bin/bash",
+                         {"-c", "source " + file.string() + "; COMP_WORDS=(thrum " + words +
+                                    "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+                                    "_thrum; echo \"${COMPREPLY[*]}\""},
                          dir);
     return r.out;
   };
@@ -138,8 +162,9 @@ TEST(Help, ManPagesExistForEveryTopLevelCommand) {
     }
   }
   // man can render it (groff is what man uses).
-  auto rendered = run_process("/bin/sh", {"-c", "zcat thrum-daemon.1.gz | man -l - 2>&1 | head -50"},
-                              man, {{"MANPAGER", "cat"}, {"MANWIDTH", "100"}});
+  auto rendered =
+      run_process("/bin/sh", {"-c", "zcat thrum-daemon.1.gz | man -l - 2>&1 | head -50"}, man,
+                  {{"MANPAGER", "cat"}, {"MANWIDTH", "100"}});
   EXPECT_NE(rendered.out.find("daemon list"), std::string::npos) << rendered.out;
 }
 

@@ -97,7 +97,8 @@ TEST(DaemonRun, LogsToStderrInTheLogFormatAndWritesNoLogFile) {
       << res.err;
   EXPECT_NE(res.err.find("info daemon stopping signal=15"), std::string::npos) << res.err;
   EXPECT_FALSE(fs::exists(repo.var() / "daemon.log"))
-      << "the foreground daemon logs to stderr only:\n" << slurp(repo.var() / "daemon.log");
+      << "the foreground daemon logs to stderr only:\n"
+      << slurp(repo.var() / "daemon.log");
 }
 
 TEST(DaemonStart, KeepsWritingTheLogFileAndStatusNamesIt) {
@@ -120,9 +121,10 @@ TEST(DaemonStart, SighupReopensTheLogAfterItWasMovedAway) {
   const fs::path log = repo.var() / "daemon.log";
   fs::rename(log, repo.var() / "daemon.log.rotated");
   ASSERT_EQ(::kill(repo.daemon_pid(), SIGHUP), 0);
-  ASSERT_TRUE(wait_until([&] { return slurp(log).find("daemon reload signal=SIGHUP") !=
-                                      std::string::npos; }))
-      << "no reopened log at " << log;
+  ASSERT_TRUE(wait_until([&] {
+    return slurp(log).find("daemon reload signal=SIGHUP") != std::string::npos;
+  })) << "no reopened log at "
+      << log;
   EXPECT_EQ(repo.thrum({"daemon", "status"}).exit_code, 0) << "SIGHUP must not stop the daemon";
 }
 
@@ -235,8 +237,9 @@ TEST_F(PolicyReload, DisablesAndReEnablesATransportAndKeepsThePolicyOnError) {
   EXPECT_EQ(peer_record(main_, "api")["connected"], false);
   EXPECT_EQ(main_status()["plugins"], json::array()) << main_status().dump(2);
   // The other side sees the link go.
-  EXPECT_TRUE(wait_until([&] { return peer_record(api_, "main").value("connected", true) == false; }))
-      << peer_state(api_, "main");
+  EXPECT_TRUE(wait_until([&] {
+    return peer_record(api_, "main").value("connected", true) == false;
+  })) << peer_state(api_, "main");
 
   // A broken policy changes nothing and names file:line in the log.
   std::ofstream(file) << "transports:\n  local: [unclosed\n";

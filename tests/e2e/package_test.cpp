@@ -30,8 +30,8 @@ class Packages : public ::testing::Test {
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     work_ = tmpl;
     // CPack's own staging goes to the build tree's _CPack_Packages: one cpack at a time.
-    auto r = run_process("/usr/bin/cpack", {"-G", "DEB", "-B", (work_ / "debs").string()}, THRUM_BUILD_DIR,
-                         {}, std::nullopt, 600s);
+    auto r = run_process("/usr/bin/cpack", {"-G", "DEB", "-B", (work_ / "debs").string()},
+                         THRUM_BUILD_DIR, {}, std::nullopt, 600s);
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
     for (const auto& e : fs::directory_iterator(work_ / "debs"))
       if (e.path().extension() == ".deb") debs_.push_back(e.path());
@@ -43,7 +43,8 @@ class Packages : public ::testing::Test {
   }
   static std::set<std::string> names() {
     std::set<std::string> out;
-    for (const auto& d : debs_) out.insert(d.filename().string().substr(0, d.filename().string().find('_')));
+    for (const auto& d : debs_)
+      out.insert(d.filename().string().substr(0, d.filename().string().find('_')));
     return out;
   }
   static fs::path deb(const std::string& name) {
@@ -64,9 +65,8 @@ class Packages : public ::testing::Test {
 void Packages::three_packages_with_debug_symbols() {
   // -dbgsym packages carry the debug info the packaged binaries are stripped of: they exist when
   // the tree was built with -g (the `package` preset of scripts/package.sh), not for `ci`.
-  const bool debug_info =
-      run_process("/usr/bin/file", {THRUM_BUILD_DIR "/cli/thrum-daemon"}, work_).out.find(
-          "with debug_info") != std::string::npos;
+  const bool debug_info = run_process("/usr/bin/file", {THRUM_BUILD_DIR "/cli/thrum-daemon"}, work_)
+                              .out.find("with debug_info") != std::string::npos;
   std::set<std::string> want{"thrum", "thrum-sdk-dev", "thrum-transport-tailscale"};
   if (debug_info)
     want.insert({"thrum-dbgsym", "thrum-sdk-dev-dbgsym", "thrum-transport-tailscale-dbgsym"});
@@ -75,23 +75,25 @@ void Packages::three_packages_with_debug_symbols() {
     return run_process("/usr/bin/dpkg-deb", {"--contents", d.string()}, work_).out;
   };
   const std::string t = contents(deb("thrum"));
-  for (const char* f : {"./usr/bin/thrum", "./usr/bin/thrum-daemon",
-                        "./usr/lib/thrum/plugins/libthrum_transport_local.so",
-                        "./usr/lib/thrum/plugins/libthrum_transport_network.so",
-                        "./usr/share/man/man1/thrum.1.gz", "./usr/share/man/man1/thrum-daemon.1.gz",
-                        "./usr/share/bash-completion/completions/thrum",
-                        "./usr/share/zsh/vendor-completions/_thrum",
-                        "./usr/lib/systemd/user/thrum@.service", "./usr/share/doc/thrum/copyright"})
+  for (const char* f :
+       {"./usr/bin/thrum", "./usr/bin/thrum-daemon",
+        "./usr/lib/thrum/plugins/libthrum_transport_local.so",
+        "./usr/lib/thrum/plugins/libthrum_transport_network.so", "./usr/share/man/man1/thrum.1.gz",
+        "./usr/share/man/man1/thrum-daemon.1.gz", "./usr/share/bash-completion/completions/thrum",
+        "./usr/share/zsh/vendor-completions/_thrum", "./usr/lib/systemd/user/thrum@.service",
+        "./usr/share/doc/thrum/copyright"})
     EXPECT_NE(t.find(f), std::string::npos) << f << " not in thrum:\n" << t;
   EXPECT_EQ(t.find("tailscale.so"), std::string::npos);
   EXPECT_NE(contents(deb("thrum-transport-tailscale")).find("libthrum_transport_tailscale.so"),
             std::string::npos);
   const std::string sdk = contents(deb("thrum-sdk-dev"));
-  for (const char* f : {"./usr/include/thrum/sdk/transport.hpp", "ThrumSDKConfig.cmake",
-                        "./usr/lib/pkgconfig/thrum-sdk.pc", "./usr/bin/thrum-transport-conformance"})
+  for (const char* f :
+       {"./usr/include/thrum/sdk/transport.hpp", "ThrumSDKConfig.cmake",
+        "./usr/lib/pkgconfig/thrum-sdk.pc", "./usr/bin/thrum-transport-conformance"})
     EXPECT_NE(sdk.find(f), std::string::npos) << f << " not in thrum-sdk-dev:\n" << sdk;
   // Stripped: the symbols are in the -dbgsym package, keyed by build id.
-  auto file = run_process("/usr/bin/dpkg-deb", {"-x", deb("thrum").string(), (work_ / "x").string()}, work_);
+  auto file = run_process("/usr/bin/dpkg-deb",
+                          {"-x", deb("thrum").string(), (work_ / "x").string()}, work_);
   auto info = run_process("/usr/bin/file", {(work_ / "x/usr/bin/thrum-daemon").string()}, work_);
   EXPECT_NE(info.out.find(", stripped"), std::string::npos) << info.out;
   if (debug_info) {
@@ -134,18 +136,19 @@ void Packages::installed_the_two_repo_demo_runs() {
 
   const fs::path thrum = root / "usr/bin/thrum";
   // Plugins found from the installed layout (<bin>/../lib/thrum/plugins), nothing from the build.
-  auto plugins = run_process(thrum.string(), {"plugins", "list"}, work_,
-                             {{"THRUM_PLUGIN_PATH", ""}});
+  auto plugins =
+      run_process(thrum.string(), {"plugins", "list"}, work_, {{"THRUM_PLUGIN_PATH", ""}});
   EXPECT_EQ(plugins.exit_code, 0) << plugins.out << plugins.err;
   for (const char* id : {"local", "network", "tailscale"})
     EXPECT_TRUE(std::regex_search(plugins.out, std::regex(std::string(id) + R"(\s.*enabled)")))
-        << id << ":\n" << plugins.out;
+        << id << ":\n"
+        << plugins.out;
   EXPECT_NE(plugins.out.find((root / "usr/lib/thrum/plugins").string()), std::string::npos)
       << plugins.out;
   EXPECT_EQ(plugins.out.find(THRUM_BUILD_DIR), std::string::npos) << plugins.out;
 
-  auto demo = run_process("/bin/bash", {THRUM_SOURCE_DIR "/scripts/demo-run.sh", thrum.string()}, work_,
-                          {{"THRUM_PLUGIN_PATH", ""}}, std::nullopt, 180s);
+  auto demo = run_process("/bin/bash", {THRUM_SOURCE_DIR "/scripts/demo-run.sh", thrum.string()},
+                          work_, {{"THRUM_PLUGIN_PATH", ""}}, std::nullopt, 180s);
   EXPECT_EQ(demo.exit_code, 0) << demo.out << demo.err;
   EXPECT_NE(demo.out.find("Reviewed: approve, one nit in token refresh"), std::string::npos)
       << demo.out;
