@@ -1,10 +1,12 @@
 // thrum init; thrum daemon start|stop|restart|status|run (SPEC §3).
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -17,6 +19,7 @@
 #include "format.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/daemon_lock.hpp"
+#include "thrum/core/daemon_registry.hpp"
 #include "thrum/core/fs_util.hpp"
 
 namespace thrum::cli {
@@ -24,6 +27,10 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 namespace {
+
+std::string str_field(const json& j, const char* key) {
+  return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+}
 
 int cmd_init(Context& ctx) {
   core::RepoPaths paths = repo_for_init(ctx);
@@ -112,8 +119,18 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
   // an error naming the path, before anything is forked.
   const fs::path exe = daemon_exe();
   const std::string root = paths.root.string();
+  // The daemon says when it serves: `ready <pid> <port>` on this pipe (docs/design-decisions.md
+  // "Readiness"); EOF without it means it exited, and its log says why.
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) throw Error(std::string("pipe: ") + std::strerror(errno));
+  std::fflush(nullptr);
   pid_t child = ::fork();
-  if (child < 0) throw Error(std::string("fork: ") + std::strerror(errno));
+  if (child < 0) {
+    const int e = errno;
+    ::close(ready[0]);
+    ::close(ready[1]);
+    throw Error(std::string("fork: ") + std::strerror(e));
+  }
   if (child == 0) {
     ::setsid();
     int devnull = ::open("/dev/null", O_RDONLY);
@@ -123,8 +140,15 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
       ::dup2(log, 1);
       ::dup2(log, 2);
     }
+    // fd 3 = the pipe's write end, inherited (dup2 clears close-on-exec).
+    if (ready[1] == 3) {
+      ::fcntl(3, F_SETFD, 0);
+    } else {
+      ::dup2(ready[1], 3);
+    }
     if (keep_port) ::setenv("THRUM_WS_PORT", std::to_string(*keep_port).c_str(), 1);
-    const char* argv[] = {"thrum-daemon", "run", "--repo", root.c_str(), nullptr};
+    const char* argv[] = {"thrum-daemon", "run",        "--repo", root.c_str(),
+                          "--log-file",   "--ready-fd", "3",      nullptr};
     ::execv(exe.c_str(), const_cast<char* const*>(argv));
     // stderr is the log: startup_errors() shows this line to the user.
     const char* why = std::strerror(errno);
@@ -132,23 +156,41 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
     [[maybe_unused]] auto n = ::write(STDERR_FILENO, msg.data(), msg.size());
     _exit(127);
   }
+  ::close(ready[1]);
+  std::string line;
   const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < deadline) {
+  bool eof = false;
+  while (line.find('\n') == std::string::npos && !eof) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd pfd{ready[0], POLLIN, 0};
+    int r = ::poll(&pfd, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    char buf[128];
+    ssize_t n = ::read(ready[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      eof = true;
+    } else {
+      line.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(ready[0]);
+  int got_pid = 0;
+  unsigned got_port = 0;
+  if (std::sscanf(line.c_str(), "ready %d %u", &got_pid, &got_port) == 2 && got_pid == child &&
+      got_port > 0 && got_port <= 65535)
+    return Started{child, static_cast<unsigned short>(got_port)};
+  if (eof) {
+    // It closed the pipe without saying ready: it exited (or is exiting) on a start-up error.
     int status = 0;
-    if (::waitpid(child, &status, WNOHANG) == child) {
-      auto why = startup_errors(paths, log_start);
-      throw Error("daemon failed to start" +
-                  (why.empty() ? " (see " + paths.log.string() + ")" : ": " + why));
+    while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
-    // Ready means *our* daemon serves: when two starts race, the loser sees the winner's port
-    // file and socket before its own daemon has found the lock taken and exited, and must not
-    // report that daemon as the one it started. It waits for its child to exit instead, whose
-    // "already running" error then comes from the log above.
-    if (auto port = core::read_port_file(paths.ws_port); port && RpcClient::probe(paths.sock)) {
-      auto info = core::read_pid_file(paths);
-      if (info && info->pid == child) return Started{child, *port};
-    }
-    std::this_thread::sleep_for(25ms);
+    auto why = startup_errors(paths, log_start);
+    throw Error("daemon failed to start" +
+                (why.empty() ? " (see " + paths.log.string() + ")" : ": " + why));
   }
   throw Error("daemon did not become ready within 10s (PID " + std::to_string(child) + "); see " +
               paths.log.string());
@@ -217,11 +259,12 @@ int cmd_restart(Context& ctx) {
 int cmd_status(Context& ctx) {
   auto paths = require_repo(ctx);
   auto pid = core::running_daemon(paths);
-  json health;
+  json health, info;
   if (pid) {
     try {
       RpcClient c(paths.sock);
       health = c.call("health", json::object(), 5s);
+      info = c.call("daemon.info", json::object(), 5s);
     } catch (const std::exception&) {
     }
   }
@@ -234,6 +277,9 @@ int cmd_status(Context& ctx) {
   }
   if (ctx.g.json) {
     health["running"] = true;
+    if (info.is_object())
+      for (const char* k : {"log", "policy", "plugins"})
+        if (info.contains(k)) health[k] = info[k];
     print_json(health);
     return 0;
   }
@@ -258,6 +304,17 @@ int cmd_status(Context& ctx) {
     }
     std::cout << "\n";
   }
+  if (info.is_object()) {
+    std::cout << "Log:        " << str_field(info, "log") << "\n";
+    const std::string policy = str_field(info, "policy");
+    std::cout << "Policy:     "
+              << (policy.empty() ? "none (every transport found is enabled)" : policy) << "\n";
+    std::string set;
+    if (info.contains("plugins") && info["plugins"].is_array())
+      for (const auto& id : info["plugins"])
+        if (id.is_string()) set += (set.empty() ? "" : ", ") + id.get<std::string>();
+    std::cout << "Plugins:    " << (set.empty() ? "none loaded" : set) << "\n";
+  }
   for (const auto& p : health["problems"])
     std::cout << "Problem:    " << p.get<std::string>() << "\n";
   const auto& id = health["identity"];
@@ -269,6 +326,50 @@ int cmd_status(Context& ctx) {
   if (!id.value("git_origin_url", "").empty())
     std::cout << "  git_origin: " << id.value("git_origin_url", "") << "\n";
   std::cout << "  init_at:    " << id.value("init_at", "") << "\n";
+  return 0;
+}
+
+/// `thrum daemon list`: every daemon of this user on this machine, from the registry.
+int cmd_list(Context& ctx) {
+  core::DaemonRegistry registry;
+  json out = json::array();
+  for (const auto& e : registry.list()) {
+    json d = {{"repo_path", e.repo_path},
+              {"pid", e.pid},
+              {"ws_port", e.ws_port},
+              {"started_at", e.started_at},
+              {"log", e.log},
+              {"uptime_ms", nullptr},
+              {"peers", nullptr}};
+    try {  // uptime and peers from the daemon itself; an unresponsive one still gets listed
+      RpcClient c(core::RepoPaths::for_root(e.repo_path).sock);
+      json h = c.call("health", json::object(), 2s);
+      if (h.contains("uptime_ms") && h["uptime_ms"].is_number_integer())
+        d["uptime_ms"] = h["uptime_ms"];
+      if (h.contains("peers") && h["peers"].is_object()) d["peers"] = h["peers"];
+    } catch (const std::exception&) {
+    }
+    out.push_back(std::move(d));
+  }
+  if (ctx.g.json) {
+    print_json({{"daemons", out}, {"registry", registry.dir().string()}});
+    return 0;
+  }
+  if (out.empty()) {
+    std::cout << "No daemons running for this user (registry " << registry.dir().string() << ")\n";
+    return 0;
+  }
+  std::cout << "PID      WS PORT  UPTIME    PEERS        REPO\n";
+  for (const auto& d : out) {
+    std::string uptime = "?", peers = "?";
+    if (d["uptime_ms"].is_number_integer())
+      uptime = duration_short(std::chrono::seconds(d["uptime_ms"].get<long long>() / 1000));
+    if (d["peers"].is_object())
+      peers = std::to_string(d["peers"].value("connected", 0)) + "/" +
+              std::to_string(d["peers"].value("total", 0)) + " up";
+    std::printf("%-8d %-8u %-9s %-12s %s\n", d["pid"].get<int>(), d["ws_port"].get<unsigned>(),
+                uptime.c_str(), peers.c_str(), d["repo_path"].get<std::string>().c_str());
+  }
   return 0;
 }
 
@@ -290,13 +391,16 @@ void add_daemon_commands(CLI::App& app, Context& ctx) {
       ->callback([&ctx] { ctx.action = [&ctx] { return cmd_restart(ctx); }; });
   daemon->add_subcommand("status", "Show whether the daemon runs, and its health (exit 1 if not)")
       ->callback([&ctx] { ctx.action = [&ctx] { return cmd_status(ctx); }; });
-  daemon->add_subcommand("run", "Run the daemon in the foreground")->callback([&ctx] {
-    ctx.action = [&ctx]() -> int {
-      auto paths = ctx.g.repo ? core::RepoPaths::for_root(*ctx.g.repo) : require_repo(ctx);
-      // Becomes the daemon: same pid, stdio, signals and exit code as before the split.
-      exec_daemon({"run", "--repo", paths.root.string()});
-    };
-  });
+  daemon->add_subcommand("list", "List every daemon of this user on this machine")
+      ->callback([&ctx] { ctx.action = [&ctx] { return cmd_list(ctx); }; });
+  daemon->add_subcommand("run", "Run the daemon in the foreground, logging to stderr")
+      ->callback([&ctx] {
+        ctx.action = [&ctx]() -> int {
+          auto paths = ctx.g.repo ? core::RepoPaths::for_root(*ctx.g.repo) : require_repo(ctx);
+          // Becomes the daemon: same pid, stdio, signals and exit code as before the split.
+          exec_daemon({"run", "--repo", paths.root.string()});
+        };
+      });
 }
 
 }  // namespace thrum::cli

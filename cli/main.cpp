@@ -5,6 +5,7 @@
 
 #include "cli.hpp"
 #include "client.hpp"
+#include "help.hpp"
 
 namespace thrum::cli {
 
@@ -32,7 +33,7 @@ void print_json(const json& doc) {
 
 int main(int argc, char** argv) {
   using namespace thrum::cli;
-  CLI::App app{"thrum: messaging between AI agents, across repos and machines"};
+  CLI::App app{"thrum: messaging between AI agents, across repos and machines", "thrum"};
   app.set_version_flag("--version", THRUM_VERSION);
   app.require_subcommand(1);
   app.fallthrough();
@@ -48,6 +49,12 @@ int main(int argc, char** argv) {
 #ifdef THRUM_HAVE_PLUGINS_CLI
   add_plugins_commands(app, ctx);
 #endif
+  add_help_commands(app, ctx);
+
+  if (auto unknown = unknown_command(app, argc, argv)) {
+    std::cerr << *unknown << "\n";
+    return 2;
+  }
 
   try {
     app.parse(argc, argv);

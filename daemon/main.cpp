@@ -2,9 +2,12 @@
 // codes all live in the thin `thrum` CLI (cli/); this program is what it execs for the parts that
 // need the core:
 //
-//   thrum-daemon run --repo DIR         the daemon in the foreground until SIGTERM/SIGINT
-//                                       (`thrum daemon run`, and `thrum daemon start` after
-//                                       forking and pointing stdio at var/daemon.log)
+//   thrum-daemon run --repo DIR [--log-file] [--ready-fd N]
+//                                       the daemon in the foreground until SIGTERM/SIGINT,
+//                                       logging to stderr (`thrum daemon run`, systemd), or
+//                                       with --log-file to var/daemon.log, rotated (`thrum
+//                                       daemon start`, after forking and pointing stdio at it);
+//                                       --ready-fd: write `ready <pid> <port>` there once serving
 //   thrum-daemon plugins-list [--result-fd N]
 //   thrum-daemon plugins-check PATH [--result-fd N]
 //                                       the plugin scans behind `thrum plugins list|check`: one
@@ -34,7 +37,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kUsage =
-    "usage: thrum-daemon run --repo DIR\n"
+    "usage: thrum-daemon run --repo DIR [--log-file] [--ready-fd N]\n"
     "       thrum-daemon plugins-list [--result-fd N]\n"
     "       thrum-daemon plugins-check PATH [--result-fd N]\n"
     "       thrum-daemon --version\n"
@@ -69,12 +72,19 @@ int main(int argc, char** argv) {
   std::optional<std::string> repo;
   std::vector<std::string> positional;
   int result_fd = 1;
+  int ready_fd = -1;
+  bool log_file = false;
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--repo" && i + 1 < args.size()) {
       repo = args[++i];
     } else if (args[i] == "--result-fd" && i + 1 < args.size()) {
       result_fd = std::atoi(args[++i].c_str());
       if (result_fd < 1) return usage_error("--result-fd expects a file descriptor number");
+    } else if (args[i] == "--ready-fd" && i + 1 < args.size()) {
+      ready_fd = std::atoi(args[++i].c_str());
+      if (ready_fd < 3) return usage_error("--ready-fd expects a file descriptor number >= 3");
+    } else if (args[i] == "--log-file") {
+      log_file = true;
     } else if (args[i].rfind("--", 0) == 0) {
       return usage_error("unknown option " + args[i]);
     } else {
@@ -85,8 +95,10 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "run") {
       if (!repo || !positional.empty()) return usage_error("run takes exactly --repo DIR");
-      return thrum::core::run_daemon(
-          thrum::core::DaemonOptions{thrum::core::RepoPaths::for_root(*repo), self_exe()});
+      thrum::core::DaemonOptions opts{thrum::core::RepoPaths::for_root(*repo), self_exe()};
+      opts.log_to_file = log_file;
+      opts.ready_fd = ready_fd;
+      return thrum::core::run_daemon(opts);
     }
 #ifdef THRUM_HAVE_PLUGINS_TOOL
     if (cmd == "plugins-list") {

@@ -9,6 +9,7 @@ packages=(
   libssl-dev libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev
   iproute2 tcpdump procps
+  lintian
 )
 # Optional: what the benchmarks compare against (tests/bench/anchors: Redis with AOF, and
 # valgrind for its callgrind mode). Only with --bench; nothing in the build or ctest needs them.

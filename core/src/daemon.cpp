@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <thread>
@@ -17,8 +18,10 @@
 
 #include "client_secret.hpp"
 #include "peers/peer_link.hpp"
+#include "readiness.hpp"
 #include "thrum/core/config.hpp"
 #include "thrum/core/daemon_lock.hpp"
+#include "thrum/core/daemon_registry.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
 #include "thrum/core/incidents.hpp"
@@ -117,6 +120,25 @@ void run_event_loop(asio::io_context& ioc) {
   }
 }
 
+#ifdef THRUM_HAVE_PLUGIN_HOST
+/// SIGHUP: the policy file is read again; transports it newly disables stop (their peers show
+/// `disabled`), newly enabled ones load and start. A policy that does not parse changes nothing.
+void reload_policy(PluginHost& plugins, PeerManager& peers) {
+  try {
+    auto changed = plugins.reload_policy();
+    std::string ids;
+    for (const auto& id : changed) ids += (ids.empty() ? "" : ",") + id;
+    spdlog::info("policy reloaded policy=\"{}\" changed=\"{}\"", plugins.policy_source(), ids);
+    if (!changed.empty()) peers.transports_changed(changed);
+  } catch (const PolicyError& e) {
+    spdlog::error("policy reload refused, the previous policy stays in force error=\"{}\"",
+                  e.what());
+  } catch (const std::exception& e) {
+    spdlog::error("policy reload failed error=\"{}\"", e.what());
+  }
+}
+#endif
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& opts) {
@@ -125,6 +147,9 @@ int run_daemon(const DaemonOptions& opts) {
   // runtime dir that is gone); it is recorded in var/ below, once it is ours.
   if (own_paths.socket_relocated()) own_paths.sock = relocated_socket_path(own_paths.root);
   const RepoPaths& paths = own_paths;
+  // Until the SIGHUP handler below exists, a hangup must not kill a starting daemon.
+  ::signal(SIGHUP, SIG_IGN);
+  Readiness readiness(opts.ready_fd);
   if (!std::filesystem::is_directory(paths.thrum)) {
     startup_error("thrum is not initialized in " + paths.root.string() +
                   " - run 'thrum init' first");
@@ -168,7 +193,10 @@ int run_daemon(const DaemonOptions& opts) {
     startup_error(e.what());
     return 1;
   }
-  setup_daemon_logging(paths.log);
+  if (opts.log_to_file)
+    setup_daemon_logging(paths.log);
+  else
+    setup_stderr_logging();
   const auto started_steady = std::chrono::steady_clock::now();
   spdlog::info("daemon starting pid={} repo={} version={}", ::getpid(), paths.root.string(),
                THRUM_VERSION);
@@ -358,18 +386,62 @@ int run_daemon(const DaemonOptions& opts) {
   peers->start(ws_port);
   spdlog::info("daemon ready socket={} ws=ws://127.0.0.1:{}/ws daemon_id={}", paths.sock.string(),
                ws_port, config.daemon_id());
+  // `thrum daemon list`: this user's daemons across repos. A failure here costs only the listing.
+  const DaemonRegistry daemon_registry;
+  try {
+    daemon_registry.add(DaemonEntry{::getpid(), paths.root.string(), ws_port,
+                                    rfc3339_seconds(started), daemon_log_target()});
+  } catch (const std::exception& e) {
+    spdlog::warn("daemon registry not written dir={} error=\"{}\"", daemon_registry.dir().string(),
+                 e.what());
+  }
+  dispatcher.add("daemon.info", [&](const json&, const rpc::CallContext&, rpc::Respond respond) {
+    json info = {{"log", daemon_log_target()}, {"policy", ""}, {"plugins", json::array()}};
+#ifdef THRUM_HAVE_PLUGIN_HOST
+    info["policy"] = plugins->policy_source();
+    info["plugins"] = plugins->registry().ids();
+#endif
+    respond(info);
+  });
 
   asio::signal_set signals(ioc, SIGTERM, SIGINT);
   ::signal(SIGPIPE, SIG_IGN);
-  ::signal(SIGHUP, SIG_IGN);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("daemon stopping signal={}", sig);
+    if (auto why = readiness.stopping(); !why.empty()) spdlog::warn("notify failed: {}", why);
+    daemon_registry.remove(paths.root.string(), ::getpid());
     ws.stop();
     peers->shutdown();
     ::unlink(paths.ws_port.c_str());
     unix_server.stop();
     ioc.stop();
+  });
+
+  // SIGHUP: reopen the log (after logrotate), re-read the operator policy and apply it.
+  asio::signal_set hangup(ioc, SIGHUP);
+  std::function<void()> await_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code ec, int) {
+      if (ec) return;
+      reopen_daemon_log();
+      readiness.reloading();
+      spdlog::info("daemon reload signal=SIGHUP log={}", daemon_log_target());
+#ifdef THRUM_HAVE_PLUGIN_HOST
+      reload_policy(*plugins, *peers);
+      readiness.reloaded("policy " + plugins->policy_source());
+#else
+      readiness.reloaded("reloaded");
+#endif
+      await_hangup();
+    });
+  };
+  await_hangup();
+
+  // READY once the loop runs, i.e. once the socket answers (ws.port exists already).
+  asio::post(ioc, [&] {
+    if (auto why = readiness.ready(::getpid(), ws_port, "serving " + paths.root.string());
+        !why.empty())
+      spdlog::warn("readiness notification failed: {}", why);
   });
 
   run_event_loop(ioc);
@@ -381,6 +453,7 @@ int run_daemon(const DaemonOptions& opts) {
   plugins.reset();
   store->close();
   ::unlink(paths.ws_port.c_str());
+  daemon_registry.remove(paths.root.string(), ::getpid());
   lock->remove_pid_file();
   spdlog::info("daemon stopped");
   spdlog::default_logger()->flush();

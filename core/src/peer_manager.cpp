@@ -158,6 +158,41 @@ struct PeerManager::Impl {
     });
   }
 
+  /// Peers of `id` get its listener (or the loopback address) and dial again.
+  void transport_enabled(const std::string& id, const Transport& t) {
+    if (t.caps.provides_listener) {
+      listeners.start_one(id, [this](const std::string& transport, const std::string& error) {
+        for (const auto& rec : ctx.registry.peers())
+          if (rec.transport == transport)
+            if (auto p = peers.find(rec.name)) p->set_last_error("no listener: " + error);
+      });
+    } else if (auto adv = t->advertise(sdk::AdvertiseSpec{"", ctx.ws_port})) {
+      listeners.advertised(id, adv.value());
+    }
+    for (const auto& rec : ctx.registry.peers()) {
+      if (rec.transport != id) continue;
+      auto peer = peers.get(rec.name);
+      if (ctx.opts.auto_connect && rec.role == "dialer") peer->connect();
+    }
+  }
+
+  void transports_changed(const std::vector<std::string>& ids) {
+    if (ctx.stopping) return;
+    for (const auto& id : ids) {
+      if (auto t = ctx.transport(id)) {
+        spdlog::info("transport enabled id={}", id);
+        transport_enabled(id, t);
+        continue;
+      }
+      spdlog::info("transport disabled id={}: closing its links and listener", id);
+      listeners.stop(id);
+      // A fresh Peer object replaces each (made again on first use): links, dials and timers
+      // go, the record and its outbox stay for when the transport comes back.
+      for (const auto& rec : ctx.registry.peers())
+        if (rec.transport == id) peers.erase(rec.name, "transport " + id + " disabled by policy");
+    }
+  }
+
   void start(unsigned short ws_port) {
     ctx.ws_port = ws_port;
     last_flush = last_presence = last_address_check = ctx.loop.now();
@@ -219,6 +254,10 @@ void PeerManager::register_methods(rpc::Dispatcher& d) {
 
 void PeerManager::start(unsigned short ws_port) {
   impl_->start(ws_port);
+}
+
+void PeerManager::transports_changed(const std::vector<std::string>& ids) {
+  impl_->transports_changed(ids);
 }
 
 void PeerManager::handle_upgrade(std::unique_ptr<PeerUpgrade> up) {

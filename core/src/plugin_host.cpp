@@ -77,8 +77,28 @@ std::vector<fs::path> PluginHost::default_plugin_dirs(const fs::path& exe_dir) {
   return unique;
 }
 
+void PluginHost::load_one(const fs::path& file, Entry& e) {
+  PluginLoader loader;
+  PluginLoader::Request req;
+  req.taken = &taken_;
+  auto id = PluginLoader::id_from_file_name(file.filename().string());
+  if (id) req.options_json = policy_.options(*id).dump();
+  LoadReport r = loader.load(file, req);
+  e.id = r.info.id;
+  e.version = r.info.version;
+  e.abi = r.info.abi;
+  if (r.ok() && r.transport) {
+    taken_[r.info.id] = file;
+    registry_.add(r.info, r.transport);
+    e.status = "enabled";
+  } else {
+    e.status = r.refusal();
+  }
+}
+
 std::unique_ptr<PluginHost> PluginHost::load(const Options& opts) {
   std::unique_ptr<PluginHost> h(new PluginHost);
+  h->opts_ = opts;
   if (auto file = Policy::locate(opts.etc_policy)) h->policy_ = Policy::load_file(*file);
   h->dirs_ =
       h->policy_.has_plugin_dirs() ? h->policy_.plugin_dirs() : default_plugin_dirs(opts.exe_dir);
@@ -86,8 +106,6 @@ std::unique_ptr<PluginHost> PluginHost::load(const Options& opts) {
   spdlog::info("plugins scan policy=\"{}\" dirs=\"{}\"", h->policy_.source().string(),
                join_dirs(h->dirs_));
 
-  PluginLoader loader;
-  std::map<std::string, fs::path> taken;
   std::set<std::string> seen_ids;
   for (const auto& dir : h->dirs_) {
     for (const auto& file : scan(dir)) {
@@ -104,21 +122,8 @@ std::unique_ptr<PluginHost> PluginHost::load(const Options& opts) {
         h->entries_.push_back(std::move(e));
         continue;
       }
-      PluginLoader::Request req;
-      req.taken = &taken;
-      if (id) req.options_json = h->policy_.options(*id).dump();
-      LoadReport r = loader.load(file, req);
-      e.id = r.info.id;
-      e.version = r.info.version;
-      e.abi = r.info.abi;
+      h->load_one(file, e);
       if (!e.id.empty()) seen_ids.insert(e.id);
-      if (r.ok() && r.transport) {
-        taken.emplace(r.info.id, file);
-        h->registry_.add(r.info, r.transport);
-        e.status = "enabled";
-      } else {
-        e.status = r.refusal();
-      }
       h->entries_.push_back(std::move(e));
     }
   }
@@ -131,6 +136,52 @@ std::unique_ptr<PluginHost> PluginHost::load(const Options& opts) {
     h->entries_.push_back(std::move(e));
   }
   return h;
+}
+
+void PluginHost::drop_from_registry(const std::string& id) {
+  // The registry only grows; a rebuild without `id` keeps every other handle as it is.
+  TransportRegistry kept;
+  for (const auto& other : registry_.ids())
+    if (other != id) kept.add(*registry_.info(other), registry_.get(other));
+  registry_ = std::move(kept);
+}
+
+std::vector<std::string> PluginHost::reload_policy() {
+  Policy next;  // no file (any more): everything enabled
+  if (auto file = Policy::locate(opts_.etc_policy)) next = Policy::load_file(*file);
+  if (next.has_plugin_dirs() != policy_.has_plugin_dirs() ||
+      next.plugin_dirs() != policy_.plugin_dirs())
+    spdlog::warn("policy reload: plugin_dirs changed; it takes effect at the next start");
+  const std::string disabled = "disabled by policy (" + next.source().string() + ")";
+  const std::string not_found = "not found in ";
+  policy_ = std::move(next);
+  std::vector<std::string> changed;
+  std::set<std::string> done;
+  for (auto& e : entries_) {
+    if (e.id.empty() || done.count(e.id) != 0) continue;  // the first file of an id decides
+    const bool was = registry_.contains(e.id);
+    const bool now = policy_.enabled(e.id);
+    if (was && !now) {
+      done.insert(e.id);
+      drop_from_registry(e.id);
+      taken_.erase(e.id);
+      e.status = disabled;
+      changed.push_back(e.id);
+      spdlog::info("plugin disabled id={} policy={}", e.id, policy_.source().string());
+    } else if (!was && now && !e.path.empty() && e.status.rfind("disabled by policy", 0) == 0) {
+      done.insert(e.id);
+      load_one(e.path, e);
+      if (registry_.contains(e.id)) changed.push_back(e.id);
+      spdlog::info("plugin enabled id={} path={} status=\"{}\"", e.id, e.path.string(), e.status);
+    } else if (!was && !now && e.status.rfind(not_found, 0) != 0) {
+      e.status = disabled;  // the message names the file now in force
+    } else if (was) {
+      done.insert(e.id);
+      if (!policy_.options(e.id).empty())
+        spdlog::info("policy reload: options of {} take effect at the next start", e.id);
+    }
+  }
+  return changed;
 }
 
 nlohmann::json PluginHost::list_json() const {

@@ -209,6 +209,9 @@ struct ListenerSet::Impl : std::enable_shared_from_this<ListenerSet::Impl> {
     if (got.listener && (stopped || ctx.stopping)) {
       got.listener->close();
       why = "the daemon is stopping";
+    } else if (got.listener && !ctx.transport(id)) {
+      got.listener->close();
+      why = "transport " + id + " was disabled";
     } else if (got.listener) {
       std::shared_ptr<asio::ssl::context> tls_ctx;
       if (t.caps.needs_tls) tls_ctx = connector.tls().server();
@@ -301,24 +304,36 @@ void ListenerSet::ensure(const std::string& id, const Transport& t, const std::s
 }
 
 void ListenerSet::start(std::function<void(const std::string&, const std::string&)> failed) {
+  for (const auto& id : impl_->used_transports()) start_one(id, failed);
+}
+
+void ListenerSet::start_one(const std::string& id,
+                            std::function<void(const std::string&, const std::string&)> failed) {
   std::weak_ptr<Impl> weak = impl_;
-  for (const auto& id : impl_->used_transports()) {
-    auto t = impl_->ctx.transport(id);
-    if (!t) continue;
-    impl_->ensure(
-        id, t, "",
-        [weak, id, failed](std::optional<sdk::Endpoint> ep, std::string error) {
-          auto self = weak.lock();
-          if (!self) return;
-          if (!ep) {
-            spdlog::error("peer listener not started transport={} error=\"{}\"", id, error);
-            if (failed) failed(id, error);
-            return;
-          }
-          self->advertised(id, *ep);
-        },
-        std::nullopt);
+  auto t = impl_->ctx.transport(id);
+  if (!t) return;
+  impl_->ensure(
+      id, t, "",
+      [weak, id, failed](std::optional<sdk::Endpoint> ep, std::string error) {
+        auto self = weak.lock();
+        if (!self) return;
+        if (!ep) {
+          spdlog::error("peer listener not started transport={} error=\"{}\"", id, error);
+          if (failed) failed(id, error);
+          return;
+        }
+        self->advertised(id, *ep);
+      },
+      std::nullopt);
+}
+
+void ListenerSet::stop(const std::string& id) {
+  if (auto it = impl_->listeners.find(id); it != impl_->listeners.end()) {
+    it->second->close();
+    impl_->listeners.erase(it);
+    spdlog::info("peer listener closed transport={} reason=\"disabled\"", id);
   }
+  impl_->errors.erase(id);
 }
 
 void ListenerSet::check() {

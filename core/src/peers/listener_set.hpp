@@ -49,6 +49,12 @@ class ListenerSet {
   /// At start: listeners for every transport that has peers; addresses recorded and told.
   /// `failed(transport, error)` for each that could not start.
   void start(std::function<void(const std::string&, const std::string&)> failed);
+  /// start() for one transport (a SIGHUP reload enabled it).
+  void start_one(const std::string& id,
+                 std::function<void(const std::string&, const std::string&)> failed);
+  /// Closes `id`'s listener (a SIGHUP reload disabled the transport); an attempt in flight is
+  /// closed when it comes back.
+  void stop(const std::string& id);
   /// Housekeeping: listeners of transports that follow host addresses move when their IP left.
   void check();
   /// Records where we are reachable over `id`; when that moved, reports it (on_moved).

@@ -3,6 +3,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -58,6 +59,10 @@ class PeerManager final : public Router {
   void start(unsigned short ws_port);
   /// An upgrade to `/peer` on one of our listeners.
   void handle_upgrade(std::unique_ptr<PeerUpgrade> up);
+  /// The transports `ids` became available or unavailable (a SIGHUP policy reload): peers of
+  /// one now unavailable lose their link and listener (`peer status` shows `disabled`); peers of
+  /// one now available get its listener back and dial again (peers.auto_connect).
+  void transports_changed(const std::vector<std::string>& ids);
   /// Closes every link and saves the registry. Idempotent.
   void shutdown();
   /// {connected, total} for `daemon status`.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,8 +20,8 @@ class Dispatcher;
 
 /// Everything the daemon needs from plugins: reads the operator policy, scans the plugin
 /// directories, loads the enabled plugins into a TransportRegistry and remembers why the others
-/// are not available. Built once at daemon start, on one thread; read-only (and safe to read
-/// concurrently) afterwards.
+/// are not available. Built once at daemon start, on one thread; changed afterwards only by
+/// reload_policy() on the loop thread.
 class PluginHost {
  public:
   struct Options {
@@ -54,6 +55,13 @@ class PluginHost {
   /// sorted by id; `repair` is not a transport and is not listed.
   nlohmann::json transports_json() const;
 
+  /// SIGHUP: reads the policy file again (the same lookup as load()) and applies which
+  /// transports are enabled: a newly disabled one leaves the registry, a newly enabled one is
+  /// loaded from the file found at start. Returns the ids whose availability changed. Throws
+  /// PolicyError (`<file>:<line>: <problem>`) and then changes nothing. `plugin_dirs` and the
+  /// options of a transport that stays enabled take effect at the next start (logged).
+  std::vector<std::string> reload_policy();
+
   TransportRegistry& registry() { return registry_; }
   const TransportRegistry& registry() const { return registry_; }
 
@@ -79,7 +87,12 @@ class PluginHost {
     std::filesystem::path path;
     std::string status;
   };
+  /// Loads one enabled plugin file into the registry; fills `e`.
+  void load_one(const std::filesystem::path& file, Entry& e);
+  void drop_from_registry(const std::string& id);
 
+  Options opts_;
+  std::map<std::string, std::filesystem::path> taken_;  ///< id -> file it was loaded from
   Policy policy_;
   std::vector<std::filesystem::path> dirs_;
   std::vector<Entry> entries_;

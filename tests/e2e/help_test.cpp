@@ -1,0 +1,172 @@
+// Help a new operator can find things in (issue 15 §5): every command's --help shows the
+// global flags and its environment variables, `thrum help <command>` prints the same, an
+// unknown command names the nearest one, and the completion scripts and man pages the build
+// generates cover every command.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support/helpers.hpp"
+#include "support/process.hpp"
+
+namespace thrum::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::vector<std::string>>& all_commands() {
+  static const std::vector<std::vector<std::string>> kAll = {
+      {"init"},
+      {"daemon"},
+      {"daemon", "start"},
+      {"daemon", "stop"},
+      {"daemon", "restart"},
+      {"daemon", "status"},
+      {"daemon", "list"},
+      {"daemon", "run"},
+      {"quickstart"},
+      {"whoami"},
+      {"send"},
+      {"reply"},
+      {"inbox"},
+      {"sent"},
+      {"message"},
+      {"message", "read"},
+      {"wait"},
+      {"team"},
+      {"peer"},
+      {"peer", "add"},
+      {"peer", "join"},
+      {"peer", "list"},
+      {"peer", "status"},
+      {"peer", "remove"},
+      {"peer", "configure"},
+      {"who-has"},
+      {"plugins"},
+      {"plugins", "list"},
+      {"plugins", "check"},
+      {"help"},
+      {"completion"},
+  };
+  return kAll;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& w : v) s += (s.empty() ? "" : " ") + w;
+  return s;
+}
+
+TEST(Help, EveryCommandShowsGlobalFlagsAndHelpCommandPrintsTheSame) {
+  const fs::path cwd = fs::temp_directory_path();
+  for (const auto& cmd : all_commands()) {
+    auto args = cmd;
+    args.push_back("--help");
+    auto h = run_thrum(args, cwd);
+    EXPECT_EQ(h.exit_code, 0) << joined(cmd) << ": " << h.err;
+    EXPECT_NE(h.out.find("thrum " + joined(cmd)), std::string::npos) << h.out;
+    EXPECT_NE(h.out.find("Global flags"), std::string::npos) << joined(cmd) << ":\n" << h.out;
+    EXPECT_NE(h.out.find("--repo DIR"), std::string::npos) << joined(cmd) << ":\n" << h.out;
+    EXPECT_NE(h.out.find("THRUM_HOME"), std::string::npos) << joined(cmd) << ":\n" << h.out;
+
+    std::vector<std::string> via{"help"};
+    via.insert(via.end(), cmd.begin(), cmd.end());
+    auto hh = run_thrum(via, cwd);
+    EXPECT_EQ(hh.exit_code, 0) << joined(via) << ": " << hh.err;
+    EXPECT_EQ(hh.out, h.out) << "thrum help " << joined(cmd) << " differs from --help";
+  }
+}
+
+TEST(Help, DaemonCommandsNameTheirEnvironment) {
+  auto h = run_thrum({"daemon", "start", "--help"}, fs::temp_directory_path());
+  for (const char* var :
+       {"THRUM_LOG_LEVEL", "THRUM_WS_PORT", "THRUM_POLICY", "THRUM_PLUGIN_PATH", "XDG_RUNTIME_DIR"})
+    EXPECT_NE(h.out.find(var), std::string::npos) << var << " missing:\n" << h.out;
+  auto top = run_thrum({"--help"}, fs::temp_directory_path());
+  EXPECT_NE(top.out.find("THRUM_LOG_LEVEL"), std::string::npos) << top.out;
+  auto send = run_thrum({"send", "--help"}, fs::temp_directory_path());
+  EXPECT_NE(send.out.find("THRUM_NAME"), std::string::npos) << send.out;
+  EXPECT_EQ(send.out.find("THRUM_LOG_LEVEL"), std::string::npos) << "not a daemon command";
+}
+
+TEST(Help, UnknownCommandSuggestsTheNearest) {
+  const fs::path cwd = fs::temp_directory_path();
+  auto r = run_thrum({"daemn", "start"}, cwd);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("unknown command \"daemn\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("Did you mean 'thrum daemon'?"), std::string::npos) << r.err;
+  r = run_thrum({"daemon", "strat"}, cwd);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("Did you mean 'thrum daemon start'?"), std::string::npos) << r.err;
+  r = run_thrum({"--json", "inbx"}, cwd);
+  EXPECT_NE(r.err.find("Did you mean 'thrum inbox'?"), std::string::npos) << r.err;
+  r = run_thrum({"help", "peer", "jion"}, cwd);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("Did you mean 'thrum peer join'?"), std::string::npos) << r.err;
+  r = run_thrum({"xyzzyplugh"}, cwd);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.find("Did you mean"), std::string::npos) << "nothing is near: " << r.err;
+}
+
+TEST(Help, BashCompletionCompletesEveryCommand) {
+  const fs::path dir = fs::temp_directory_path();
+  auto script = run_thrum({"completion", "bash"}, dir);
+  ASSERT_EQ(script.exit_code, 0) << script.err;
+  const fs::path file = dir / ("thrum-completion-" + std::to_string(::getpid()) + ".bash");
+  { std::ofstream(file) << script.out; }
+  auto complete = [&](const std::string& words) {
+    // COMP_WORDS as bash fills it for `thrum <words><TAB>`.
+    auto r = run_process("/bin/bash",
+                         {"-c", "source " + file.string() + "; COMP_WORDS=(thrum " + words +
+                                    "); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); "
+                                    "_thrum; echo \"${COMPREPLY[*]}\""},
+                         dir);
+    return r.out;
+  };
+  EXPECT_EQ(complete("daemon st"), "start stop status\n");
+  EXPECT_EQ(complete("--repo /x peer jo"), "join\n");
+  EXPECT_EQ(complete("completion ''"), "bash zsh --help --json --quiet --repo\n");
+  for (const auto& cmd : all_commands()) {
+    auto prefix = cmd;
+    const std::string last = prefix.back();
+    prefix.pop_back();
+    const std::string got = complete(joined(prefix) + (prefix.empty() ? "" : " ") + last);
+    EXPECT_NE((" " + got).find(" " + last), std::string::npos) << joined(cmd) << " -> " << got;
+  }
+  fs::remove(file);
+  auto zsh = run_thrum({"completion", "zsh"}, dir);
+  EXPECT_EQ(zsh.out.rfind("#compdef thrum\n", 0), 0u) << zsh.out.substr(0, 80);
+  EXPECT_NE(zsh.out.find("\"daemon\") echo \"start stop restart status list run"),
+            std::string::npos);
+  EXPECT_EQ(run_thrum({"completion", "fish"}, dir).exit_code, 2);
+}
+
+TEST(Help, ManPagesExistForEveryTopLevelCommand) {
+  const fs::path man = THRUM_GENERATED_MAN_DIR;
+  ASSERT_TRUE(fs::exists(man / "thrum.1.gz")) << man;
+  for (const auto& cmd : all_commands()) {
+    if (cmd.size() != 1) continue;
+    const fs::path page = man / ("thrum-" + cmd[0] + ".1.gz");
+    ASSERT_TRUE(fs::exists(page)) << page;
+    auto text = run_process("/usr/bin/zcat", {page.string()}, man);
+    EXPECT_NE(text.out.find(".TH THRUM-"), std::string::npos) << page;
+    for (const auto& sub : all_commands()) {
+      if (sub.size() != 2 || sub[0] != cmd[0]) continue;
+      EXPECT_NE(text.out.find("thrum " + cmd[0] + " " + sub[1]), std::string::npos)
+          << page << " lacks " << joined(sub);
+    }
+  }
+  // man can render it (groff is what man uses).
+  auto rendered =
+      run_process("/bin/sh", {"-c", "zcat thrum-daemon.1.gz | man -l - 2>&1 | head -50"}, man,
+                  {{"MANPAGER", "cat"}, {"MANWIDTH", "100"}});
+  EXPECT_NE(rendered.out.find("daemon list"), std::string::npos) << rendered.out;
+}
+
+}  // namespace
+}  // namespace thrum::test
