@@ -64,6 +64,9 @@ class Peer : public std::enable_shared_from_this<Peer> {
   bool linked() const { return link_ != nullptr; }
   const std::shared_ptr<Link>& link() const { return link_; }
   bool dialing() const { return dialing_; }
+  /// Whether this daemon dials the peer by itself: peers.auto_connect, or the user asked once
+  /// (repair). With auto_connect off, a peer reaching us does not make us dial.
+  bool wanted() const { return wanted_; }
   /// For dialers of transports whose resolve() follows the peer (TransportProfile::poll_resolve):
   /// dial at once when the endpoint it resolves to changed.
   void poll_resolve();

@@ -88,7 +88,7 @@ void PeerService::hello(const std::string& name, const json& p, rpc::Respond res
   respond(ctx_.identity(rec->transport));
   if (control) {
     // They could reach us, so our own link to them is worth trying now.
-    if (!peer->linked() && !peer->dialing()) peer->connect_now();
+    if (peer->wanted() && !peer->linked() && !peer->dialing()) peer->connect_now();
     return;
   }
   if (peer->linked()) {
@@ -226,7 +226,7 @@ void PeerService::address_changed(const std::string& name, const json& p, rpc::R
   ctx_.registry.save();
   respond(json{{"ok", true}, {"address", rec->address}});
   // Stop waiting out a backoff towards the old address.
-  if (rec->role == "dialer" && !peer->linked()) peer->connect_now();
+  if (rec->role == "dialer" && peer->wanted() && !peer->linked()) peer->connect_now();
 }
 
 void PeerService::serve_control(const std::string& name, const std::shared_ptr<Link>& link) {
