@@ -8,6 +8,7 @@ packages=(
   libboost1.81-dev libboost-filesystem1.81-dev
   libssl-dev libsqlite3-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev
+  clang  # the `fuzz` preset (libFuzzer) and its smoke in scripts/test.sh
   iproute2 tcpdump procps
   lintian
 )

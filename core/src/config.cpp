@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdio>
 
+#include "thrum/core/bounded_json.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/ids.hpp"
 
@@ -64,6 +65,30 @@ bool parse_port(const ojson& v, std::optional<unsigned short>& out) {
   return false;
 }
 
+// A value as it appears in an error message: JSON text, cut short, never throwing.
+std::string shown(const ojson& v) {
+  std::string text = v.dump(-1, ' ', false, ojson::error_handler_t::replace);
+  if (text.size() > 80) text = text.substr(0, 77) + "...";
+  return text;
+}
+
+const char* kind_of(const ojson& v) {
+  switch (v.type()) {
+    case ojson::value_t::null:
+      return "null";
+    case ojson::value_t::boolean:
+      return "a boolean";
+    case ojson::value_t::string:
+      return "a string";
+    case ojson::value_t::array:
+      return "a list";
+    case ojson::value_t::object:
+      return "an object";
+    default:
+      return "a number";
+  }
+}
+
 }  // namespace
 
 std::string git_origin_url(const fs::path& dir) {
@@ -77,23 +102,39 @@ std::string host_name() {
   return buf;
 }
 
+std::optional<ojson> decode_config(std::string_view text, std::string& error) {
+  JsonRefusal why;
+  auto doc = parse_bounded_ordered(text, &why);
+  if (!doc) {
+    error = why.message;
+    return std::nullopt;
+  }
+  if (!doc->is_object()) {
+    error = "expected a JSON object";
+    return std::nullopt;
+  }
+  return doc;
+}
+
 Config Config::load(const RepoPaths& paths) {
   Config c;
   auto text = read_file(paths.config);
   if (!text) return c;
-  ojson parsed = ojson::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
+  std::string error;
+  auto parsed = decode_config(*text, error);
+  if (!parsed) {
     auto moved = move_aside_corrupt(paths.config);
-    c.problems_.push_back("config.json was not a JSON object; moved it to " + moved.string() +
-                          " and started from defaults (restore it from there if needed)");
+    c.problems_.push_back("config.json could not be used (" + error + "); moved it to " +
+                          moved.string() +
+                          " and started from defaults (fix and restore it from there if needed)");
     return c;
   }
-  c.doc_ = std::move(parsed);
+  c.doc_ = std::move(*parsed);
   return c;
 }
 
 void Config::save(const RepoPaths& paths) const {
-  atomic_write_file(paths.config, doc_.dump(2) + "\n", 0600);
+  atomic_write_file(paths.config, dump_pretty(doc_) + "\n", 0600);
 }
 
 const ojson* Config::find(const char* section, const char* key) const {
@@ -148,23 +189,36 @@ std::vector<std::string> Config::validate() const {
   std::vector<std::string> errs;
   std::optional<unsigned short> p;
   if (auto* v = find("daemon", "ws_port"); v && !parse_port(*v, p))
-    errs.push_back("daemon.ws_port must be \"auto\" or a port 1..65535, got " + v->dump());
+    errs.push_back("daemon.ws_port must be \"auto\" or a port 1..65535, got " + shown(*v));
   if (auto* v = find("daemon", "peer_port"); v && !parse_port(*v, p))
-    errs.push_back("daemon.peer_port must be \"auto\" or a port 1..65535, got " + v->dump());
+    errs.push_back("daemon.peer_port must be \"auto\" or a port 1..65535, got " + shown(*v));
   if (auto* v = find("daemon", "max_message_body_bytes"); v && !v->is_number_integer())
     errs.push_back("daemon.max_message_body_bytes must be an integer number of bytes, got " +
-                   v->dump());
+                   shown(*v));
   if (auto* v = find("peers", "auto_connect"); v && !v->is_boolean())
-    errs.push_back("peers.auto_connect must be true or false, got " + v->dump());
+    errs.push_back("peers.auto_connect must be true or false, got " + shown(*v));
   if (auto* v = find("peers", "pairing_code_length")) {
     if (!v->is_number_integer() || v->get<long long>() < 12 || v->get<long long>() > 16)
       errs.push_back(
           "peers.pairing_code_length must be an integer from 12 to 16 (shorter codes make "
           "pairing guessable), got " +
-          v->dump());
+          shown(*v));
+  }
+  for (const char* section : {"identity", "daemon", "peers"}) {
+    auto it = doc_.find(section);
+    if (it != doc_.end() && !it->is_object())
+      errs.push_back(std::string(section) + " must be an object, got " + kind_of(*it) +
+                     " (remove it to use the defaults)");
+  }
+  for (const char* key :
+       {"daemon_id", "repo_name", "hostname", "repo_path", "git_origin_url", "init_at"}) {
+    if (auto* v = find("identity", key); v && !v->is_string())
+      errs.push_back(std::string("identity.") + key + " must be a string, got " + kind_of(*v) +
+                     " (restore it from config.json.pre-identity-bak, or remove it to have it "
+                     "recreated)");
   }
   if (auto* v = find("peers", "name"); v && !v->is_string())
-    errs.push_back("peers.name must be a string, got " + v->dump());
+    errs.push_back("peers.name must be a string, got " + shown(*v));
   return errs;
 }
 

@@ -1,6 +1,7 @@
 #include "thrum/core/daemon.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -45,6 +46,20 @@ namespace asio = boost::asio;
 using json = nlohmann::json;
 
 namespace {
+
+// Files an older version (or a different umask) left readable by others: the database and its
+// -wal/-shm, the log and its rotations. Through O_NOFOLLOW descriptors, so a symlink is skipped.
+void restrict_runtime_file_modes(const RepoPaths& paths) {
+  std::error_code ec;
+  const std::string db = paths.db.filename().string();
+  const std::string log_stem = paths.log.stem().string();
+  for (const auto& e : std::filesystem::directory_iterator(paths.var, ec)) {
+    const std::string name = e.path().filename().string();
+    const bool is_db = name.rfind(db, 0) == 0;
+    const bool is_log = name.rfind(log_stem + ".", 0) == 0 && e.path().extension() == ".log";
+    if (is_db || is_log) tighten_mode(e.path(), 0600);
+  }
+}
 
 /// A start-up failure, as the one "Error: ..." line `thrum daemon start` shows from the log.
 /// One write(2) per line: a racing daemon appends to the same log (O_APPEND), and std::cerr,
@@ -155,8 +170,12 @@ int run_daemon(const DaemonOptions& opts) {
                   " - run 'thrum init' first");
     return 1;
   }
+  // Everything the daemon creates (database, -wal/-shm, logs and rotated logs, runtime files)
+  // is for its owner only; files that need another mode set it explicitly.
+  ::umask(077);
   try {
     ensure_dir(paths.var, 0700);
+    restrict_runtime_file_modes(paths);
   } catch (const std::exception& e) {
     startup_error(e.what());
     return 1;
@@ -206,12 +225,13 @@ int run_daemon(const DaemonOptions& opts) {
   try {
     config = Config::load(paths);
     for (const auto& p : config.problems()) spdlog::error("config problem: {}", p);
-    if (config.bootstrap_identity(paths)) config.save(paths);
   } catch (const std::exception& e) {
     spdlog::error("config load failed error=\"{}\"", e.what());
     startup_error(e.what());
     return 1;
   }
+  // Validate before bootstrapping the identity: a wrongly typed identity.daemon_id must be
+  // reported, not silently replaced by a new id.
   if (auto errs = config.validate(); !errs.empty()) {
     for (const auto& e : errs) {
       spdlog::error("config invalid: {}", e);
@@ -226,6 +246,13 @@ int run_daemon(const DaemonOptions& opts) {
     startup_error(paths.config.string() + ": " + e);
   }
   if (!limit_errors.empty()) return 1;
+  try {
+    if (config.bootstrap_identity(paths)) config.save(paths);
+  } catch (const std::exception& e) {
+    spdlog::error("config save failed error=\"{}\"", e.what());
+    startup_error(e.what());
+    return 1;
+  }
   std::string port_error;
   auto env_ws = env_port("THRUM_WS_PORT", port_error);
   if (!port_error.empty()) {

@@ -95,7 +95,44 @@ void ensure_dir(const fs::path& dir, mode_t mode) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::system_error(ec, "create directory " + dir.string());
-  if (::chmod(dir.c_str(), mode) != 0) throw_errno("chmod", dir);
+  struct stat link {};
+  if (::lstat(dir.c_str(), &link) != 0) throw_errno("stat", dir);
+  if (S_ISLNK(link.st_mode)) {
+    // Never chmod through a link (its target may be anything, e.g. a shared directory).
+    // A link is accepted only when its target already is a private directory of ours.
+    struct stat target {};
+    if (::stat(dir.c_str(), &target) != 0) throw_errno("stat", dir);
+    if (!S_ISDIR(target.st_mode) || target.st_uid != ::geteuid() || (target.st_mode & 077) != 0) {
+      std::error_code rec;
+      const fs::path to = fs::read_symlink(dir, rec);
+      throw std::runtime_error(
+          dir.string() + " is a symlink to " + (rec ? std::string("?") : to.string()) +
+          ", which is not a directory owned by this user with no group/other access; Thrum "
+          "does not change a link's target: make the target private (chmod 700 it) or replace "
+          "the link with a directory");
+    }
+    return;
+  }
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) throw_errno("open dir", dir);
+  const int rc = ::fchmod(fd, mode);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) {
+    errno = saved;
+    throw_errno("chmod", dir);
+  }
+}
+
+bool tighten_mode(const fs::path& file, mode_t mode) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;  // absent, or a symlink: left alone
+  struct stat st {};
+  bool changed = false;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) != mode)
+    changed = ::fchmod(fd, mode) == 0;
+  ::close(fd);
+  return changed;
 }
 
 fs::path move_aside_corrupt(const fs::path& path) {
@@ -107,6 +144,13 @@ fs::path move_aside_corrupt(const fs::path& path) {
     target += ".corrupt-" + compact_utc_timestamp() + "-" + std::to_string(i);
   }
   if (::rename(path.c_str(), target.c_str()) != 0) throw_errno("move aside", path);
+  // The copy may hold tokens: owner-only, whatever mode the original had. O_NOFOLLOW: if the
+  // name was a symlink, rename moved the link itself and its target is left alone.
+  int fd = ::open(target.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd >= 0) {
+    (void)::fchmod(fd, 0600);
+    ::close(fd);
+  }
   fsync_dir(path.parent_path());
   return target;
 }

@@ -1,10 +1,13 @@
 #include "thrum/core/peer_registry.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
 #include "peers/link_auth.hpp"
+#include "thrum/core/bounded_json.hpp"
 #include "thrum/core/fs_util.hpp"
 #include "thrum/core/pairing.hpp"
 
@@ -35,34 +38,159 @@ json PeerRecord::to_json(bool with_token) const {
   return j;
 }
 
-PeerRecord PeerRecord::from_json(const json& j) {
+namespace {
+
+const char* kind_of(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null:
+      return "null";
+    case json::value_t::boolean:
+      return "a boolean";
+    case json::value_t::string:
+      return "a string";
+    case json::value_t::array:
+      return "a list";
+    case json::value_t::object:
+      return "an object";
+    case json::value_t::discarded:
+      return "nothing";
+    default:
+      return "a number";
+  }
+}
+
+// Field-by-field decoding of one record; `where` is "peers[3]" for messages.
+class RecordDecoder {
+ public:
+  RecordDecoder(const json& j, std::string where) : j_(j), where_(std::move(where)) {}
+
+  bool str(const char* key, std::string& out) {
+    auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return true;
+    if (!it->is_string()) return wrong(key, "a string", *it);
+    out = it->get_ref<const std::string&>();
+    return true;
+  }
+  bool int64(const char* key, int64_t& out) {
+    auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return true;
+    if (!it->is_number_integer() ||
+        (it->is_number_unsigned() &&
+         it->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())))
+      return wrong(key, "an integer", *it);
+    out = it->get<int64_t>();
+    return true;
+  }
+  bool strings(const char* key, std::vector<std::string>& out) {
+    auto it = j_.find(key);
+    if (it == j_.end() || it->is_null()) return true;
+    if (!it->is_array()) return wrong(key, "a list of strings", *it);
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const json& e = (*it)[i];
+      if (!e.is_string())
+        return wrong((std::string(key) + "[" + std::to_string(i) + "]").c_str(), "a string", e);
+      out.push_back(e.get_ref<const std::string&>());
+    }
+    return true;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool wrong(const std::string& key, const char* expected, const json& got) {
+    error_ = where_ + "." + key + ": expected " + expected + ", got " + kind_of(got);
+    return false;
+  }
+  const json& j_;
+  std::string where_;
+  std::string error_;
+};
+
+}  // namespace
+
+std::optional<PeerRecord> PeerRecord::decode(const json& j, const std::string& where,
+                                             std::string& error) {
+  if (!j.is_object()) {
+    error = where + ": expected an object, got " + kind_of(j);
+    return std::nullopt;
+  }
   PeerRecord r;
-  auto s = [&](const char* k) {
-    return j.contains(k) && j[k].is_string() ? j[k].get<std::string>() : std::string();
-  };
-  r.name = s("name");
-  r.address = s("address");
-  r.daemon_id = s("daemon_id");
-  r.token = s("token");
-  r.transport = s("transport");
-  r.role = s("role");
-  r.proxy_prefix = s("proxy_prefix");
-  if (j.contains("remote_agents") && j["remote_agents"].is_array())
-    for (const auto& a : j["remote_agents"])
-      if (a.is_string()) r.remote_agents.push_back(a.get<std::string>());
-  r.repo_path = s("repo_path");
-  r.paired_at = s("paired_at");
-  r.last_sync = s("last_sync");
-  if (j.contains("last_seq") && j["last_seq"].is_number_integer())
-    r.last_seq = j["last_seq"].get<int64_t>();
-  r.remote_repo_name = s("remote_repo_name");
-  r.remote_hostname = s("remote_hostname");
-  r.remote_repo_path = s("remote_repo_path");
-  r.remote_git_origin_url = s("remote_git_origin_url");
-  r.reconcile_status = s("reconcile_status");
-  r.remote_cert_sha256 = s("remote_cert_sha256");
-  r.removed_by_peer = s("removed_by_peer");
+  RecordDecoder d(j, where);
+  const bool ok =
+      d.str("name", r.name) && d.str("address", r.address) && d.str("daemon_id", r.daemon_id) &&
+      d.str("token", r.token) && d.str("transport", r.transport) && d.str("role", r.role) &&
+      d.str("proxy_prefix", r.proxy_prefix) && d.strings("remote_agents", r.remote_agents) &&
+      d.str("repo_path", r.repo_path) && d.str("paired_at", r.paired_at) &&
+      d.str("last_sync", r.last_sync) && d.int64("last_seq", r.last_seq) &&
+      d.str("remote_repo_name", r.remote_repo_name) &&
+      d.str("remote_hostname", r.remote_hostname) &&
+      d.str("remote_repo_path", r.remote_repo_path) &&
+      d.str("remote_git_origin_url", r.remote_git_origin_url) &&
+      d.str("reconcile_status", r.reconcile_status) &&
+      d.str("remote_cert_sha256", r.remote_cert_sha256) &&
+      d.str("removed_by_peer", r.removed_by_peer);
+  if (!ok) {
+    error = d.error();
+    return std::nullopt;
+  }
+  if (r.name.empty()) {
+    error = where + ".name: missing or empty (every peer needs a name)";
+    return std::nullopt;
+  }
   return r;
+}
+
+std::optional<PeersFile> decode_peers_file(std::string_view text, std::string& error) {
+  JsonRefusal why;
+  auto doc = parse_bounded(text, &why);
+  if (!doc) {
+    error = why.message;
+    return std::nullopt;
+  }
+  PeersFile out;
+  const json* peers = nullptr;
+  if (doc->is_array()) {  // legacy: a bare array of peers
+    peers = &*doc;
+    out.legacy = true;
+  } else if (doc->is_object()) {
+    auto it = doc->find("peers");
+    if (it == doc->end() || !it->is_array()) {
+      error = it == doc->end() ? std::string("no \"peers\" list")
+                               : std::string("\"peers\": expected a list, got ") + kind_of(*it);
+      return std::nullopt;
+    }
+    peers = &*it;
+    if (auto s = doc->find("schema"); s != doc->end()) {
+      if (!s->is_number_integer() || s->get<int64_t>() < 0 ||
+          s->get<int64_t>() > std::numeric_limits<int>::max()) {
+        error = std::string("\"schema\": expected a small integer, got ") + kind_of(*s);
+        return std::nullopt;
+      }
+      out.schema = s->get<int>();
+    }
+    if (auto l = doc->find("local"); l != doc->end() && !l->is_null()) {
+      if (!l->is_object()) {
+        error = std::string("\"local\": expected an object, got ") + kind_of(*l);
+        return std::nullopt;
+      }
+      if (auto id = l->find("daemon_id"); id != l->end()) {
+        if (!id->is_string()) {
+          error = std::string("\"local.daemon_id\": expected a string, got ") + kind_of(*id);
+          return std::nullopt;
+        }
+        out.local_daemon_id = id->get_ref<const std::string&>();
+      }
+      out.local = *l;  // depth-bounded by parse_bounded, so copying is safe
+    }
+  } else {
+    error = std::string("expected an object {schema, local, peers}, got ") + kind_of(*doc);
+    return std::nullopt;
+  }
+  for (std::size_t i = 0; i < peers->size(); ++i) {
+    auto rec = PeerRecord::decode((*peers)[i], "peers[" + std::to_string(i) + "]", error);
+    if (!rec) return std::nullopt;
+    out.peers.push_back(std::move(*rec));
+  }
+  return out;
 }
 
 PeerRegistry::PeerRegistry(std::filesystem::path path, std::string daemon_id)
@@ -70,27 +198,23 @@ PeerRegistry::PeerRegistry(std::filesystem::path path, std::string daemon_id)
   local_ = {{"daemon_id", daemon_id_}};
   auto text = read_file(path_);
   if (!text) return;
-  json doc = json::parse(*text, nullptr, false);
-  json peers;
-  bool migrate = false;
-  if (doc.is_array()) {  // legacy: a bare array of peers
-    peers = doc;
-    migrate = true;
-  } else if (doc.is_object() && doc.contains("peers") && doc["peers"].is_array()) {
-    peers = doc["peers"];
-    if (doc.contains("local") && doc["local"].is_object()) local_ = doc["local"];
-    int schema = doc.value("schema", 0);
-    std::string stored_id = local_.value("daemon_id", "");
-    if (schema != kSchema || stored_id != daemon_id_) migrate = true;
-  } else {
+  std::string error;
+  auto file = decode_peers_file(*text, error);
+  if (!file) {
     auto moved = move_aside_corrupt(path_);
-    problems_.push_back("peers.json was unreadable; moved it to " + moved.string() +
-                        " and started with no peers (restore it from there, or re-pair)");
-    spdlog::error("peers.json corrupt; moved aside to={}", moved.string());
+    problems_.push_back(path_.filename().string() + " could not be used (" + error +
+                        "); moved it to " + moved.string() +
+                        " and started with no peers (fix and restore it from there, or re-pair)");
+    spdlog::error("peers.json unusable, moved aside; starting with no peers to={} problem=\"{}\"",
+                  moved.string(), error);
     return;
   }
-  for (const auto& p : peers)
-    if (p.is_object()) peers_.push_back(PeerRecord::from_json(p));
+  bool migrate = file->legacy;
+  if (!file->legacy) {
+    if (file->local.is_object()) local_ = std::move(file->local);
+    if (file->schema != kSchema || file->local_daemon_id != daemon_id_) migrate = true;
+  }
+  peers_ = std::move(file->peers);
   std::stable_sort(peers_.begin(), peers_.end(), [](const PeerRecord& a, const PeerRecord& b) {
     return a.paired_at < b.paired_at;
   });
@@ -148,7 +272,7 @@ bool PeerRegistry::remove(const std::string& name) {
 void PeerRegistry::save() {
   json doc = {{"schema", kSchema}, {"local", local_}, {"peers", json::array()}};
   for (const auto& p : peers_) doc["peers"].push_back(p.to_json(true));
-  atomic_write_file(path_, doc.dump(2) + "\n", 0600);
+  atomic_write_file(path_, dump_pretty(doc) + "\n", 0600);
   dirty_ = false;
 }
 

@@ -37,13 +37,15 @@ std::optional<Peercode> parse_peercode(std::string_view text, std::string& error
   }
   in_addr a{};
   if (::inet_pton(AF_INET, p.ip.c_str(), &a) != 1) {
-    error = expected + " (\"" + p.ip + "\" is not an IPv4 address)";
+    // Never quote a field: a peercode with its fields out of order would put the secret
+    // code in the message (and from there in a terminal log or a bug report).
+    error = expected + " (the ip field is not an IPv4 address like 192.0.2.10)";
     return std::nullopt;
   }
   if (port.empty() || port.size() > 5 ||
       port.find_first_not_of("0123456789") != std::string::npos || std::stol(port) < 1 ||
       std::stol(port) > 65535) {
-    error = expected + " (port must be 1..65535, got \"" + port + "\")";
+    error = expected + " (the port field must be a number from 1 to 65535)";
     return std::nullopt;
   }
   p.port = static_cast<unsigned short>(std::stol(port));

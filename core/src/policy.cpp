@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -49,16 +50,75 @@ class Checker {
 
   std::string key_of(const YAML::Node& key) const {
     if (!key.IsScalar()) fail(key, "keys must be plain names");
+    text_of(key);
     return key.Scalar();
   }
 
+  // A scalar's text, refused unless it is valid UTF-8 (it becomes JSON for the plugin, and
+  // serialising invalid UTF-8 would throw far from here, without the line).
+  const std::string& text_of(const YAML::Node& n) const {
+    const std::string& s = n.Scalar();
+    if (!valid_utf8(s)) fail(n, "text is not valid UTF-8");
+    return s;
+  }
+
+  static bool valid_utf8(std::string_view s) {
+    std::size_t i = 0;
+    while (i < s.size()) {
+      const auto c = static_cast<unsigned char>(s[i]);
+      std::size_t n = 0;
+      std::uint32_t cp = 0;
+      if (c < 0x80) {
+        ++i;
+        continue;
+      } else if ((c & 0xE0) == 0xC0) {
+        n = 1;
+        cp = c & 0x1F;
+      } else if ((c & 0xF0) == 0xE0) {
+        n = 2;
+        cp = c & 0x0F;
+      } else if ((c & 0xF8) == 0xF0) {
+        n = 3;
+        cp = c & 0x07;
+      } else {
+        return false;
+      }
+      for (std::size_t k = 1; k <= n; ++k) {
+        if (i + k >= s.size()) return false;
+        const auto cc = static_cast<unsigned char>(s[i + k]);
+        if ((cc & 0xC0) != 0x80) return false;
+        cp = (cp << 6) | (cc & 0x3F);
+      }
+      static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+      if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+      i += n + 1;
+    }
+    return true;
+  }
+
+  // A transport's options as JSON. Aliases make YAML a graph: `*a` repeated ten times in ten
+  // levels is 10^10 values ("billion laughs"), so the expansion is bounded in values and depth.
+  // The budget is for the whole file, so many small expansions cannot add up either.
+  json options_to_json(const YAML::Node& n) { return to_json(n, 0, budget_); }
+
+  static constexpr std::size_t kMaxOptionValues = 10000;
+  static constexpr int kMaxOptionDepth = 16;
+
+ private:
   // YAML scalars are text; plain (unquoted) ones that read as a bool or number become one.
-  json to_json(const YAML::Node& n) const {
+  json to_json(const YAML::Node& n, int depth, std::size_t& budget) const {
+    if (budget == 0)
+      fail(n, "transport options expand to more than " + std::to_string(kMaxOptionValues) +
+                  " values (YAML aliases repeating a subtree?); write the options out without "
+                  "aliases");
+    --budget;
+    if (depth > kMaxOptionDepth)
+      fail(n, "transport options nest deeper than " + std::to_string(kMaxOptionDepth) + " levels");
     switch (n.Type()) {
       case YAML::NodeType::Null:
         return nullptr;
       case YAML::NodeType::Scalar: {
-        const std::string& s = n.Scalar();
+        const std::string& s = text_of(n);
         if (n.Tag() == "!") return s;  // quoted: a string
         if (s == "true" || s == "True" || s == "TRUE") return true;
         if (s == "false" || s == "False" || s == "FALSE") return false;
@@ -80,12 +140,12 @@ class Checker {
       }
       case YAML::NodeType::Sequence: {
         json a = json::array();
-        for (const auto& e : n) a.push_back(to_json(e));
+        for (const auto& e : n) a.push_back(to_json(e, depth + 1, budget));
         return a;
       }
       case YAML::NodeType::Map: {
         json o = json::object();
-        for (const auto& kv : n) o[key_of(kv.first)] = to_json(kv.second);
+        for (const auto& kv : n) o[key_of(kv.first)] = to_json(kv.second, depth + 1, budget);
         return o;
       }
       default:
@@ -93,9 +153,9 @@ class Checker {
     }
   }
 
- private:
   fs::path file_;
   int lines_ = 0;
+  std::size_t budget_ = kMaxOptionValues;
 };
 
 bool valid_id(const std::string& id) {
@@ -156,7 +216,7 @@ Policy Policy::parse(const std::string& text, const fs::path& file) {
       for (const auto& e : v) {
         if (!e.IsScalar() || e.Scalar().empty())
           c.fail(e, "plugin_dirs: each entry must be a directory path");
-        fs::path dir(e.Scalar());
+        fs::path dir(c.text_of(e));
         if (dir.is_relative()) dir = file.parent_path() / dir;
         p.plugin_dirs_.push_back(dir.lexically_normal());
       }
@@ -194,7 +254,7 @@ Policy Policy::parse(const std::string& text, const fs::path& file) {
               b = s == "true";
               tr.enabled = b;
             } else {
-              tr.options[okey] = c.to_json(o.second);
+              tr.options[okey] = c.options_to_json(o.second);
             }
           }
         }

@@ -13,6 +13,10 @@
 #include <cerrno>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
+
+#include "thrum/core/bounded_json.hpp"
+
 namespace thrum::transport::network {
 
 using sdk::Errc;
@@ -36,29 +40,27 @@ bool in(std::uint32_t ip, std::uint32_t base, int prefix) {
   return (ip & mask) == (base & mask);
 }
 
-/// Extracts the strings of the JSON array under `key` from a flat options object. The SDK keeps
-/// plugins free of JSON libraries; this reads exactly the shape the policy produces.
-bool string_array(std::string_view json, std::string_view key, std::vector<std::string>& out,
-                  bool& present) {
-  present = false;
-  std::string quoted = "\"" + std::string(key) + "\"";
-  auto k = json.find(quoted);
-  if (k == std::string_view::npos) return true;
-  present = true;
-  auto colon = json.find(':', k + quoted.size());
-  if (colon == std::string_view::npos) return false;
-  auto open = json.find_first_not_of(" \t\r\n", colon + 1);
-  if (open == std::string_view::npos || json[open] != '[') return false;
-  size_t i = open + 1;
-  for (;;) {
-    i = json.find_first_not_of(" \t\r\n,", i);
-    if (i == std::string_view::npos) return false;
-    if (json[i] == ']') return true;
-    if (json[i] != '"') return false;
-    auto end = json.find('"', i + 1);
-    if (end == std::string_view::npos) return false;
-    out.emplace_back(json.substr(i + 1, end - i - 1));
-    i = end + 1;
+// A string from the options for a message: JSON-escaped, cut short.
+std::string quoted(const std::string& s) {
+  std::string q = core::dump_compact(nlohmann::json(s));
+  if (q.size() > 66) q = q.substr(0, 62) + "...\"";
+  return q;
+}
+
+const char* kind_of(const nlohmann::json& v) {
+  switch (v.type()) {
+    case nlohmann::json::value_t::null:
+      return "null";
+    case nlohmann::json::value_t::boolean:
+      return "a boolean";
+    case nlohmann::json::value_t::string:
+      return "a string";
+    case nlohmann::json::value_t::array:
+      return "a list";
+    case nlohmann::json::value_t::object:
+      return "an object";
+    default:
+      return "a number";
   }
 }
 
@@ -128,24 +130,56 @@ sdk::Capabilities NetworkTransport::capabilities() const noexcept {
   return c;
 }
 
-Status NetworkTransport::configure(std::string_view options_json) noexcept {
-  std::vector<std::string> cidrs;
-  bool present = false;
-  if (!string_array(options_json, "allowed_subnets", cidrs, present))
-    return Status::error(
-        Errc::kInvalidArgument,
-        "network: allowed_subnets must be a list of IPv4 CIDRs, e.g. [198.51.100.0/24]");
-  std::vector<Subnet> parsed;
-  for (const auto& c : cidrs) {
-    Subnet s;
-    if (!Subnet::parse(c, s))
-      return Status::error(
-          Errc::kInvalidArgument,
-          "network: allowed_subnets: \"" + c + "\" is not an IPv4 CIDR like 198.51.100.0/24");
-    parsed.push_back(s);
+sdk::Result<NetworkOptions> parse_network_options(std::string_view options_json) {
+  auto invalid = [](std::string msg) {
+    return Status::error(Errc::kInvalidArgument, "network: " + std::move(msg));
+  };
+  core::JsonRefusal why;
+  auto doc = core::parse_bounded(options_json.empty() ? std::string_view("{}") : options_json, &why,
+                                 /*max_depth=*/8, /*max_bytes=*/1 << 20);
+  if (!doc) return invalid("options are not usable: " + why.message);
+  if (!doc->is_object())
+    return invalid(std::string("options must be a JSON object, got ") + kind_of(*doc));
+  NetworkOptions out;
+  for (const auto& [key, value] : doc->items()) {
+    if (key == "allowed_subnets") {
+      if (!value.is_array())
+        return invalid(std::string("allowed_subnets must be a list of IPv4 CIDRs, e.g. "
+                                   "[198.51.100.0/24], got ") +
+                       kind_of(value));
+      for (const auto& c : value) {
+        Subnet sub;
+        if (!c.is_string())
+          return invalid(std::string("allowed_subnets: each entry must be a CIDR string like "
+                                     "198.51.100.0/24, got ") +
+                         kind_of(c));
+        if (!Subnet::parse(c.get_ref<const std::string&>(), sub))
+          return invalid("allowed_subnets: " + quoted(c.get_ref<const std::string&>()) +
+                         " is not an IPv4 CIDR like 198.51.100.0/24");
+        out.allowed_subnets.push_back(sub);
+      }
+    } else if (key == "enabled") {
+      // The host strips it; accept it anyway so that a whole policy entry can be passed.
+      if (!value.is_boolean()) return invalid("enabled must be true or false");
+    } else if (key == "host") {
+      // The daemon's reserved per-repo settings (SDK types.hpp); nothing here uses them.
+      if (!value.is_object()) return invalid("host must be an object");
+    } else {
+      return invalid("unknown option " + quoted(key) + " (known: allowed_subnets, enabled)");
+    }
   }
-  allowed_ = std::move(parsed);
-  return Status::success();
+  return out;
+}
+
+Status NetworkTransport::configure(std::string_view options_json) noexcept {
+  try {
+    auto opts = parse_network_options(options_json);
+    if (!opts.ok()) return opts.status();
+    allowed_ = std::move(opts).value().allowed_subnets;
+    return Status::success();
+  } catch (const std::exception& e) {  // allocation failure: refuse rather than terminate
+    return Status::error(Errc::kInternal, std::string("network: configure failed: ") + e.what());
+  }
 }
 
 std::string NetworkTransport::check_local_address(const std::string& ip_text) const {

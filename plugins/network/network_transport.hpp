@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "thrum/sdk/host.hpp"
@@ -16,6 +17,16 @@ struct Subnet {
   bool contains(std::uint32_t ip) const;
   static bool parse(const std::string& cidr, Subnet& out);
 };
+
+/// The network transport's options (the policy's `transports.network` entry).
+struct NetworkOptions {
+  std::vector<Subnet> allowed_subnets;  ///< empty: no subnet rule
+};
+
+/// Decodes the options JSON: depth- and size-bounded, an object whose keys are all known
+/// (`allowed_subnets`, plus `enabled` and the daemon's `host`); anything else is refused with a
+/// message naming the key and the known ones.
+sdk::Result<NetworkOptions> parse_network_options(std::string_view options_json);
 
 /// Direct TCP between machines of one LAN, without Tailscale. The core wraps every connection
 /// in TLS 1.3 with the peer's certificate pinned at pairing (capabilities().needs_tls), so this

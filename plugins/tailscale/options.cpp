@@ -1,6 +1,8 @@
 #include "options.hpp"
 
-#include <cstdint>
+#include <nlohmann/json.hpp>
+
+#include "thrum/core/bounded_json.hpp"
 
 namespace thrum::transport::tailscale {
 
@@ -24,234 +26,67 @@ const char* JsonValue::kind_name() const {
 
 namespace {
 
-/// Recursive-descent reader over a string_view. Depth is bounded so that hostile input cannot
-/// exhaust the stack.
-class Reader {
- public:
-  explicit Reader(std::string_view s) : s_(s) {}
+/// Options are small: a few keys, a path or two. Deeper or larger text is refused.
+constexpr int kMaxOptionsDepth = 8;
+constexpr std::size_t kMaxOptionsBytes = 1 << 20;
 
-  bool object(JsonObject& out, int depth) {
-    if (depth > 32) return fail("nested too deeply");
-    if (!eat('{')) return fail("expected '{'");
-    skip_ws();
-    if (eat('}')) return true;
-    for (;;) {
-      skip_ws();
-      std::string key;
-      if (!string(key)) return false;
-      skip_ws();
-      if (!eat(':')) return fail("expected ':' after a key");
-      JsonValue v;
-      if (!value(v, depth)) return false;
-      out[key] = std::move(v);
-      skip_ws();
-      if (eat(',')) continue;
-      if (eat('}')) return true;
-      return fail("expected ',' or '}'");
-    }
-  }
+JsonObject decode_object(const nlohmann::json& j);
 
-  bool at_end() {
-    skip_ws();
-    return i_ == s_.size();
+JsonValue decode_value(const nlohmann::json& v) {
+  JsonValue out;
+  switch (v.type()) {
+    case nlohmann::json::value_t::null:
+      break;
+    case nlohmann::json::value_t::boolean:
+      out.kind = JsonValue::Kind::kBool;
+      out.boolean = v.get<bool>();
+      break;
+    case nlohmann::json::value_t::string:
+      out.kind = JsonValue::Kind::kString;
+      out.text = v.get_ref<const std::string&>();
+      break;
+    case nlohmann::json::value_t::object:
+      out.kind = JsonValue::Kind::kObject;
+      out.object = std::make_shared<JsonObject>(decode_object(v));
+      break;
+    case nlohmann::json::value_t::array:
+      out.kind = JsonValue::Kind::kArray;
+      out.text = core::dump_compact(v);
+      break;
+    default:  // the three number kinds
+      out.kind = JsonValue::Kind::kNumber;
+      out.text = core::dump_compact(v);
+      break;
   }
-  const std::string& error() const { return error_; }
-  std::size_t offset() const { return i_; }
+  return out;
+}
 
- private:
-  bool value(JsonValue& v, int depth) {
-    skip_ws();
-    if (i_ >= s_.size()) return fail("unexpected end");
-    const char c = s_[i_];
-    if (c == '"') {
-      v.kind = JsonValue::Kind::kString;
-      return string(v.text);
-    }
-    if (c == '{') {
-      v.kind = JsonValue::Kind::kObject;
-      v.object = std::make_shared<JsonObject>();
-      return object(*v.object, depth + 1);
-    }
-    if (c == '[') {
-      v.kind = JsonValue::Kind::kArray;
-      const std::size_t start = i_;
-      if (!array(depth + 1)) return false;
-      v.text = std::string(s_.substr(start, i_ - start));
-      return true;
-    }
-    if (word("true")) {
-      v.kind = JsonValue::Kind::kBool;
-      v.boolean = true;
-      return true;
-    }
-    if (word("false")) {
-      v.kind = JsonValue::Kind::kBool;
-      return true;
-    }
-    if (word("null")) {
-      v.kind = JsonValue::Kind::kNull;
-      return true;
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = JsonValue::Kind::kNumber;
-      const std::size_t start = i_;
-      while (i_ < s_.size() &&
-             std::string_view("+-.eE0123456789").find(s_[i_]) != std::string_view::npos)
-        ++i_;
-      v.text = std::string(s_.substr(start, i_ - start));
-      return true;
-    }
-    return fail("unexpected character");
-  }
-
-  bool array(int depth) {
-    if (depth > 32) return fail("nested too deeply");
-    eat('[');
-    skip_ws();
-    if (eat(']')) return true;
-    for (;;) {
-      JsonValue ignored;
-      if (!value(ignored, depth)) return false;
-      skip_ws();
-      if (eat(',')) continue;
-      if (eat(']')) return true;
-      return fail("expected ',' or ']'");
-    }
-  }
-
-  bool string(std::string& out) {
-    if (!eat('"')) return fail("expected a string");
-    while (i_ < s_.size()) {
-      const char c = s_[i_++];
-      if (c == '"') return true;
-      if (static_cast<unsigned char>(c) < 0x20) return fail("control character in a string");
-      if (c != '\\') {
-        out.push_back(c);
-        continue;
-      }
-      if (i_ >= s_.size()) break;
-      const char e = s_[i_++];
-      switch (e) {
-        case '"':
-        case '\\':
-        case '/':
-          out.push_back(e);
-          break;
-        case 'b':
-          out.push_back('\b');
-          break;
-        case 'f':
-          out.push_back('\f');
-          break;
-        case 'n':
-          out.push_back('\n');
-          break;
-        case 'r':
-          out.push_back('\r');
-          break;
-        case 't':
-          out.push_back('\t');
-          break;
-        case 'u': {
-          std::uint32_t cp = 0;
-          if (!hex4(cp)) return fail("bad \\u escape");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            std::uint32_t lo = 0;
-            if (!(eat('\\') && eat('u') && hex4(lo)) || lo < 0xDC00 || lo > 0xDFFF)
-              return fail("unpaired surrogate in \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          utf8(cp, out);
-          break;
-        }
-        default:
-          return fail("bad escape in a string");
-      }
-    }
-    return fail("unterminated string");
-  }
-
-  bool hex4(std::uint32_t& cp) {
-    if (i_ + 4 > s_.size()) return false;
-    cp = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char h = s_[i_++];
-      cp <<= 4;
-      if (h >= '0' && h <= '9')
-        cp |= static_cast<std::uint32_t>(h - '0');
-      else if (h >= 'a' && h <= 'f')
-        cp |= static_cast<std::uint32_t>(h - 'a' + 10);
-      else if (h >= 'A' && h <= 'F')
-        cp |= static_cast<std::uint32_t>(h - 'A' + 10);
-      else
-        return false;
-    }
-    return true;
-  }
-
-  static void utf8(std::uint32_t cp, std::string& out) {
-    if (cp < 0x80) {
-      out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
-  bool word(std::string_view w) {
-    if (s_.substr(i_, w.size()) != w) return false;
-    i_ += w.size();
-    return true;
-  }
-  bool eat(char c) {
-    if (i_ < s_.size() && s_[i_] == c) {
-      ++i_;
-      return true;
-    }
-    return false;
-  }
-  void skip_ws() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r'))
-      ++i_;
-  }
-  bool fail(const char* what) {
-    if (error_.empty()) error_ = what;
-    return false;
-  }
-
-  std::string_view s_;
-  std::size_t i_ = 0;
-  std::string error_;
-};
+JsonObject decode_object(const nlohmann::json& j) {
+  JsonObject out;
+  for (const auto& [key, value] : j.items()) out[key] = decode_value(value);
+  return out;
+}
 
 }  // namespace
 
 std::optional<JsonObject> parse_json_object(std::string_view text, std::string& error) {
-  Reader r(text);
-  JsonObject out;
-  if (r.at_end()) {
-    error = "empty options (expected a JSON object)";
+  core::JsonRefusal why;
+  auto doc = core::parse_bounded(text, &why, kMaxOptionsDepth, kMaxOptionsBytes);
+  if (!doc) {
+    error = "options are not a JSON object: " + why.message;
     return std::nullopt;
   }
-  if (!r.object(out, 0)) {
-    error =
-        "options are not a JSON object: " + r.error() + " at offset " + std::to_string(r.offset());
+  if (!doc->is_object()) {
+    error = std::string("options are not a JSON object: got ") +
+            (doc->is_array() ? "a list" : "a single value");
     return std::nullopt;
   }
-  if (!r.at_end()) {
-    error = "options are not a JSON object: trailing text at offset " + std::to_string(r.offset());
+  try {
+    return decode_object(*doc);
+  } catch (const std::exception& e) {  // allocation failure
+    error = std::string("options could not be read: ") + e.what();
     return std::nullopt;
   }
-  return out;
 }
 
 }  // namespace thrum::transport::tailscale

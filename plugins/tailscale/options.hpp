@@ -9,7 +9,8 @@
 namespace thrum::transport::tailscale {
 
 /// One JSON value, as much of it as the tailscale transport's options need: strings, booleans,
-/// numbers (kept as text), null, objects (parsed) and arrays (kept as raw text).
+/// numbers (kept as compact JSON text), null, objects (decoded) and arrays (kept as compact
+/// JSON text).
 struct JsonValue {
   enum class Kind { kNull, kBool, kNumber, kString, kObject, kArray };
   Kind kind = Kind::kNull;
@@ -22,9 +23,9 @@ struct JsonValue {
 
 using JsonObject = std::map<std::string, JsonValue>;
 
-/// Parses `text` as one JSON object. Returns nullopt and sets `error` when it is not one.
-/// The SDK keeps plugins free of JSON libraries; this reads what the policy and the daemon
-/// produce (and any other well-formed JSON object). Duplicate keys: the last one wins.
+/// Parses `text` as one JSON object through the core's bounded parse (nlohmann::json; depth
+/// and size bounded, UTF-8 checked). Returns nullopt and sets `error` when it is not one.
+/// Duplicate keys: the last one wins.
 std::optional<JsonObject> parse_json_object(std::string_view text, std::string& error);
 
 }  // namespace thrum::transport::tailscale

@@ -1,5 +1,5 @@
-// thrum-transport-conformance <plugin.so> [--options JSON] [--bind IP] [--timeout-ms N] [gtest
-// flags]
+// thrum-transport-conformance <plugin.so> [--options JSON] [--bind IP] [--timeout-ms N]
+//                             [--case-timeout-ms N] [gtest flags]
 //
 // Loads one transport plugin the way the daemon does (after checking its descriptor's ABI and
 // toolchain, so that no incompatible code runs) and runs the conformance suite over it.
@@ -34,8 +34,11 @@ class StderrHost final : public thrum::sdk::IHost {
 
 int usage(const char* argv0) {
   std::cerr << "usage: " << argv0
-            << " <libthrum_transport_<id>.so> [--options JSON] [--bind IP] [--timeout-ms N] [gtest "
-               "flags]\n";
+            << " <libthrum_transport_<id>.so> [--options JSON] [--bind IP] [--timeout-ms N] "
+               "[--case-timeout-ms N] [gtest flags]\n"
+               "  --timeout-ms N       dial timeout the cases use (default 2000)\n"
+               "  --case-timeout-ms N  a case that takes longer fails, naming the blocked call "
+               "(default 10000)\n";
   return 2;
 }
 
@@ -45,9 +48,11 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);  // consumes --gtest_* flags
   std::string plugin, options = "{}", bind = "127.0.0.1";
   long timeout_ms = 2000;
+  long case_timeout_ms = 10000;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if ((a == "--options" || a == "--bind" || a == "--timeout-ms") && i + 1 < argc) {
+    if ((a == "--options" || a == "--bind" || a == "--timeout-ms" || a == "--case-timeout-ms") &&
+        i + 1 < argc) {
       const std::string v = argv[++i];
       if (a == "--options")
         options = v;
@@ -55,8 +60,9 @@ int main(int argc, char** argv) {
         bind = v;
       else {
         char* end = nullptr;
-        timeout_ms = std::strtol(v.c_str(), &end, 10);
-        if (end == v.c_str() || *end != '\0' || timeout_ms <= 0) return usage(argv[0]);
+        long& out = a == "--timeout-ms" ? timeout_ms : case_timeout_ms;
+        out = std::strtol(v.c_str(), &end, 10);
+        if (end == v.c_str() || *end != '\0' || out <= 0) return usage(argv[0]);
       }
     } else if (a == "-h" || a == "--help") {
       usage(argv[0]);
@@ -102,6 +108,7 @@ int main(int argc, char** argv) {
   target.options_json = options;
   target.bind_ip = bind;
   target.dial_timeout = std::chrono::milliseconds(timeout_ms);
+  target.case_timeout = std::chrono::milliseconds(case_timeout_ms);
   thrum::sdk::conformance::register_tests(target);
   return RUN_ALL_TESTS() == 0 ? 0 : 1;
 }

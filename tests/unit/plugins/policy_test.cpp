@@ -133,3 +133,57 @@ TEST(Policy, MissingExplicitFileIsAnError) {
 
 }  // namespace
 }  // namespace thrum::core
+
+namespace thrum::core {
+namespace {
+
+std::string billion_laughs(int levels) {
+  std::string y =
+      "transports:\n  network:\n    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
+  for (int i = 1; i <= levels; ++i) {
+    const std::string prev = "*l" + std::to_string(i - 1);
+    y += "    l" + std::to_string(i) + ": &l" + std::to_string(i) + " [";
+    for (int k = 0; k < 9; ++k) y += (k ? ", " : "") + prev;
+    y += "]\n";
+  }
+  return y;
+}
+
+TEST(PolicyBounds, BillionLaughsIsRefusedWithFileAndLine) {
+  // 9^10 values once expanded: refused after the first 10,000 instead of hanging.
+  const std::string err = error_of(billion_laughs(9), "/tmp/laughs.yaml");
+  EXPECT_EQ(err.rfind("/tmp/laughs.yaml:", 0), 0u) << err;
+  EXPECT_NE(err.find("expand to more than 10000 values"), std::string::npos) << err;
+}
+
+TEST(PolicyBounds, AFewAliasesStillWork) {
+  auto p = Policy::parse(billion_laughs(2), "/tmp/p.yaml");  // 9 + 81 + 729 values
+  EXPECT_EQ(p.options("network")["l2"].size(), 9u);
+  EXPECT_EQ(p.options("network")["l2"][0][0][0], "lol");
+}
+
+TEST(PolicyBounds, DeepOptionsAreRefusedWithFileAndLine) {
+  std::string deep =
+      "transports:\n  network:\n    x: " + std::string(40, '[') + "1" + std::string(40, ']') + "\n";
+  const std::string err = error_of(deep, "/tmp/deep.yaml");
+  EXPECT_EQ(err.rfind("/tmp/deep.yaml:3: ", 0), 0u) << err;
+  EXPECT_NE(err.find("deeper than"), std::string::npos) << err;
+}
+
+TEST(PolicyBounds, VeryDeepYamlIsAnErrorNotACrash) {
+  // yaml-cpp's own recursion guard (depth 2000) answers before any value is built.
+  const std::string err =
+      error_of("transports: " + std::string(100000, '[') + std::string(100000, ']') + "\n",
+               "/tmp/verydeep.yaml");
+  EXPECT_EQ(err.rfind("/tmp/verydeep.yaml:", 0), 0u) << err;
+}
+
+TEST(PolicyBounds, UnknownKeyInsideTransportsIsTheTransportsToRefuse) {
+  // The policy keeps a transport's options for its plugin (which refuses unknown keys); a
+  // top-level typo is refused here, with its line.
+  const std::string err = error_of("plugin_dirs: []\ntransport:\n  local: {}\n", "/tmp/t.yaml");
+  EXPECT_EQ(err.rfind("/tmp/t.yaml:2: unknown key \"transport\"", 0), 0u) << err;
+}
+
+}  // namespace
+}  // namespace thrum::core

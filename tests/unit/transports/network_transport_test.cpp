@@ -52,6 +52,34 @@ TEST(NetworkTransport, PolicySubnetsAreParsedAndEnforced) {
   EXPECT_NE(t.check_local_address("203.0.113.5").find("allowed_subnets"), std::string::npos);
 }
 
+TEST(NetworkTransport, UnknownOptionIsRefusedNamingItAndTheKnownOnes) {
+  NullHost host;
+  NetworkTransport t(&host);
+  // The typo used to be ignored, leaving the transport with no subnet rule at all.
+  auto st = t.configure(R"({"allowed_subnet": ["198.51.100.0/24"]})");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message.find("unknown option \"allowed_subnet\" (known: allowed_subnets"),
+            std::string::npos)
+      << st.message;
+}
+
+TEST(NetworkTransport, OptionsAreDecodedAsJsonNotSearchedAsText) {
+  NullHost host;
+  NetworkTransport t(&host);
+  // The key inside a string value, or nested, is not the option.
+  EXPECT_FALSE(t.configure(R"({"note": "\"allowed_subnets\": [\"198.51.100.0/24\"]"})").ok());
+  EXPECT_FALSE(t.configure(R"({"allowed_subnets": [1]})").ok());
+  EXPECT_FALSE(t.configure("[]").ok());
+  EXPECT_FALSE(t.configure("{\"allowed_subnets\": [\"\xff\"]}").ok());  // invalid UTF-8
+  EXPECT_FALSE(t.configure(std::string(100, '[') + std::string(100, ']')).ok());
+  auto bad = t.configure(R"({"allowed_subnets": ["198.51.100.0/24", "nope"]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.message.find("\"nope\" is not an IPv4 CIDR"), std::string::npos) << bad.message;
+  // A refused configure leaves no half-applied rule; a good one applies both subnets.
+  ASSERT_TRUE(t.configure(R"({"allowed_subnets": ["198.51.100.0/24", "203.0.113.0/24"]})").ok());
+  EXPECT_NE(t.check_local_address("192.0.2.1").find("allowed_subnets"), std::string::npos);
+}
+
 TEST(NetworkTransport, DialToAClosedPortFailsWithStatusNotException) {
   NullHost host;
   NetworkTransport t(&host);

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -15,7 +16,8 @@ namespace thrum::core {
 /// in their original order, so hand edits and newer versions' keys survive a save.
 class Config {
  public:
-  /// Loads config.json. A missing file means all defaults. A file that is not a JSON object is
+  /// Loads config.json. A missing file means all defaults. A file that is not a JSON object
+  /// (syntax, nesting deeper than kMaxJsonDepth, invalid UTF-8) is
   /// moved aside as `config.json.corrupt-<ts>` (never overwritten) and defaults are used;
   /// the move is recorded in problems() for the log and `daemon status`.
   static Config load(const RepoPaths& paths);
@@ -62,6 +64,11 @@ class Config {
   nlohmann::ordered_json doc_ = nlohmann::ordered_json::object();
   std::vector<std::string> problems_;
 };
+
+/// Parses config.json text (depth-bounded, UTF-8 checked) and checks it is an object. nullopt
+/// with `error` saying what was wrong (never quoting the content) otherwise. Field types are
+/// checked by Config::validate() and by each accessor.
+std::optional<nlohmann::ordered_json> decode_config(std::string_view text, std::string& error);
 
 /// `git config --get remote.origin.url` in `dir`, or "" when unset or git is missing.
 std::string git_origin_url(const std::filesystem::path& dir);

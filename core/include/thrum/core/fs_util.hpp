@@ -19,11 +19,18 @@ void atomic_write_file(const std::filesystem::path& path, std::string_view data,
 /// The whole file, or nullopt when it does not exist. Throws std::system_error otherwise.
 std::optional<std::string> read_file(const std::filesystem::path& path);
 
-/// Creates `dir` (and parents) if missing and sets its mode. Throws std::system_error.
+/// Creates `dir` (and parents) if missing and sets its mode through an O_NOFOLLOW descriptor.
+/// When `dir` is a symlink its target is never chmodded: the link is accepted if the target is
+/// a directory owned by this user with no group/other access, and refused (std::runtime_error
+/// saying what to do) otherwise. Throws std::system_error on other failures.
 void ensure_dir(const std::filesystem::path& dir, mode_t mode = 0700);
 
-/// Moves a file that failed to parse to `<name>.corrupt-<UTC timestamp>` beside it and returns
-/// the new path. The content is kept for the user to inspect; it is never overwritten.
+/// Sets a regular file's mode to `mode` through an O_NOFOLLOW descriptor (a symlink, or a
+/// missing file, is left alone). Returns true when the mode was changed.
+bool tighten_mode(const std::filesystem::path& file, mode_t mode = 0600);
+
+/// Moves a file that failed to parse to `<name>.corrupt-<UTC timestamp>` (mode 0600) beside it
+/// and returns the new path. The content is kept for the user to inspect; it is never overwritten.
 std::filesystem::path move_aside_corrupt(const std::filesystem::path& path);
 
 /// Copies `from` to `to` (mode 0600, fsynced) only if `to` does not exist yet. Returns true

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -32,12 +33,29 @@ struct PeerRecord {
   std::string removed_by_peer;  ///< set when the other side removed us (RFC 3339)
 
   nlohmann::json to_json(bool with_token) const;
-  static PeerRecord from_json(const nlohmann::json& j);
+  /// Decodes one stored record field by field. A field of the wrong type, or a missing name,
+  /// refuses the record with `error` naming `where.field` and what was expected.
+  static std::optional<PeerRecord> decode(const nlohmann::json& j, const std::string& where,
+                                          std::string& error);
 };
 
+/// The decoded content of `peers.json`.
+struct PeersFile {
+  bool legacy = false;  ///< a bare array of peers (before schema 1)
+  int schema = 0;
+  std::string local_daemon_id;
+  nlohmann::json local = nlohmann::json::object();
+  std::vector<PeerRecord> peers;
+};
+
+/// Parses (depth-bounded, UTF-8 checked) and decodes peers.json text. nullopt with `error`
+/// saying what was wrong (never quoting the file's content) when it cannot be used.
+std::optional<PeersFile> decode_peers_file(std::string_view text, std::string& error);
+
 /// `var/peers.json`: {schema, local, peers}. Every change is written atomically (temp, fsync,
-/// rename, fsync dir) with mode 0600. A file that does not parse is moved aside as
-/// `peers.json.corrupt-<ts>`, never overwritten. Loop-thread only.
+/// rename, fsync dir) with mode 0600. A file that does not parse or decode (syntax, depth,
+/// invalid UTF-8, a wrongly typed field) is moved aside as `peers.json.corrupt-<ts>` (0600),
+/// never overwritten; the registry starts empty and problems() says why. Loop-thread only.
 class PeerRegistry {
  public:
   static constexpr int kSchema = 1;

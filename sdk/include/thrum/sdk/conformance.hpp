@@ -14,16 +14,24 @@
 ///     t.create = [] { return new MyTransport(&my_host); };
 ///     t.destroy = [](thrum::sdk::ITransport* p) { delete p; };
 ///     thrum::sdk::conformance::register_tests(t);   // before RUN_ALL_TESTS()
+///
+/// Every case runs on a worker thread under a watchdog (Target::case_timeout): a transport call
+/// that blocks (an accept() that waits for a connection, a configure() that never returns) fails
+/// the case with the name of the call instead of hanging the suite. The transport of a case that
+/// timed out is leaked, never destroyed under the blocked call, and the suite goes on.
 
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -52,6 +60,8 @@ struct Target {
   std::string bind_ip = "127.0.0.1";
   /// Dial timeout the cases use.
   std::chrono::milliseconds dial_timeout{2000};
+  /// How long one case (set-up, body, tear-down) may take before it fails as blocked.
+  std::chrono::milliseconds case_timeout{10000};
 };
 
 namespace detail {
@@ -82,34 +92,110 @@ inline std::string recv_exact(int fd, std::size_t size, std::chrono::millisecond
   return out;
 }
 
+/// Runs `fn` on a worker thread and waits at most `timeout`. Returns false when it did not
+/// finish in time; the thread is then detached (it may be blocked for ever in plugin code).
+template <class F>
+bool run_with_watchdog(std::chrono::milliseconds timeout, F fn) {
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread worker([shared, fn]() mutable {
+    fn();
+    std::lock_guard lock(shared->mu);
+    shared->done = true;
+    shared->cv.notify_all();
+  });
+  std::unique_lock lock(shared->mu);
+  const bool finished = shared->cv.wait_for(lock, timeout, [&] { return shared->done; });
+  lock.unlock();
+  if (finished)
+    worker.join();
+  else
+    worker.detach();
+  return finished;
+}
+
 /// Base of every case: a fresh configured transport, released after the case. Members are public
 /// so that the case bodies (lambdas) can use them.
 class Case : public ::testing::Test {
  public:
   explicit Case(const Target& t) : target_(t) {}
 
+  /// Calls `fn` (one call into the transport) with `what` recorded as the call in progress, so
+  /// that a case that blocks can say where.
+  template <class F>
+  auto call(const char* what, F fn) -> decltype(fn()) {
+    struct Restore {
+      std::atomic<const char*>& slot;
+      const char* before;
+      ~Restore() { slot.store(before); }
+    } restore{current_call_, current_call_.exchange(what)};
+    return fn();
+  }
+  const char* current_call() const { return current_call_.load(); }
+
   void SetUp() override {
-    transport_ = target_.create();
-    ASSERT_NE(transport_, nullptr) << "the factory returned null";
-    const Status st = transport_->configure(target_.options_json);
-    ASSERT_TRUE(st.ok()) << "configure(" << target_.options_json << ") failed: " << st.message;
+    guarded("set-up", [this] {
+      transport_ =
+          call("ThrumTransportPluginDescriptor::create()", [this] { return target_.create(); });
+      ASSERT_NE(transport_, nullptr) << "the factory returned null";
+      const Status st = call("ITransport::configure()",
+                             [this] { return transport_->configure(target_.options_json); });
+      ASSERT_TRUE(st.ok()) << "configure(" << target_.options_json << ") failed: " << st.message;
+    });
   }
   void TearDown() override {
-    for (int fd : fds_) ::close(fd);
-    listener_.reset();
-    if (transport_ != nullptr) target_.destroy(transport_);
+    if (timed_out_) {
+      // A worker may still be inside the transport: leak it rather than destroy it under the
+      // blocked call (the process ends soon; the leak is the price of not hanging).
+      (void)listener_.release();
+      transport_ = nullptr;
+      return;
+    }
+    guarded("tear-down", [this] {
+      for (int fd : fds_) ::close(fd);
+      fds_.clear();
+      call("IListener destructor", [this] { listener_.reset(); });
+      if (transport_ != nullptr) {
+        ITransport* t = transport_;
+        transport_ = nullptr;
+        call("ThrumTransportPluginDescriptor::destroy()", [this, t] { target_.destroy(t); });
+      }
+    });
+    if (timed_out_) (void)listener_.release();
   }
+
+  /// Runs one phase of the case under the watchdog; a timeout fails the case naming the call.
+  template <class F>
+  void guarded(const char* phase, F fn) {
+    if (timed_out_) return;
+    const bool finished = run_with_watchdog(target_.case_timeout, fn);
+    if (!finished) {
+      timed_out_ = true;
+      ADD_FAILURE() << "timed out after " << target_.case_timeout.count() << " ms in "
+                    << current_call() << " (" << phase
+                    << "); a transport call must not block (listener fds are non-blocking, "
+                       "accept() with nothing pending fails at once)";
+    }
+  }
+
   int keep(int fd) {
     fds_.push_back(fd);
     return fd;
   }
-  bool has_listener() const { return transport_->capabilities().provides_listener; }
+  bool has_listener() const {
+    return call_const("ITransport::capabilities()",
+                      [this] { return transport_->capabilities().provides_listener; });
+  }
   /// Listens and advertises; fills listener_ and returns the endpoint to dial.
   Endpoint listen_and_advertise() {
     ListenSpec spec;
     spec.bind_ip = target_.bind_ip;
     spec.options_json = target_.options_json;
-    auto l = transport_->listen(spec);
+    auto l = call("ITransport::listen()", [&] { return transport_->listen(spec); });
     EXPECT_TRUE(l.ok()) << "listen failed: " << l.status().message;
     if (!l.ok()) return {};
     listener_ = std::move(l).value();
@@ -117,16 +203,34 @@ class Case : public ::testing::Test {
     if (!listener_) return {};
     AdvertiseSpec a;
     a.requested_ip = target_.bind_ip;
-    a.listen_port = listener_->local_endpoint().port;
-    auto ep = transport_->advertise(a);
+    a.listen_port =
+        call("IListener::local_endpoint()", [&] { return listener_->local_endpoint().port; });
+    auto ep = call("ITransport::advertise()", [&] { return transport_->advertise(a); });
     EXPECT_TRUE(ep.ok()) << "advertise failed: " << ep.status().message;
     return ep.ok() ? ep.value() : Endpoint{};
+  }
+  Result<int> accept() {
+    return call("IListener::accept()", [&] { return listener_->accept(); });
+  }
+  Result<int> dial(const Endpoint& ep, std::chrono::milliseconds timeout) {
+    return call("ITransport::dial()", [&] { return transport_->dial(ep, timeout); });
+  }
+  void close_listener() {
+    call("IListener::close()", [&] { listener_->close(); });
   }
 
   const Target& target_;
   ITransport* transport_ = nullptr;
   std::unique_ptr<IListener> listener_;
   std::vector<int> fds_;
+
+ private:
+  template <class F>
+  auto call_const(const char* what, F fn) const -> decltype(fn()) {
+    return const_cast<Case*>(this)->call(what, fn);
+  }
+  std::atomic<const char*> current_call_{"the case body"};
+  bool timed_out_ = false;
 };
 
 template <class F>
@@ -136,7 +240,9 @@ void add(const Target& t, const char* name, F body) {
                           [&t, body]() -> ::testing::Test* {
                             struct Impl : Case {
                               Impl(const Target& tt, F b) : Case(tt), b_(b) {}
-                              void TestBody() override { b_(*this); }
+                              void TestBody() override {
+                                guarded("body", [this] { b_(*this); });
+                              }
                               F b_;
                             };
                             return new Impl(t, body);
@@ -258,7 +364,9 @@ inline void register_tests(const Target& target) {
 
   add(target, "ConfigureRefusesGarbageWithAMessage", [](Case& c) {
     auto& a = c;
-    const Status st = a.transport_->configure("{\"thrum_conformance_no_such_option\": 1}");
+    const Status st = a.call("ITransport::configure()", [&] {
+      return a.transport_->configure("{\"thrum_conformance_no_such_option\": 1}");
+    });
     if (st.ok())
       GTEST_SKIP() << "transport ignores unknown options (allowed, but refusing them is better)";
     EXPECT_FALSE(st.message.empty()) << "a refusal must say why";
@@ -275,7 +383,7 @@ inline void register_tests(const Target& target) {
     ASSERT_GE(::poll(&p, 1, 0), 0);
     EXPECT_EQ(p.revents & POLLNVAL, 0) << "fd() is not a valid descriptor";
     EXPECT_EQ(p.revents & POLLIN, 0) << "readable with nobody connecting";
-    auto none = a.listener_->accept();
+    auto none = a.accept();
     EXPECT_FALSE(none.ok()) << "accept() with nothing pending must fail, not block";
     EXPECT_NE(a.listener_->local_endpoint().port, 0)
         << "local_endpoint() must report the bound port";
@@ -287,13 +395,13 @@ inline void register_tests(const Target& target) {
     const Endpoint ep = a.listen_and_advertise();
     ASSERT_TRUE(a.listener_);
     ASSERT_NE(ep.port, 0);
-    auto dialed = a.transport_->dial(ep, a.target_.dial_timeout);
+    auto dialed = a.dial(ep, a.target_.dial_timeout);
     ASSERT_TRUE(dialed.ok()) << "dial(" << ep.ip << ":" << ep.port
                              << ") failed: " << dialed.status().message;
     const int client = a.keep(dialed.value());
     ASSERT_TRUE(detail::wait_readable(a.listener_->fd(), a.target_.dial_timeout))
         << "listener fd never became readable after a dial";
-    auto accepted = a.listener_->accept();
+    auto accepted = a.accept();
     ASSERT_TRUE(accepted.ok()) << "accept failed: " << accepted.status().message;
     const int server = a.keep(accepted.value());
     ASSERT_GE(server, 0);
@@ -318,10 +426,10 @@ inline void register_tests(const Target& target) {
     if (!a.has_listener()) GTEST_SKIP() << "transport has no listener of its own";
     const Endpoint ep = a.listen_and_advertise();
     ASSERT_TRUE(a.listener_);
-    a.listener_->close();
+    a.close_listener();
     const auto timeout = std::chrono::milliseconds(1000);
     const auto start = std::chrono::steady_clock::now();
-    auto r = a.transport_->dial(ep, timeout);
+    auto r = a.dial(ep, timeout);
     const auto took = std::chrono::steady_clock::now() - start;
     if (r.ok()) a.keep(r.value());
     EXPECT_FALSE(r.ok()) << "dial to a closed listener succeeded";
@@ -333,11 +441,14 @@ inline void register_tests(const Target& target) {
   add(target, "ValidateAddressChangeExplainsRejections", [](Case& c) {
     auto& a = c;
     Endpoint from{a.target_.bind_ip, 40000};
-    EXPECT_TRUE(a.transport_->validate_address_change(from, from).ok())
+    EXPECT_TRUE(a.call("ITransport::validate_address_change()",
+                       [&] { return a.transport_->validate_address_change(from, from); })
+                    .ok())
         << "no change must be accepted";
     int rejected = 0;
     for (const Endpoint& to : {Endpoint{"203.0.113.77", 40001}, Endpoint{a.target_.bind_ip, 0}}) {
-      const Status st = a.transport_->validate_address_change(from, to);
+      const Status st = a.call("ITransport::validate_address_change()",
+                               [&] { return a.transport_->validate_address_change(from, to); });
       if (st.ok()) continue;
       ++rejected;
       EXPECT_EQ(st.code, static_cast<int>(Errc::kRejected)) << st.message;
@@ -351,10 +462,10 @@ inline void register_tests(const Target& target) {
     if (!a.has_listener()) GTEST_SKIP() << "transport has no listener of its own";
     a.listen_and_advertise();
     ASSERT_TRUE(a.listener_);
-    a.listener_->close();
+    a.close_listener();
     EXPECT_EQ(a.listener_->fd(), -1) << "fd() after close()";
-    a.listener_->close();
-    EXPECT_FALSE(a.listener_->accept().ok()) << "accept() after close()";
+    a.close_listener();
+    EXPECT_FALSE(a.accept().ok()) << "accept() after close()";
     // And the transport can listen again afterwards (the core rebuilds listeners).
     a.listener_.reset();
     a.listen_and_advertise();
@@ -367,7 +478,7 @@ inline void register_tests(const Target& target) {
     peer.name = "conformance";
     peer.address = Endpoint{a.target_.bind_ip, 40000};
     peer.transport = std::string(a.transport_->id());
-    auto r = a.transport_->resolve(peer);
+    auto r = a.call("ITransport::resolve()", [&] { return a.transport_->resolve(peer); });
     if (!r.ok()) {
       EXPECT_FALSE(r.status().message.empty()) << "a failed resolve must say why";
     }
