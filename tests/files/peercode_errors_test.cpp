@@ -13,7 +13,7 @@ const std::string kCode = "4815162342108877";
 
 std::string error_for(const std::string& text) {
   std::string error;
-  EXPECT_FALSE(parse_peercode(text, 16, error)) << text;
+  EXPECT_FALSE(parse_peercode(text, error)) << text;
   return error;
 }
 
@@ -31,7 +31,7 @@ TEST(PeercodeErrors, CodeInThePortFieldIsNotEchoed) {
 
 TEST(PeercodeErrors, NoErrorEchoesAnyPartOfTheCode) {
   for (const std::string& bad :
-       {"laptop:192.0.2.7:4100:" + kCode.substr(0, 12), "laptop:192.0.2.7:4100:" + kCode + "x",
+       {"laptop:192.0.2.7:4100:" + kCode.substr(0, 10), "laptop:192.0.2.7:4100:" + kCode + "x",
         kCode, ":192.0.2.7:4100:" + kCode, "laptop:192.0.2.7:99999:" + kCode,
         "a:b:192.0.2.7:4100:" + kCode}) {
     const std::string err = error_for(bad);
@@ -42,7 +42,7 @@ TEST(PeercodeErrors, NoErrorEchoesAnyPartOfTheCode) {
 
 TEST(PeercodeErrors, AGoodCodeParses) {
   std::string error;
-  auto p = parse_peercode("laptop:192.0.2.7:4100:" + kCode, 16, error);
+  auto p = parse_peercode("laptop:192.0.2.7:4100:" + kCode, error);
   ASSERT_TRUE(p) << error;
   EXPECT_EQ(p->port, 4100);
   EXPECT_EQ(p->code, kCode);
