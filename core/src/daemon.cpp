@@ -411,8 +411,6 @@ int run_daemon(const DaemonOptions& opts) {
     return 1;
   }
   peers->start(ws_port);
-  spdlog::info("daemon ready socket={} ws=ws://127.0.0.1:{}/ws daemon_id={}", paths.sock.string(),
-               ws_port, config.daemon_id());
   // `thrum daemon list`: this user's daemons across repos. A failure here costs only the listing.
   const DaemonRegistry daemon_registry;
   try {
@@ -444,6 +442,10 @@ int run_daemon(const DaemonOptions& opts) {
     unix_server.stop();
     ioc.stop();
   });
+  // Only now, with SIGTERM caught, is the daemon ready: a stop that follows "ready" at once
+  // (systemd, a test, a script) still runs the clean shutdown.
+  spdlog::info("daemon ready socket={} ws=ws://127.0.0.1:{}/ws daemon_id={}", paths.sock.string(),
+               ws_port, config.daemon_id());
 
   // SIGHUP: reopen the log (after logrotate), re-read the operator policy and apply it.
   asio::signal_set hangup(ioc, SIGHUP);
