@@ -1,4 +1,5 @@
 #include "messaging/agent_directory.hpp"
+#include "error_text.hpp"
 
 #include <signal.h>
 
@@ -36,15 +37,6 @@ namespace {
 const std::set<std::string> kReserved = {"everyone", "daemon", "system",
                                          "thrum",    "all",    "broadcast"};
 
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
 }  // namespace
 
 AgentDirectory::AgentDirectory(Store& store, RepoPaths paths)

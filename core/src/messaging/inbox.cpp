@@ -1,4 +1,5 @@
 #include "messaging/inbox.hpp"
+#include "error_text.hpp"
 
 #include "store/messages.hpp"
 #include "thrum/core/ids.hpp"
@@ -10,15 +11,6 @@ namespace thrum::core::messaging {
 using json = nlohmann::json;
 
 namespace {
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
 json opt(const std::optional<std::string>& v) {
   return v ? json(*v) : json(nullptr);
 }

@@ -1,4 +1,5 @@
 #include "messaging/message_service.hpp"
+#include "error_text.hpp"
 
 #include <algorithm>
 
@@ -22,15 +23,6 @@ using rpc::fail;
 using rpc::fail_params;
 
 namespace {
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
 std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];

@@ -1,4 +1,5 @@
 #include "peers/admin_rpc.hpp"
+#include "error_text.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -36,16 +37,6 @@ std::optional<std::string> call_credential(const rpc::Params& params) {
 void require_address(const std::string& type, const Transport& t, const rpc::Params& params) {
   if (t.caps.needs_address && params.opt_str("address").value_or("").empty())
     fail("--type " + type + " requires --address <ip> (this machine's address on the LAN)");
-}
-
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
 }
 
 }  // namespace

@@ -1,22 +1,11 @@
 #include "peers/outbox_pump.hpp"
+#include "error_text.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include "peers/protocol.hpp"
 
 namespace thrum::core::peers {
-
-namespace {
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-}  // namespace
 
 OutboxPump::OutboxPump(std::string peer, EventLoop& loop, store::Outbox& outbox,
                        std::function<void(int64_t)> on_delivered)

@@ -1,4 +1,5 @@
 #include "peers/peer_service.hpp"
+#include "error_text.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -12,18 +13,6 @@
 namespace thrum::core::peers {
 
 using json = nlohmann::json;
-
-namespace {
-std::string describe(const std::exception_ptr& e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    return ex.what();
-  } catch (...) {
-    return "unknown error";
-  }
-}
-}  // namespace
 
 PeerService::PeerService(Context& ctx, FindPeer find, WhoHas& who_has)
     : ctx_(ctx), find_(std::move(find)), who_has_(who_has) {}
