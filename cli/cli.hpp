@@ -8,7 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::cli {
 

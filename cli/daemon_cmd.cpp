@@ -17,10 +17,10 @@
 #include "client.hpp"
 #include "daemon_exe.hpp"
 #include "format.hpp"
-#include "thrum/core/config.hpp"
-#include "thrum/core/daemon_lock.hpp"
-#include "thrum/core/daemon_registry.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/config.hpp"
+#include "thrum/common/daemon_lock.hpp"
+#include "thrum/common/daemon_registry.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::cli {
 namespace fs = std::filesystem;

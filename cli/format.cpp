@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "cli.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::cli {
 

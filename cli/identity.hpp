@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::cli {
 

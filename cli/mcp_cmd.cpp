@@ -16,7 +16,7 @@
 #include "mcp_session.hpp"
 #include "mcp_stdio.hpp"
 #include "mcp_tools.hpp"
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::cli {
 

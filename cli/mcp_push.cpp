@@ -11,7 +11,7 @@
 
 #include "client.hpp"
 #include "mcp_stdio.hpp"
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::cli::mcp {
 

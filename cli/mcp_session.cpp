@@ -1,6 +1,6 @@
 #include "mcp_session.hpp"
 
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::cli::mcp {
 

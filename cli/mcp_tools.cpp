@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "client.hpp"
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::cli::mcp {
 

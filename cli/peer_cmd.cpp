@@ -10,9 +10,9 @@
 #include "cli.hpp"
 #include "client.hpp"
 #include "format.hpp"
-#include "thrum/core/config.hpp"
-#include "thrum/core/ids.hpp"
-#include "thrum/core/peercode.hpp"
+#include "thrum/common/config.hpp"
+#include "thrum/common/ids.hpp"
+#include "thrum/common/peercode.hpp"
 #include "transport_choice.hpp"
 
 namespace thrum::cli {

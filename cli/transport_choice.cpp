@@ -9,7 +9,7 @@
 
 #include "client.hpp"
 #include "daemon_exe.hpp"
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::cli {
 using namespace std::chrono_literals;

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "thrum/core/daemon.hpp"
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::daemon_exe {
 #ifdef THRUM_HAVE_PLUGINS_TOOL

@@ -4,8 +4,8 @@
 
 #include <array>
 
-#include "thrum/core/fs_util.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/fs_util.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core {
 

@@ -4,7 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 #include "thrum/core/incidents.hpp"
 #include "thrum/core/log_throttle.hpp"
 

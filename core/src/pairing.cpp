@@ -8,7 +8,7 @@
 #include <array>
 #include <cctype>
 
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core::pairing {
 

@@ -7,8 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "peers/link_auth.hpp"
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/fs_util.hpp"
 #include "thrum/core/pairing.hpp"
 
 namespace thrum::core {

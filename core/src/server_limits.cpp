@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "thrum/core/config.hpp"
+#include "thrum/common/config.hpp"
 
 namespace thrum::core {
 

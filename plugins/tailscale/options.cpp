@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::transport::tailscale {
 

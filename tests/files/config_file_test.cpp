@@ -8,8 +8,8 @@
 #include <gtest/gtest.h>
 
 #include "support/helpers.hpp"
-#include "thrum/core/config.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/config.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core {
 namespace {

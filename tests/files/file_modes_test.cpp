@@ -10,7 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "support/helpers.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core {
 namespace {

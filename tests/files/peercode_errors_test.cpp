@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "thrum/core/peercode.hpp"
+#include "thrum/common/peercode.hpp"
 
 namespace thrum::core::pairing {
 namespace {

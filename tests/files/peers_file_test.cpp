@@ -8,7 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "support/helpers.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 #include "thrum/core/peer_registry.hpp"
 
 namespace thrum::core {

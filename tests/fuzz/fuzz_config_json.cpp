@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/config.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/config.hpp"
 
 using thrum::core::Config;
 using thrum::core::decode_config;

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 #include "thrum/core/json_rpc.hpp"
 
 using thrum::core::rpc::CallContext;

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "peers/protocol.hpp"
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace p = thrum::core::peers;
 

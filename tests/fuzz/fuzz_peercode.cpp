@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "thrum/core/peercode.hpp"
+#include "thrum/common/peercode.hpp"
 
 using thrum::core::pairing::format_peercode;
 using thrum::core::pairing::parse_peercode;

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 #include "thrum/core/peer_registry.hpp"
 
 using thrum::core::decode_peers_file;

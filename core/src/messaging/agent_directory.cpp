@@ -10,10 +10,10 @@
 #include <spdlog/spdlog.h>
 
 #include "store/messages.hpp"
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/config.hpp"
-#include "thrum/core/fs_util.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/config.hpp"
+#include "thrum/common/fs_util.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/store.hpp"
 
 namespace thrum::core {

@@ -11,7 +11,7 @@
 
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/messaging_types.hpp"
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 class Store;

@@ -2,7 +2,7 @@
 #include "error_text.hpp"
 
 #include "store/messages.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/store.hpp"
 

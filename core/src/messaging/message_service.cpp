@@ -11,8 +11,8 @@
 #include "peers/protocol.hpp"
 #include "store/messages.hpp"
 #include "store/outbox.hpp"
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/store.hpp"
 

@@ -6,7 +6,7 @@
 #include "messaging/subscriptions.hpp"
 #include "messaging/waiters.hpp"
 #include "store/messages.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/store.hpp"
 

@@ -18,7 +18,7 @@
 #include "peers/who_has.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/pairing.hpp"
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::core::peers {
 

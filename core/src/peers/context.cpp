@@ -1,7 +1,7 @@
 #include "peers/context.hpp"
 
 #include "peers/protocol.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core::peers {
 

@@ -5,7 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core::peers {
 

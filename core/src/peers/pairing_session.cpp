@@ -7,7 +7,7 @@
 #include "peers/context.hpp"
 #include "peers/pairing_record.hpp"
 #include "peers/protocol.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/pairing.hpp"
 
 namespace thrum::core::peers {

@@ -5,7 +5,7 @@
 #include "peers/connector.hpp"
 #include "peers/context.hpp"
 #include "peers/protocol.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/peer_registry.hpp"
 

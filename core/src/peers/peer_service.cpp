@@ -7,7 +7,7 @@
 #include "peers/peer.hpp"
 #include "peers/protocol.hpp"
 #include "peers/who_has.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/messaging.hpp"
 
 namespace thrum::core::peers {

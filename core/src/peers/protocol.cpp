@@ -1,7 +1,7 @@
 #include "peers/protocol.hpp"
 
 #include "peers/fields.hpp"
-#include "thrum/core/bounded_json.hpp"
+#include "thrum/common/bounded_json.hpp"
 
 namespace thrum::core::peers {
 

@@ -5,7 +5,7 @@
 
 #include "peers/context.hpp"
 #include "peers/peer.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core::peers {
 

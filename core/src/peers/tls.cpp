@@ -14,8 +14,8 @@
 
 #include <spdlog/spdlog.h>
 
-#include "thrum/core/fs_util.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/fs_util.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core::tls {
 

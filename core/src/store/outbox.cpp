@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/ids.hpp"
 #include "thrum/core/store.hpp"
 
 namespace thrum::core::store {

@@ -1,6 +1,6 @@
 // Config (SPEC §1): unknown keys survive a save, bad values are named, the identity backup is
 // written once, and a corrupt file is moved aside rather than overwritten.
-#include "thrum/core/config.hpp"
+#include "thrum/common/config.hpp"
 
 #include <stdlib.h>
 
@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "support/helpers.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core {
 namespace {

@@ -1,5 +1,5 @@
 // fs_util: the atomic replace that every important file goes through, and the backup-once copy.
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 
 #include <stdlib.h>
 #include <sys/stat.h>

@@ -1,6 +1,6 @@
 // Ids and timestamps: message/thread ids sort in creation order and never collide; timestamps
 // survive a round trip through their text form.
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 #include <algorithm>
 #include <set>

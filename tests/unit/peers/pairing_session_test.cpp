@@ -12,7 +12,7 @@
 #include "fake_link.hpp"
 #include "testbed.hpp"
 #include "thrum/core/pairing.hpp"
-#include "thrum/core/peercode.hpp"
+#include "thrum/common/peercode.hpp"
 
 namespace thrum::core::peers {
 namespace {

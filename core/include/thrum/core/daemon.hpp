@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 

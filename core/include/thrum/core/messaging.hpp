@@ -14,7 +14,7 @@
 #include "thrum/core/event_loop.hpp"
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/messaging_types.hpp"
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "thrum/core/peercode.hpp"
+#include "thrum/common/peercode.hpp"
 
 namespace thrum::core::pairing {
 

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "thrum/core/messaging.hpp"
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 #include "thrum/core/transport_registry.hpp"
 
 namespace boost::asio {

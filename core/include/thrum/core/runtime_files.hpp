@@ -1,6 +1,6 @@
 #pragma once
 
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 

@@ -1,4 +1,4 @@
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,8 +12,8 @@
 #include <cstring>
 #include <system_error>
 
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core {
 namespace fs = std::filesystem;

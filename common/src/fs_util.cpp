@@ -1,4 +1,4 @@
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <system_error>
 
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core {
 namespace fs = std::filesystem;

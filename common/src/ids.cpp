@@ -1,4 +1,4 @@
-#include "thrum/core/ids.hpp"
+#include "thrum/common/ids.hpp"
 
 #include <sys/random.h>
 

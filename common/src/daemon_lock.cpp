@@ -1,4 +1,4 @@
-#include "thrum/core/daemon_lock.hpp"
+#include "thrum/common/daemon_lock.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core {
 

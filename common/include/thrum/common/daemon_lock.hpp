@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "thrum/core/repo.hpp"
+#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 

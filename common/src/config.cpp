@@ -1,13 +1,13 @@
-#include "thrum/core/config.hpp"
+#include "thrum/common/config.hpp"
 
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
 
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/fs_util.hpp"
-#include "thrum/core/ids.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/fs_util.hpp"
+#include "thrum/common/ids.hpp"
 
 namespace thrum::core {
 namespace fs = std::filesystem;

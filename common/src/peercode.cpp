@@ -1,5 +1,5 @@
 // Peercode parsing: no OpenSSL, so the thin `thrum` CLI can check a peercode before sending it.
-#include "thrum/core/peercode.hpp"
+#include "thrum/common/peercode.hpp"
 
 #include <arpa/inet.h>
 

@@ -1,4 +1,4 @@
-#include "thrum/core/daemon_registry.hpp"
+#include "thrum/common/daemon_registry.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,9 +13,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "thrum/core/bounded_json.hpp"
-#include "thrum/core/daemon_lock.hpp"
-#include "thrum/core/fs_util.hpp"
+#include "thrum/common/bounded_json.hpp"
+#include "thrum/common/daemon_lock.hpp"
+#include "thrum/common/fs_util.hpp"
 
 namespace thrum::core {
 namespace fs = std::filesystem;
