@@ -151,6 +151,32 @@ TEST_F(WebSocket, ASessionForOneAgentNeverReceivesAnotherAgentsPreview) {
   EXPECT_EQ(r["error"]["code"], -32602);
 }
 
+TEST_F(WebSocket, ASessionReadsByIdOnlyMessagesItsAgentWroteOrReceived) {
+  repo_.register_agent("carol");
+  const std::string for_bob = cli_send("carol", {"send", "bob's private note", "--to", "@bob"});
+  const std::string by_alice = cli_send("alice", {"send", "alice asks carol", "--to", "@carol"});
+  ASSERT_FALSE(for_bob.empty());
+  ASSERT_FALSE(by_alice.empty());
+  WsRpcClient alice(port_, as("alice"));
+  WsRpcClient bob(port_, as("bob"));
+  // The recipient and the author may read it by id...
+  auto b = bob.call("message.get", {{"message_id", for_bob}});
+  ASSERT_TRUE(b.contains("result")) << b.dump();
+  EXPECT_EQ(b["result"]["message"]["body"], "bob's private note");
+  auto own = alice.call("message.get", {{"message_id", by_alice}});
+  ASSERT_TRUE(own.contains("result")) << own.dump();
+  EXPECT_EQ(own["result"]["message"]["body"], "alice asks carol");
+  // ...another agent's session is told it does not exist, exactly as for a made-up id.
+  auto stolen = alice.call("message.get", {{"message_id", for_bob}});
+  ASSERT_TRUE(stolen.contains("error")) << stolen.dump();
+  EXPECT_EQ(stolen["error"]["message"], "message not found: " + for_bob);
+  EXPECT_EQ(stolen.dump().find("private note"), std::string::npos);
+  // The owner's Unix socket is not bound to one agent and still reads any message.
+  UnixRpcClient unix_client(repo_.var() / "thrum.sock");
+  auto any = unix_client.call("message.get", {{"message_id", for_bob}});
+  EXPECT_EQ(any["result"]["message"]["body"], "bob's private note") << any.dump();
+}
+
 TEST_F(WebSocket, MissingOrWrongClientSecretIsRefused) {
   const std::string secret = as("bob").secret;
   ASSERT_EQ(secret.size(), 64u) << "var/ws.secret holds 32 random bytes in hex";

@@ -1,4 +1,7 @@
 #include "messaging/inbox.hpp"
+
+#include <algorithm>
+
 #include "error_text.hpp"
 
 #include "store/messages.hpp"
@@ -37,11 +40,18 @@ json Inbox::recipient_states(const std::string& message_id) {
   return out;
 }
 
-void Inbox::get(const std::string& message_id, rpc::Respond respond) {
+void Inbox::get(const std::string& message_id, const std::string& reader, rpc::Respond respond) {
   auto m = store::load_message(store_.reader(), message_id);
   if (!m) rpc::fail("message not found: " + message_id);
+  json recipients = recipient_states(message_id);
+  if (!reader.empty() && m->author_id != reader) {
+    const bool received = std::any_of(recipients.begin(), recipients.end(), [&](const json& r) {
+      return r["agent_id"] == reader;
+    });
+    if (!received) rpc::fail("message not found: " + message_id);
+  }
   json j = message_json(*m);
-  j["recipients"] = recipient_states(message_id);
+  j["recipients"] = std::move(recipients);
   respond(json{{"message", j}});
 }
 

@@ -34,7 +34,10 @@ class Inbox {
   void mark_read(const std::string& agent, const std::vector<std::string>& ids, bool all,
                  rpc::Respond respond);
   void sent(const std::string& author, int64_t limit, rpc::Respond respond);
-  void get(const std::string& message_id, rpc::Respond respond);
+  /// One message with its recipients. `reader`, when not empty (a `/ws` session bound to an
+  /// agent), limits it to messages that agent wrote or received: anything else is "not found",
+  /// so that a session cannot learn that a message exists, let alone read it.
+  void get(const std::string& message_id, const std::string& reader, rpc::Respond respond);
 
   static nlohmann::json message_json(const StoredMessage& m);
   nlohmann::json recipient_states(const std::string& message_id);

@@ -113,8 +113,8 @@ void Messaging::register_methods(rpc::Dispatcher& d) {
     service_->send(std::move(s), std::move(r));
   });
 
-  d.add("message.get", [this](const json& p, const rpc::CallContext&, rpc::Respond r) {
-    inbox_->get(rpc::Params(p).str("message_id"), std::move(r));
+  d.add("message.get", [this](const json& p, const rpc::CallContext& ctx, rpc::Respond r) {
+    inbox_->get(rpc::Params(p).str("message_id"), ctx.agent, std::move(r));
   });
 
   d.add("message.list", [this, caller](const json& p, const rpc::CallContext&, rpc::Respond r) {
