@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "peers/admin_rpc.hpp"
+#include "peers/boot_plan.hpp"
 #include "peers/connector.hpp"
 #include "peers/context.hpp"
 #include "peers/credentials.hpp"
@@ -140,17 +141,17 @@ struct PeerManager::Impl {
     if (!ctx.opts.auto_connect) return;  // nothing dials by itself: repair connects on demand
     boot_timer = ctx.loop.run_after(ctx.tc().boot_reconcile_delay, [this, alive = alive] {
       if (!*alive || ctx.stopping) return;
-      int started = 0;
+      std::vector<peers::BootCandidate> candidates;
       for (const auto& rec : ctx.registry.peers()) {
         auto peer = peers.find(rec.name);
-        if (!peer || peer->linked() || peer->dialing() || !rec.removed_by_peer.empty() ||
-            rec.reconcile_status == "drift_reconcile_failed")
-          continue;
-        // At most reconcile_parallel at once; the rest follow one wait later.
-        const auto delay =
-            (started++ / ctx.tc().reconcile_parallel) * ctx.tc().boot_reconcile_delay;
-        std::weak_ptr<peers::Peer> weak = peer;
-        ctx.loop.run_after(delay, [this, alive, weak] {
+        if (!peer) continue;
+        candidates.push_back({rec.name, peer->linked(), peer->dialing(),
+                              !rec.removed_by_peer.empty(),
+                              rec.reconcile_status == "drift_reconcile_failed"});
+      }
+      for (const auto& start : peers::plan_boot_reconcile(candidates, ctx.tc())) {
+        std::weak_ptr<peers::Peer> weak = peers.find(start.name);
+        ctx.loop.run_after(start.after, [this, alive, weak] {
           if (!*alive || ctx.stopping) return;
           if (auto p = weak.lock()) p->boot_reconcile();
         });
