@@ -161,24 +161,38 @@ std::size_t display_width(const std::string& s) {
   return w;
 }
 
+namespace {
+/// The locale's verdict: nullopt when no locale variable is set, else whether it is UTF-8.
+std::optional<bool> locale_is_utf8() {
+  for (const char* var : {"LC_ALL", "LC_CTYPE", "LANG"}) {
+    const char* v = std::getenv(var);
+    if (!v || !*v) continue;
+    std::string l;
+    for (const char* p = v; *p; ++p)
+      l += static_cast<char>(std::tolower(static_cast<unsigned char>(*p)));
+    return l.find("utf-8") != std::string::npos || l.find("utf8") != std::string::npos;
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 bool plain_output() {
   static const bool plain = [] {
     if (!::isatty(STDOUT_FILENO)) return true;
     if (const char* nc = std::getenv("NO_COLOR"); nc && *nc) return true;
     // The first of LC_ALL, LC_CTYPE, LANG that is set decides; without one, or with C/POSIX
     // or any non-UTF-8 locale, the terminal is not trusted with box drawing.
-    for (const char* var : {"LC_ALL", "LC_CTYPE", "LANG"}) {
-      const char* v = std::getenv(var);
-      if (!v || !*v) continue;
-      std::string l;
-      for (const char* p = v; *p; ++p)
-        l += static_cast<char>(std::tolower(static_cast<unsigned char>(*p)));
-      return l.find("utf-8") == std::string::npos && l.find("utf8") == std::string::npos;
-    }
-    return true;
+    return !locale_is_utf8().value_or(false);
   }();
   return plain;
 }
+
+bool ascii_only() {
+  static const bool ascii = !locale_is_utf8().value_or(true);
+  return ascii;
+}
+
+const char* glyph(const char* unicode, const char* ascii) { return ascii_only() ? ascii : unicode; }
 
 std::string pad(const std::string& s, std::size_t width) {
   auto w = display_width(s);

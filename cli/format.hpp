@@ -26,6 +26,13 @@ std::size_t display_width(const std::string& s);
 /// Whether human output must be plain text — no box drawing, no colour: stdout is not a
 /// terminal, NO_COLOR is set, or the locale is not UTF-8 (LANG=C).
 bool plain_output();
+/// Whether the user's locale says the terminal cannot show anything but ASCII: LC_ALL,
+/// LC_CTYPE or LANG (the first that is set) names a locale that is not UTF-8, e.g. LANG=C.
+/// Without any of them we keep the marks (✓, ●): pipes and agents read UTF-8 fine.
+bool ascii_only();
+/// `unicode` unless ascii_only(), then `ascii`: the status marks of human output
+/// (✓ → OK, ● → *, ○ → -, … → ..., — → --).
+const char* glyph(const char* unicode, const char* ascii);
 /// Pads `s` with spaces to `width` display columns.
 std::string pad(const std::string& s, std::size_t width);
 /// Rows as text columns sized to their content (display width), two spaces apart; the last

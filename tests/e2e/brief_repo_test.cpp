@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -192,6 +193,33 @@ TEST_F(HumanOutput, TerminalGetsBoxesUnlessNoColorOrLangC) {
     EXPECT_EQ(plain.out.find("┌"), std::string::npos) << plain.out;
     EXPECT_NE(plain.out.find("hello"), std::string::npos) << plain.out;
   }
+}
+
+TEST_F(HumanOutput, UnderLangCEveryLineIsAsciiAndWithoutALocaleTheMarksStay) {
+  ASSERT_NO_FATAL_FAILURE(send("first line\nsecond line"));
+  const auto is_ascii = [](const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return (c & 0x80) == 0; });
+  };
+  const std::map<std::string, std::string> lang_c = {
+      {"LANG", "C"}, {"LC_ALL", ""}, {"LC_CTYPE", ""}, {"THRUM_NAME", "writer"}};
+  auto sent = repo_.thrum({"send", "plain please", "--to", "@reader"}, lang_c);
+  ASSERT_EQ(sent.exit_code, 0) << sent.err;
+  EXPECT_EQ(sent.out.rfind("OK Message sent: ", 0), 0u) << sent.out;
+  std::map<std::string, std::string> reader = lang_c;
+  reader["THRUM_NAME"] = "reader";
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"inbox"}, {"sent"}, {"team"}, {"daemon", "status"}, {"peer", "list"}, {"whoami"}}) {
+    auto r = repo_.thrum(args, args.front() == "sent" ? lang_c : reader);
+    EXPECT_EQ(r.exit_code, 0) << args.front() << ": " << r.err;
+    EXPECT_TRUE(is_ascii(r.out)) << "thrum " << args.front() << " under LANG=C:\n" << r.out;
+    EXPECT_TRUE(is_ascii(r.err)) << "thrum " << args.front() << " under LANG=C:\n" << r.err;
+  }
+  auto wait = repo_.thrum({"wait", "--timeout", "1s"}, {{"LANG", "C"}, {"THRUM_NAME", "writer"}});
+  EXPECT_TRUE(is_ascii(wait.err)) << wait.err;
+  // No locale at all (a pipe, an agent's shell): the marks are UTF-8 as the docs print them.
+  auto marked = repo_.thrum({"send", "marks please", "--to", "@reader"},
+                            {{"LANG", ""}, {"LC_ALL", ""}, {"LC_CTYPE", ""}, {"THRUM_NAME", "writer"}});
+  EXPECT_EQ(marked.out.rfind("\u2713 Message sent: ", 0), 0u) << marked.out;
 }
 
 TEST_F(HumanOutput, TeamColumnsSizeToTheLongestName) {
