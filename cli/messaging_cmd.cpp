@@ -268,9 +268,11 @@ std::string recipient_state_text(const json& x) {
 
 int cmd_sent(Context& ctx, int limit, bool failed_only) {
   auto s = open_session(ctx);
-  // --failed filters here: it asks for the most the daemon gives, then keeps `limit` entries.
-  json r = s.client.call("message.outbox",
-                         {{"caller_agent_id", s.agent}, {"limit", failed_only ? 1000 : limit}});
+  // The daemon filters --failed in its query (the page is full however old the failures
+  // are); the filter below only matters against a daemon from before that parameter.
+  json params = {{"caller_agent_id", s.agent}, {"limit", limit}};
+  if (failed_only) params["failed"] = true;
+  json r = s.client.call("message.outbox", params);
   if (failed_only && r.contains("messages") && r["messages"].is_array()) {
     json kept = json::array();
     for (const auto& m : r["messages"])

@@ -15,6 +15,7 @@
 
 #include "e2e/peer_env.hpp"
 #include "support/helpers.hpp"
+#include "support/rpc_socket.hpp"
 
 namespace thrum::test {
 namespace {
@@ -388,6 +389,22 @@ TEST_F(MainAndApi, RefusedDeliveryShowsFailedWithReasonAndSentFailedFilters) {
   auto failed_json = j(main_, "coordinator_main", {"sent", "--failed"});
   ASSERT_EQ(failed_json["messages"].size(), 1u) << failed_json.dump(2);
   EXPECT_EQ(failed_json["messages"][0]["recipients"][0]["state"], "failed");
+
+  // A failure older than the newest 1,000 sent messages is still found: the daemon filters in
+  // its query, not the CLI over a page.
+  {
+    UnixRpcClient c(main_.var() / "thrum.sock");
+    for (int i = 0; i < 1005; ++i) {
+      auto r = c.call("message.send", {{"caller_agent_id", "coordinator_main"},
+                                       {"content", "note " + std::to_string(i)},
+                                       {"to", json::array({"@coordinator_main"})}});
+      ASSERT_TRUE(r.contains("result")) << r.dump();
+    }
+  }
+  auto old_failure = j(main_, "coordinator_main", {"sent", "--failed", "--limit", "3"});
+  ASSERT_EQ(old_failure["messages"].size(), 1u) << old_failure.dump(2);
+  EXPECT_EQ(old_failure["messages"][0]["message_id"], bad_id);
+  EXPECT_EQ(old_failure["total"], 1) << "total counts the failed ones";
 }
 
 // -- 6. --json streaming commands write JSON Lines, flushed at once ---------------------------

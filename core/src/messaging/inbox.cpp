@@ -123,10 +123,11 @@ void Inbox::mark_read(const std::string& agent, const std::vector<std::string>& 
       });
 }
 
-void Inbox::sent(const std::string& author, int64_t limit, rpc::Respond respond) {
-  const int64_t total = store::sent_count(store_.reader(), author);
+void Inbox::sent(const std::string& author, int64_t limit, bool failed_only,
+                 rpc::Respond respond) {
+  const int64_t total = store::sent_count(store_.reader(), author, failed_only);
   json messages = json::array();
-  for (const auto& m : store::sent_page(store_.reader(), author, limit)) {
+  for (const auto& m : store::sent_page(store_.reader(), author, limit, failed_only)) {
     json j = message_json(m);
     j["recipients"] = recipient_states(m.message_id);
     messages.push_back(std::move(j));

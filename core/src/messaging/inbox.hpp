@@ -33,7 +33,9 @@ class Inbox {
   /// `ids` (or everything when `all`) read for `agent`.
   void mark_read(const std::string& agent, const std::vector<std::string>& ids, bool all,
                  rpc::Respond respond);
-  void sent(const std::string& author, int64_t limit, rpc::Respond respond);
+  /// Newest first; `failed_only` keeps messages with a failed delivery, filtered in the query
+  /// so that the page is full however old the failures are.
+  void sent(const std::string& author, int64_t limit, bool failed_only, rpc::Respond respond);
   /// One message with its recipients. `reader`, when not empty (a `/ws` session bound to an
   /// agent), limits it to messages that agent wrote or received: anything else is "not found",
   /// so that a session cannot learn that a message exists, let alone read it.

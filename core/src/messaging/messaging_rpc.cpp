@@ -135,7 +135,8 @@ void Messaging::register_methods(rpc::Dispatcher& d) {
 
   d.add("message.outbox", [this, caller](const json& p, const rpc::CallContext&, rpc::Respond r) {
     const Agent& a = caller(p);
-    inbox_->sent(a.agent_id, list_limit(rpc::Params(p)), std::move(r));
+    rpc::Params params(p);
+    inbox_->sent(a.agent_id, list_limit(params), params.flag("failed"), std::move(r));
   });
 
   d.add("message.wait", [this, caller](const json& p, const rpc::CallContext&, rpc::Respond r) {

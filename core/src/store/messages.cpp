@@ -315,18 +315,29 @@ int64_t mark_all_read(sql::Db& db, const std::string& agent, const std::string& 
   return db.changes();
 }
 
-int64_t sent_count(sql::Db& reader, const std::string& author) {
-  auto c = reader.cached("SELECT count(*) FROM messages WHERE author_id=?1");
-  c.bind(1, author);
+namespace {
+// A delivery in state "failed" (recipient_states' order of precedence: read, delivered, failed).
+constexpr const char* kFailedFilter =
+    " AND (?3=0 OR EXISTS (SELECT 1 FROM deliveries d WHERE d.message_id=messages.message_id AND "
+    "d.failed IS NOT NULL AND d.delivered_at IS NULL AND d.read_at IS NULL))";
+}  // namespace
+
+int64_t sent_count(sql::Db& reader, const std::string& author, bool failed_only) {
+  static const std::string q =
+      std::string("SELECT count(*) FROM messages WHERE author_id=?1") + kFailedFilter;
+  auto c = reader.cached(q.c_str());
+  c.bind(1, author).bind(3, failed_only ? 1 : 0);
   c.step();
   return c.integer(0);
 }
 
-std::vector<StoredMessage> sent_page(sql::Db& reader, const std::string& author, int64_t limit) {
+std::vector<StoredMessage> sent_page(sql::Db& reader, const std::string& author, int64_t limit,
+                                     bool failed_only) {
   static const std::string q = std::string("SELECT ") + kMessageColumns +
-                               " FROM messages WHERE author_id=?1 ORDER BY seq DESC LIMIT ?2";
+                               " FROM messages WHERE author_id=?1" + kFailedFilter +
+                               " ORDER BY seq DESC LIMIT ?2";
   auto st = reader.prepare(q);
-  st.bind(1, author).bind(2, limit);
+  st.bind(1, author).bind(2, limit).bind(3, failed_only ? 1 : 0);
   std::vector<StoredMessage> out;
   while (st.step()) out.push_back(read_message(st));
   return out;

@@ -80,9 +80,11 @@ int64_t mark_read(sql::Db& db, const std::string& agent, const std::vector<std::
 /// Marks everything delivered to `agent` read; `newly_read` gets the ids.
 int64_t mark_all_read(sql::Db& db, const std::string& agent, const std::string& now,
                       std::vector<std::string>* newly_read);
-int64_t sent_count(sql::Db& reader, const std::string& author);
+/// `failed_only`: only messages with a recipient in state "failed" (`thrum sent --failed`).
+int64_t sent_count(sql::Db& reader, const std::string& author, bool failed_only = false);
 /// Newest first.
-std::vector<StoredMessage> sent_page(sql::Db& reader, const std::string& author, int64_t limit);
+std::vector<StoredMessage> sent_page(sql::Db& reader, const std::string& author, int64_t limit,
+                                     bool failed_only = false);
 /// Unread messages delivered to `agent` created after `after` (message.wait), oldest first.
 std::vector<StoredMessage> unread_since(sql::Db& reader, const std::string& agent,
                                         const std::string& after);
