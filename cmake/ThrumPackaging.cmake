@@ -59,7 +59,20 @@ set(CPACK_PACKAGE_CONTACT "Thrum developers <dev@thrum.invalid>")
 set(CPACK_PACKAGE_HOMEPAGE_URL "https://github.com/thrum-dev/thrum")
 set(CPACK_RESOURCE_FILE_LICENSE ${CMAKE_SOURCE_DIR}/LICENSE)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-set(CPACK_STRIP_FILES ON)
+# -dbgsym packages only from a tree built for them: Release with -g (the `package` preset). There
+# CPackDeb itself splits the debug info out (objcopy --only-keep-debug into
+# /usr/lib/debug/.build-id/xx/yyyy.debug, then --strip-unneeded and a debuglink), and it only does
+# so for files `file` still calls "not stripped": CPACK_STRIP_FILES must then stay OFF, or the
+# install step strips first and no -dbgsym package comes out. Any other tree (ci: no debug info;
+# asan/dev: not a release) packages stripped binaries and no -dbgsym. tests/e2e/package_test reads
+# this decision back from CPackConfig.cmake, so test and packaging cannot disagree.
+if(CMAKE_BUILD_TYPE STREQUAL "Release" AND CMAKE_CXX_FLAGS_RELEASE MATCHES "(^| )-g( |$)")
+  set(THRUM_PACKAGE_DBGSYM ON)
+  set(CPACK_STRIP_FILES OFF)
+else()
+  set(THRUM_PACKAGE_DBGSYM OFF)
+  set(CPACK_STRIP_FILES ON)
+endif()
 set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
 set(CPACK_COMPONENTS_ALL runtime tailscale sdk)
 
@@ -70,7 +83,9 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS OFF)
-set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
+set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ${THRUM_PACKAGE_DBGSYM})
+# The .ddeb files as CMake 3.25 writes them fail lintian; this repairs them after every cpack.
+set(CPACK_POST_BUILD_SCRIPTS ${_thrum_pkg}/dbgsym-post-build.cmake)
 
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME thrum)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)

@@ -13,9 +13,11 @@ preset="${1:-package}"
 build_dir="build/$preset"
 rm -rf "$build_dir/packages"
 (cd "$build_dir" && cpack -G DEB -C Release >/dev/null)
-ls -1 "$build_dir"/packages/*.deb
+shopt -s nullglob
+# The -dbgsym packages are .ddeb (CPack's name for them; dpkg -i installs them as any .deb).
+ls -1 "$build_dir"/packages/*.deb "$build_dir"/packages/*.ddeb
 if command -v lintian >/dev/null; then
-  for deb in "$build_dir"/packages/*.deb; do
+  for deb in "$build_dir"/packages/*.deb "$build_dir"/packages/*.ddeb; do
     lintian --tag-display-limit 0 "$deb" || true
   done
 fi
