@@ -75,9 +75,9 @@ int cmd_init(Context& ctx) {
     return 0;
   }
   if (existed) {
-    std::cout << glyph("✓", "OK") << " Already initialized: " << paths.thrum.string() << "\n";
+    std::cout << ok_mark() << " Already initialized: " << paths.thrum.string() << "\n";
   } else {
-    std::cout << glyph("✓", "OK") << " Initialized Thrum in " << paths.thrum.string() << "\n";
+    std::cout << ok_mark() << " Initialized Thrum in " << paths.thrum.string() << "\n";
   }
   std::cout << "  daemon_id: " << config.daemon_id() << "\n";
   if (!ctx.g.quiet) std::cout << "\nNext: thrum daemon start\n";
@@ -226,7 +226,7 @@ int cmd_start(Context& ctx) {
   if (ctx.g.json) {
     print_json({{"status", "started"}, {"pid", s.pid}, {"ws_port", s.ws_port}});
   } else {
-    std::cout << glyph("✓", "OK") << " Daemon started (PID " << s.pid << ")\n";
+    std::cout << ok_mark() << " Daemon started (PID " << s.pid << ")\n";
     if (!ctx.g.quiet) std::cout << "  WebSocket: ws://127.0.0.1:" << s.ws_port << "/ws\n";
   }
   return 0;
@@ -238,7 +238,7 @@ int cmd_stop(Context& ctx) {
   if (ctx.g.json)
     print_json({{"status", "stopped"}, {"pid", pid}});
   else
-    std::cout << glyph("✓", "OK") << " Daemon stopped (PID " << pid << ")\n";
+    std::cout << ok_mark() << " Daemon stopped (PID " << pid << ")\n";
   return 0;
 }
 
@@ -251,7 +251,7 @@ int cmd_restart(Context& ctx) {
   if (ctx.g.json) {
     print_json({{"status", "restarted"}, {"pid", s.pid}, {"ws_port", s.ws_port}});
   } else {
-    std::cout << glyph("✓", "OK") << " Daemon restarted (PID " << s.pid << ")\n";
+    std::cout << ok_mark() << " Daemon restarted (PID " << s.pid << ")\n";
   }
   return 0;
 }

@@ -192,7 +192,9 @@ bool ascii_only() {
   return ascii;
 }
 
-const char* glyph(const char* unicode, const char* ascii) { return ascii_only() ? ascii : unicode; }
+const char* glyph(const char* unicode, const char* ascii) {
+  return ascii_only() ? ascii : unicode;
+}
 
 std::string pad(const std::string& s, std::size_t width) {
   auto w = display_width(s);

@@ -33,6 +33,10 @@ bool ascii_only();
 /// `unicode` unless ascii_only(), then `ascii`: the status marks of human output
 /// (✓ → OK, ● → *, ○ → -, … → ..., — → --).
 const char* glyph(const char* unicode, const char* ascii);
+/// The mark before every confirmation line ("✓ Message sent: ...", "OK Message sent: ...").
+inline const char* ok_mark() {
+  return glyph("✓", "OK");
+}
 /// Pads `s` with spaces to `width` display columns.
 std::string pad(const std::string& s, std::size_t width);
 /// Rows as text columns sized to their content (display width), two spaces apart; the last

@@ -73,10 +73,10 @@ int cmd_quickstart(Context& ctx, const QuickstartArgs& a) {
     print_json(r);
     return 0;
   }
-  std::cout << glyph("✓", "OK") << " Registered as @" << r.value("agent_id", "") << " (role " << r.value("role", "")
-            << ")\n"
-            << glyph("✓", "OK") << " Session started: " << r.value("session_id", "") << "\n";
-  if (!a.intent.empty()) std::cout << glyph("✓", "OK") << " Intent set: " << a.intent << "\n";
+  std::cout << ok_mark() << " Registered as @" << r.value("agent_id", "") << " (role "
+            << r.value("role", "") << ")\n"
+            << ok_mark() << " Session started: " << r.value("session_id", "") << "\n";
+  if (!a.intent.empty()) std::cout << ok_mark() << " Intent set: " << a.intent << "\n";
   if (!ctx.g.quiet && r.contains("identity_file"))
     std::cout << "  Identity: "
               // Relative to where the agent runs (a git worktree uses its main worktree's .thrum/).
@@ -142,7 +142,7 @@ int cmd_send(Context& ctx, const SendArgs& a) {
     print_json(r);
     return 0;
   }
-  std::cout << glyph("✓", "OK") << " Message sent: " << r.value("message_id", "") << "\n";
+  std::cout << ok_mark() << " Message sent: " << r.value("message_id", "") << "\n";
   if (r["thread_id"].is_string())
     std::cout << "  Thread: " << r["thread_id"].get<std::string>() << "\n";
   std::string to;
@@ -174,7 +174,7 @@ int cmd_reply(Context& ctx, const std::string& parent, const std::string& messag
     print_json(r);
     return 0;
   }
-  std::cout << glyph("✓", "OK") << " Reply sent: " << r.value("message_id", "") << "\n";
+  std::cout << ok_mark() << " Reply sent: " << r.value("message_id", "") << "\n";
   if (r["thread_id"].is_string())
     std::cout << "  Thread: " << r["thread_id"].get<std::string>() << "\n";
   return 0;
@@ -196,9 +196,10 @@ void print_box(const json& messages) {
     if (!first) std::cout << rule("├", "┤") << "\n";
     first = false;
     const bool read = m.value("is_read", false);
-    std::string header = std::string(read ? glyph("○", "-") : glyph("●", "*")) + " " + m.value("message_id", "") + "  " +
-                         (m["reply_to"].is_string() ? std::string(glyph("↳", "re:")) + " " : "") + "@" + m.value("author", "") +
-                         "  " + ago_short(m.value("created_at", ""));
+    std::string header = std::string(read ? glyph("○", "-") : glyph("●", "*")) + " " +
+                         m.value("message_id", "") + "  " +
+                         (m["reply_to"].is_string() ? std::string(glyph("↳", "re:")) + " " : "") +
+                         "@" + m.value("author", "") + "  " + ago_short(m.value("created_at", ""));
     std::cout << "│ " << pad(header, inner) << " │\n";
     for (const auto& line : wrap(m.value("body", ""), inner))
       std::cout << "│ " << pad(line, inner) << " │\n";
@@ -326,7 +327,8 @@ int cmd_mark_read(Context& ctx, const std::vector<std::string>& ids, bool all) {
   if (all && n == 0) {
     std::cout << "No unread messages.\n";
   } else {
-    std::cout << glyph("✓", "OK") << " Marked " << n << (n == 1 ? " message" : " messages") << " as read\n";
+    std::cout << ok_mark() << " Marked " << n << (n == 1 ? " message" : " messages")
+              << " as read\n";
   }
   return (!r["not_in_inbox"].empty() && n == 0) ? 1 : 0;
 }
@@ -342,13 +344,14 @@ int cmd_wait(Context& ctx, const std::string& timeout) {
     return got ? 0 : 1;
   }
   if (!got) {
-    std::cerr << "NO_MESSAGES_TIMEOUT " << glyph("—", "--") << " re-run thrum wait to continue listening\n";
+    std::cerr << "NO_MESSAGES_TIMEOUT " << glyph("—", "--")
+              << " re-run thrum wait to continue listening\n";
     return 1;
   }
   std::cout << "MESSAGES_RECEIVED\n";
   for (const auto& m : r["messages"])
-    std::cout << glyph("●", "*") << " " << m.value("message_id", "") << "  @" << m.value("author", "") << ": "
-              << m.value("preview", "") << "\n";
+    std::cout << glyph("●", "*") << " " << m.value("message_id", "") << "  @"
+              << m.value("author", "") << ": " << m.value("preview", "") << "\n";
   return 0;
 }
 

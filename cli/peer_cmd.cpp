@@ -292,8 +292,8 @@ int cmd_remove(Context& ctx, const std::string& name) {
     return 0;
   }
   long long dropped = r.value("dropped", 0LL);
-  std::cout << glyph("✓", "OK") << " Removed peer \"" << name << "\". Dropped " << dropped << " queued message"
-            << (dropped == 1 ? "" : "s") << ".\n";
+  std::cout << ok_mark() << " Removed peer \"" << name << "\". Dropped " << dropped
+            << " queued message" << (dropped == 1 ? "" : "s") << ".\n";
   if (!r.value("told_peer", false))
     std::cout << "  The peer was not connected; it will see the link refused.\n";
   return 0;
@@ -308,7 +308,7 @@ int cmd_configure(Context& ctx, const std::string& peer, const std::string& acti
     print_json(r);
     return 0;
   }
-  std::cout << glyph("✓", "OK") << " " << peer << ": " << action << " " << value << "\n";
+  std::cout << ok_mark() << " " << peer << ": " << action << " " << value << "\n";
   if (action == "add-agent" && !ctx.g.quiet)
     std::cout << "  Send to it with: thrum send \"...\" --to @" << r.value("proxy", "") << "\n";
   return 0;

@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "thrum/core/daemon.hpp"
 #include "thrum/common/repo.hpp"
+#include "thrum/core/daemon.hpp"
 
 namespace thrum::daemon_exe {
 #ifdef THRUM_HAVE_PLUGINS_TOOL

@@ -222,25 +222,24 @@ std::vector<std::string> Config::validate() const {
   return errs;
 }
 
+std::string Config::identity_text(const char* key, std::string fallback) const {
+  auto* v = find("identity", key);
+  return v && v->is_string() ? v->get<std::string>() : fallback;
+}
 std::string Config::daemon_id() const {
-  auto* v = find("identity", "daemon_id");
-  return v && v->is_string() ? v->get<std::string>() : "";
+  return identity_text("daemon_id");
 }
 std::string Config::repo_name() const {
-  auto* v = find("identity", "repo_name");
-  return v && v->is_string() ? v->get<std::string>() : "";
+  return identity_text("repo_name");
 }
 std::string Config::hostname() const {
-  auto* v = find("identity", "hostname");
-  return v && v->is_string() ? v->get<std::string>() : host_name();
+  return identity_text("hostname", host_name());
 }
 std::string Config::git_origin_url() const {
-  auto* v = find("identity", "git_origin_url");
-  return v && v->is_string() ? v->get<std::string>() : "";
+  return identity_text("git_origin_url");
 }
 std::string Config::init_at() const {
-  auto* v = find("identity", "init_at");
-  return v && v->is_string() ? v->get<std::string>() : "";
+  return identity_text("init_at");
 }
 std::optional<unsigned short> Config::ws_port() const {
   std::optional<unsigned short> p;

@@ -21,12 +21,7 @@ constexpr int kProbeRetries = 30;  // x 10 ms
 }  // namespace
 
 std::optional<PidInfo> read_pid_file(const RepoPaths& paths) {
-  std::optional<std::string> text;
-  try {
-    text = read_file(paths.pid);
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
+  std::optional<std::string> text = read_file_or_nothing(paths.pid);
   if (!text) return std::nullopt;
   auto doc = nlohmann::json::parse(*text, nullptr, false);
   PidInfo info;

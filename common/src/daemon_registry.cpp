@@ -47,12 +47,7 @@ void ensure_private_dir(const fs::path& dir) {
 }
 
 std::optional<DaemonEntry> read_entry(const fs::path& file) {
-  std::optional<std::string> text;
-  try {
-    text = read_file(file);
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
+  std::optional<std::string> text = read_file_or_nothing(file);
   if (!text) return std::nullopt;
   auto doc = parse_bounded(*text, nullptr, 4, 64 * 1024);
   if (!doc || !doc->is_object()) return std::nullopt;

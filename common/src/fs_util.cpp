@@ -91,6 +91,14 @@ std::optional<std::string> read_file(const fs::path& path) {
   return out;
 }
 
+std::optional<std::string> read_file_or_nothing(const fs::path& path) {
+  try {
+    return read_file(path);
+  } catch (const std::system_error&) {
+    return std::nullopt;
+  }
+}
+
 void ensure_dir(const fs::path& dir, mode_t mode) {
   std::error_code ec;
   fs::create_directories(dir, ec);

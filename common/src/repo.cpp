@@ -47,12 +47,7 @@ namespace {
 
 /// The socket the daemon recorded in var/sock.path, when it is a usable path.
 std::optional<fs::path> recorded_socket(const fs::path& record) {
-  std::optional<std::string> text;
-  try {
-    text = read_file(record);
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
+  std::optional<std::string> text = read_file_or_nothing(record);
   if (!text) return std::nullopt;
   while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
   if (text->empty() || text->front() != '/' || text->size() > max_socket_path())
@@ -113,12 +108,7 @@ std::optional<fs::path> main_worktree_of(const fs::path& dir) {
   // `commondir` names the main repository's git dir (usually "../..").
   std::error_code ec;
   if (!fs::is_regular_file(dir / ".git", ec)) return std::nullopt;
-  std::optional<std::string> text;
-  try {
-    text = read_file(dir / ".git");
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
+  std::optional<std::string> text = read_file_or_nothing(dir / ".git");
   if (!text || text->rfind("gitdir:", 0) != 0) return std::nullopt;
   std::string gitdir = text->substr(7);
   auto trim = [](std::string& v) {
@@ -127,12 +117,7 @@ std::optional<fs::path> main_worktree_of(const fs::path& dir) {
   };
   trim(gitdir);
   fs::path g = fs::path(gitdir).is_absolute() ? fs::path(gitdir) : dir / gitdir;
-  std::optional<std::string> common;
-  try {
-    common = read_file(g / "commondir");
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
+  std::optional<std::string> common = read_file_or_nothing(g / "commondir");
   if (!common) return std::nullopt;
   trim(*common);
   fs::path c = fs::path(*common).is_absolute() ? fs::path(*common) : g / *common;
@@ -158,12 +143,7 @@ std::optional<fs::path> find_repo_root(const std::optional<fs::path>& explicit_r
 }
 
 std::optional<unsigned short> read_port_file(const fs::path& path) {
-  std::optional<std::string> text;
-  try {
-    text = read_file(path);
-  } catch (const std::system_error&) {
-    return std::nullopt;
-  }
+  std::optional<std::string> text = read_file_or_nothing(path);
   if (!text) return std::nullopt;
   long v = 0;
   bool any = false;
@@ -183,12 +163,7 @@ std::optional<unsigned short> read_port_file(const fs::path& path) {
 }
 
 std::string recorded_daemon_id(const fs::path& root) {
-  std::optional<std::string> text;
-  try {
-    text = read_file(RepoPaths::for_root(root).config);
-  } catch (const std::system_error&) {
-    return "";
-  }
+  std::optional<std::string> text = read_file_or_nothing(RepoPaths::for_root(root).config);
   if (!text) return "";
   auto doc = parse_bounded(*text, nullptr, 16, 1 << 20);
   if (!doc || !doc->is_object()) return "";

@@ -217,8 +217,9 @@ TEST_F(HumanOutput, UnderLangCEveryLineIsAsciiAndWithoutALocaleTheMarksStay) {
   auto wait = repo_.thrum({"wait", "--timeout", "1s"}, {{"LANG", "C"}, {"THRUM_NAME", "writer"}});
   EXPECT_TRUE(is_ascii(wait.err)) << wait.err;
   // No locale at all (a pipe, an agent's shell): the marks are UTF-8 as the docs print them.
-  auto marked = repo_.thrum({"send", "marks please", "--to", "@reader"},
-                            {{"LANG", ""}, {"LC_ALL", ""}, {"LC_CTYPE", ""}, {"THRUM_NAME", "writer"}});
+  auto marked =
+      repo_.thrum({"send", "marks please", "--to", "@reader"},
+                  {{"LANG", ""}, {"LC_ALL", ""}, {"LC_CTYPE", ""}, {"THRUM_NAME", "writer"}});
   EXPECT_EQ(marked.out.rfind("\u2713 Message sent: ", 0), 0u) << marked.out;
 }
 

@@ -69,9 +69,9 @@ void Packages::three_packages_with_debug_symbols() {
   // tree makes them is decided once, in cmake/ThrumPackaging.cmake (Release with -g: the
   // `package` preset), and cpack reads it from CPackConfig.cmake; the test reads the same line
   // rather than guessing from the binaries (a Debug/asan tree has debug info, and no -dbgsym).
-  const bool debug_info = slurp(fs::path(THRUM_BUILD_DIR) / "CPackConfig.cmake")
-                              .find("set(CPACK_DEBIAN_DEBUGINFO_PACKAGE \"ON\")") !=
-                          std::string::npos;
+  const bool debug_info =
+      slurp(fs::path(THRUM_BUILD_DIR) / "CPackConfig.cmake")
+          .find("set(CPACK_DEBIAN_DEBUGINFO_PACKAGE \"ON\")") != std::string::npos;
   std::set<std::string> want{"thrum", "thrum-sdk-dev", "thrum-transport-tailscale"};
   if (debug_info)
     want.insert({"thrum-dbgsym", "thrum-sdk-dev-dbgsym", "thrum-transport-tailscale-dbgsym"});
@@ -119,7 +119,8 @@ void Packages::three_packages_with_debug_symbols() {
         const std::string want_debug =
             "./usr/lib/debug/.build-id/" + m[1].str() + "/" + m[2].str() + ".debug";
         EXPECT_NE(dbg.find(want_debug), std::string::npos)
-            << e.path() << ": " << want_debug << " not in " << p << "-dbgsym:\n" << dbg;
+            << e.path() << ": " << want_debug << " not in " << p << "-dbgsym:\n"
+            << dbg;
         auto kind = run_process("/usr/bin/file", {e.path().string()}, work_).out;
         EXPECT_NE(kind.find(", stripped"), std::string::npos) << kind;
       }

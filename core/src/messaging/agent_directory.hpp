@@ -9,9 +9,9 @@
 #include <optional>
 #include <string>
 
+#include "thrum/common/repo.hpp"
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/messaging_types.hpp"
-#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 class Store;

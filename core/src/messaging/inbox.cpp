@@ -45,9 +45,8 @@ void Inbox::get(const std::string& message_id, const std::string& reader, rpc::R
   if (!m) rpc::fail("message not found: " + message_id);
   json recipients = recipient_states(message_id);
   if (!reader.empty() && m->author_id != reader) {
-    const bool received = std::any_of(recipients.begin(), recipients.end(), [&](const json& r) {
-      return r["agent_id"] == reader;
-    });
+    const bool received = std::any_of(recipients.begin(), recipients.end(),
+                                      [&](const json& r) { return r["agent_id"] == reader; });
     if (!received) rpc::fail("message not found: " + message_id);
   }
   json j = message_json(*m);
@@ -123,8 +122,7 @@ void Inbox::mark_read(const std::string& agent, const std::vector<std::string>& 
       });
 }
 
-void Inbox::sent(const std::string& author, int64_t limit, bool failed_only,
-                 rpc::Respond respond) {
+void Inbox::sent(const std::string& author, int64_t limit, bool failed_only, rpc::Respond respond) {
   const int64_t total = store::sent_count(store_.reader(), author, failed_only);
   json messages = json::array();
   for (const auto& m : store::sent_page(store_.reader(), author, limit, failed_only)) {

@@ -16,9 +16,9 @@
 #include "peers/pairing_session.hpp"
 #include "peers/protocol.hpp"
 #include "peers/who_has.hpp"
+#include "thrum/common/repo.hpp"
 #include "thrum/core/messaging.hpp"
 #include "thrum/core/pairing.hpp"
-#include "thrum/common/repo.hpp"
 
 namespace thrum::core::peers {
 

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -109,6 +111,17 @@ TEST_F(FsUtilTest, ReadFileMissingIsNulloptAndPresentIsWholeContent) {
   auto got = read_file(dir_ / "big");
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(*got, big);
+}
+
+TEST_F(FsUtilTest, ReadFileOrNothingTreatsAnUnreadableFileAsAbsent) {
+  // A directory where a port or pid record should be: read_file refuses with an error, the
+  // record readers (port, pid, socket path, .git link) must see "no record", not an exception.
+  fs::create_directory(dir_ / "ws.port");
+  EXPECT_THROW(read_file(dir_ / "ws.port"), std::system_error);
+  EXPECT_FALSE(read_file_or_nothing(dir_ / "ws.port").has_value());
+  EXPECT_FALSE(read_file_or_nothing(dir_ / "absent").has_value());
+  std::ofstream(dir_ / "present") << "41234\n";
+  EXPECT_EQ(read_file_or_nothing(dir_ / "present"), std::optional<std::string>("41234\n"));
 }
 
 TEST_F(FsUtilTest, CopyFileOnceNeverOverwritesTheBackup) {

@@ -11,8 +11,8 @@
 
 #include "fake_link.hpp"
 #include "testbed.hpp"
-#include "thrum/core/pairing.hpp"
 #include "thrum/common/peercode.hpp"
+#include "thrum/core/pairing.hpp"
 
 namespace thrum::core::peers {
 namespace {

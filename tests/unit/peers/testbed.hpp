@@ -13,8 +13,8 @@
 
 #include "manual_loop.hpp"
 #include "peers/context.hpp"
-#include "thrum/core/messaging.hpp"
 #include "thrum/common/repo.hpp"
+#include "thrum/core/messaging.hpp"
 #include "thrum/core/store.hpp"
 
 namespace thrum::test {

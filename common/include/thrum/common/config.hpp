@@ -61,6 +61,8 @@ class Config {
 
  private:
   const nlohmann::ordered_json* find(const char* section, const char* key) const;
+  /// identity.<key> when it is a string (validate() reports it otherwise), else `fallback`.
+  std::string identity_text(const char* key, std::string fallback = "") const;
   nlohmann::ordered_json doc_ = nlohmann::ordered_json::object();
   std::vector<std::string> problems_;
 };

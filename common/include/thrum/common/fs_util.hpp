@@ -18,6 +18,10 @@ void atomic_write_file(const std::filesystem::path& path, std::string_view data,
 
 /// The whole file, or nullopt when it does not exist. Throws std::system_error otherwise.
 std::optional<std::string> read_file(const std::filesystem::path& path);
+/// The whole file, or nullopt when it is missing *or* cannot be read (permissions, EMFILE, a
+/// directory): for files whose absence and unreadability mean the same thing to the caller
+/// (port, pid and socket records, `.git` links). Never throws std::system_error.
+std::optional<std::string> read_file_or_nothing(const std::filesystem::path& path);
 
 /// Creates `dir` (and parents) if missing and sets its mode through an O_NOFOLLOW descriptor.
 /// When `dir` is a symlink its target is never chmodded: the link is accepted if the target is

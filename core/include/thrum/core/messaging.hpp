@@ -11,10 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "thrum/common/repo.hpp"
 #include "thrum/core/event_loop.hpp"
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/messaging_types.hpp"
-#include "thrum/common/repo.hpp"
 
 namespace thrum::core {
 

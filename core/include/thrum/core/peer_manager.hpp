@@ -7,8 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "thrum/core/messaging.hpp"
 #include "thrum/common/repo.hpp"
+#include "thrum/core/messaging.hpp"
 #include "thrum/core/transport_registry.hpp"
 
 namespace boost::asio {
