@@ -215,6 +215,9 @@ TEST_F(HumanOutput, UnderLangCEveryLineIsAsciiAndWithoutALocaleTheMarksStay) {
     EXPECT_TRUE(is_ascii(r.err)) << "thrum " << args.front() << " under LANG=C:\n" << r.err;
   }
   auto wait = repo_.thrum({"wait", "--timeout", "1s"}, {{"LANG", "C"}, {"THRUM_NAME", "writer"}});
+  EXPECT_EQ(wait.exit_code, 1) << "nothing arrives for writer: wait times out";
+  EXPECT_NE(wait.err.find("NO_MESSAGES_TIMEOUT -- re-run thrum wait"), std::string::npos)
+      << wait.err;
   EXPECT_TRUE(is_ascii(wait.err)) << wait.err;
   // No locale at all (a pipe, an agent's shell): the marks are UTF-8 as the docs print them.
   auto marked =
