@@ -155,9 +155,13 @@ int column_width(char32_t c) {
 }
 
 std::size_t display_width(const std::string& s) {
-  std::size_t w = 0;
-  for (std::size_t i = 0; i < s.size();)
-    w += static_cast<std::size_t>(column_width(next_code_point(s, i)));
+  std::size_t i = 0;
+  // Printable ASCII is one column per byte (names, roles, statuses: nearly every cell).
+  while (i < s.size() && static_cast<unsigned char>(s[i]) >= 0x20 &&
+         static_cast<unsigned char>(s[i]) < 0x7F)
+    ++i;
+  std::size_t w = i;
+  while (i < s.size()) w += static_cast<std::size_t>(column_width(next_code_point(s, i)));
   return w;
 }
 

@@ -339,6 +339,34 @@ TEST_F(TwoAgents, TeamListsRegisteredAgents) {
   EXPECT_NE(text.out.find("reviewer"), std::string::npos) << text.out;
 }
 
+TEST_F(TwoAgents, TeamSummaryViewCarriesOnlyWhatTheTableShows) {
+  send("alice", "@bob", "hi");
+  UnixRpcClient c(repo_.var() / "thrum.sock");
+  auto summary = c.call("team.list", {{"view", "summary"}});
+  ASSERT_TRUE(summary["result"]["members"].is_array()) << summary.dump();
+  ASSERT_EQ(summary["result"]["members"].size(), 2u) << summary.dump();
+  for (const auto& m : summary["result"]["members"]) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : m.items()) keys.insert(k);
+    EXPECT_EQ(keys, (std::set<std::string>{"agent_id", "role", "status", "is_local"})) << m.dump();
+    EXPECT_EQ(m["status"], "active");
+    EXPECT_EQ(m["is_local"], true);
+  }
+  auto full = c.call("team.list", json::object());
+  bool saw_bob = false;
+  for (const auto& m : full["result"]["members"]) {
+    EXPECT_TRUE(m.contains("registered_at")) << m.dump();
+    if (m["agent_id"] == "bob") {
+      saw_bob = true;
+      EXPECT_EQ(m["inbox_unread"], 1) << "the full view keeps the inbox counts";
+    }
+  }
+  EXPECT_TRUE(saw_bob) << full.dump();
+  auto bad = c.call("team.list", {{"view", "everything"}});
+  EXPECT_EQ(bad["error"]["code"], -32602) << bad.dump();
+  EXPECT_NE(bad["error"]["message"].get<std::string>().find("view"), std::string::npos);
+}
+
 TEST_F(Messaging, AgentNamesAreValidated) {
   repo_.start_daemon();
   auto bad = repo_.thrum({"quickstart", "--name", "Bad Name!", "--role", "x"});

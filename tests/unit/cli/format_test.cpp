@@ -16,6 +16,14 @@ TEST(DisplayWidth, CountsWideCharactersTwiceAndCombiningMarksNotAtAll) {
   EXPECT_EQ(display_width("\xFF"), 1u) << "an invalid byte still takes a column";
 }
 
+TEST(DisplayWidth, AsciiThenWideOrControlCharactersCountEachPart) {
+  EXPECT_EQ(display_width("reviewer_api"), 12u);
+  EXPECT_EQ(display_width("api 世界"), 8u) << "the ASCII prefix and the wide rest both count";
+  EXPECT_EQ(display_width("a\tb"), 2u) << "a control character takes no column";
+  EXPECT_EQ(display_width("ab\x7F"), 2u) << "DEL takes no column";
+  EXPECT_EQ(display_width(""), 0u);
+}
+
 TEST(Pad, PadsToDisplayColumns) {
   EXPECT_EQ(pad("世", 4), "世  ");
   EXPECT_EQ(pad("abcdef", 4), "abcdef");
