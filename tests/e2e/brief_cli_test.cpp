@@ -218,6 +218,8 @@ TEST_F(ThreeRepos, WrongRepoPathIsRefusedNamingBothAndNothingIsStored) {
             std::string::npos)
       << r.err;
   EXPECT_NE(r.err.find("the peercode from \"alpha\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("but by the daemon of " + a.root().string()), std::string::npos)
+      << "the repo whose daemon printed the peercode is named too: " << r.err;
   EXPECT_NE(r.err.find("Nothing was stored"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("Paired with"), std::string::npos) << r.out;
   EXPECT_EQ(peers_json(b).size(), 0u) << peers_json(b).dump(2);

@@ -5,7 +5,9 @@
 #include "peers/context.hpp"
 #include "peers/pairing_record.hpp"
 #include "peers/protocol.hpp"
+#include "thrum/common/daemon_registry.hpp"
 #include "thrum/common/ids.hpp"
+#include "thrum/common/repo.hpp"
 #include "thrum/core/pairing.hpp"
 
 namespace thrum::core::peers {
@@ -13,6 +15,18 @@ namespace thrum::core::peers {
 using json = nlohmann::json;
 
 namespace {
+
+/// The repo of this user's running daemon `daemon_id` (from the daemon registry, `thrum daemon
+/// list`), or "" when none of them is it (another user's, another machine's, not registered).
+std::string repo_of_daemon(const std::string& daemon_id) {
+  try {
+    for (const auto& e : DaemonRegistry().list())
+      if (recorded_daemon_id(e.repo_path) == daemon_id) return e.repo_path;
+  } catch (const std::exception&) {
+    // Only an error message is at stake: without the registry it names the daemon ids alone.
+  }
+  return "";
+}
 
 struct Attempt {
   Context& ctx;
@@ -104,14 +118,17 @@ void on_hello_answer(const std::shared_ptr<Attempt>& a, rpc::Outcome o) {
   }
   if (!a->req.expected_daemon_id.empty() && hello.value().daemon_id != a->req.expected_daemon_id) {
     // Checked before our proof goes out and long before a token exists: nothing is stored.
-    a->refuse("the listener is not the daemon of --repo-path",
-              "the peercode from \"" + a->req.peercode_name + "\" (" +
-                  endpoint_text(a->req.listener) +
-                  ") was not printed by the daemon of --repo-path " + a->req.repo_path +
-                  " (that repo's daemon is " + a->req.expected_daemon_id +
-                  ", the peercode's daemon is " + hello.value().daemon_id +
-                  "); run 'thrum peer join' with the --repo-path printed beside the peercode. "
-                  "Nothing was stored.");
+    const std::string printer = repo_of_daemon(hello.value().daemon_id);
+    a->refuse(
+        "the listener is not the daemon of --repo-path",
+        "the peercode from \"" + a->req.peercode_name + "\" (" + endpoint_text(a->req.listener) +
+            ") was not printed by the daemon of --repo-path " + a->req.repo_path +
+            (printer.empty() ? "" : " but by the daemon of " + printer) +
+            " (that repo's daemon is " + a->req.expected_daemon_id + ", the peercode's daemon is " +
+            hello.value().daemon_id + "); run 'thrum peer join' " +
+            (printer.empty() ? "with the --repo-path printed beside the peercode"
+                             : "with --repo-path " + printer) +
+            ". Nothing was stored.");
     return;
   }
   {
