@@ -279,6 +279,39 @@ TEST_F(Repair13, RePairingReplacesTheRecordAndDeliversTheOldQueue) {
   EXPECT_EQ(team.out.find("api-2"), std::string::npos) << team.out;
 }
 
+TEST_F(Repair13, RePairingWithANewPrefixRenamesTheProxiesAndKeepsOneRecord) {
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  auto add = start_peer_add(api_.root(), "local");
+  auto code = wait_for_peercode(*add);
+  ASSERT_TRUE(code.has_value()) << add->out() << add->err();
+  remember_secret(code_of(*code));
+  auto join = shell(join_line_of(add->out()) + " --prefix api-v2", main_.root());
+  auto added = add->wait(30s);
+  remember_tokens(main_);
+  ASSERT_EQ(join.exit_code, 0) << join.out << join.err;
+  ASSERT_EQ(added.exit_code, 0) << added.out << added.err;
+  EXPECT_NE(join.out.find("api-v2"), std::string::npos) << "the new prefix is shown: " << join.out;
+
+  const json peers = peers_json(main_);
+  ASSERT_EQ(peers.size(), 1u) << peers.dump(2);
+  EXPECT_EQ(peers[0]["name"], "api") << "the name stays; only the prefix changes";
+  EXPECT_EQ(peers[0]["proxy_prefix"], "api-v2");
+  EXPECT_EQ(peers[0]["remote_agents"], json::array({"reviewer"}));
+  auto team = main_.thrum({"team"});
+  EXPECT_TRUE(std::regex_search(team.out, std::regex(R"(\napi-v2:reviewer\s)"))) << team.out;
+  EXPECT_FALSE(std::regex_search(team.out, std::regex(R"(\napi:reviewer\s)"))) << team.out;
+
+  ASSERT_TRUE(wait_peer_state(main_, "api", "connected")) << peer_state(main_, "api");
+  auto sent =
+      j(main_, "coordinator_main", {"send", "after the rename", "--to", "@api-v2:reviewer"});
+  ASSERT_FALSE(sent.value("message_id", "").empty()) << sent.dump();
+  ASSERT_TRUE(wait_reviewer_total(1));
+  EXPECT_EQ(reviewer_unread()["messages"][0]["body"], "after the rename");
+  auto old_name = main_.thrum({"send", "to the old name", "--to", "@api:reviewer"},
+                              TempRepo::as("coordinator_main"));
+  EXPECT_NE(old_name.exit_code, 0) << "the old prefix no longer names anyone: " << old_name.out;
+}
+
 // -- 4. auto_connect, code lengths, hints that name the right side ----------------------------
 
 TEST_F(MainAndApi, AutoConnectFalseWaitsForRepairThenConnects) {

@@ -95,6 +95,35 @@ TEST(DeepRepoPath, WithoutXdgRuntimeDirTheSocketGoesToTmpThrumUid) {
   EXPECT_EQ(team.exit_code, 0) << team.out << team.err;
 }
 
+TEST(DeepRepoPath, ASocketDirectoryAnotherUserOwnsOrOthersCanEnterIsRefused) {
+  // Whoever owns the directory could replace the socket and read every request (a token, a
+  // message): the daemon refuses it, names it and says what to do, and does not start.
+  if (::geteuid() != 0) GTEST_SKIP() << "chown to another user needs root";
+  TempRepo repo("monorepo-" + std::string(120, 'f'));
+  TempRepo runtime_holder("xdg-foreign");
+  const fs::path xdg = runtime_holder.root() / "run";
+  const fs::path dir = xdg / "thrum";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms::owner_all);
+  ASSERT_EQ(::chown(dir.c_str(), 65534, 65534), 0) << std::strerror(errno);  // nobody
+  auto foreign = repo.thrum({"daemon", "start"}, {{"XDG_RUNTIME_DIR", xdg.string()}});
+  EXPECT_NE(foreign.exit_code, 0) << foreign.out;
+  EXPECT_NE(foreign.err.find("refusing the socket directory " + dir.string()), std::string::npos)
+      << foreign.err;
+  EXPECT_NE(foreign.err.find("owned by you with mode 0700"), std::string::npos) << foreign.err;
+  EXPECT_FALSE(fs::exists(repo.var() / "ws.port")) << "the daemon did not start";
+
+  ASSERT_EQ(::chown(dir.c_str(), ::geteuid(), ::getegid()), 0);
+  fs::permissions(dir, fs::perms::owner_all | fs::perms::group_exec | fs::perms::others_exec);
+  auto open_dir = repo.thrum({"daemon", "start"}, {{"XDG_RUNTIME_DIR", xdg.string()}});
+  EXPECT_NE(open_dir.exit_code, 0) << open_dir.out;
+  EXPECT_NE(open_dir.err.find("refusing the socket directory"), std::string::npos) << open_dir.err;
+
+  fs::permissions(dir, fs::perms::owner_all);  // made private, it is used
+  ASSERT_NO_FATAL_FAILURE(repo.start_daemon({{"XDG_RUNTIME_DIR", xdg.string()}}));
+  EXPECT_EQ(slurp(repo.var() / "sock.path").rfind(dir.string() + "/", 0), 0u);
+}
+
 // -- 8. A git worktree uses its main worktree's daemon ---------------------------------------
 
 TEST(GitWorktree, LinkedWorktreeUsesTheMainRepositorysDaemon) {
