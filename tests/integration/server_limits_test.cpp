@@ -134,6 +134,13 @@ int open_fds(int pid) {
 }
 
 TEST(ServerLimits, OutOfFileDescriptorsTheDaemonPausesLogsLittleAndRecovers) {
+#ifdef __SANITIZE_ADDRESS__
+  // Under the sanitizers the runtime itself needs descriptors: UBSan's vptr check probes memory
+  // through a pipe(2) the first time it meets a type, and at EMFILE reports a valid object as
+  // having an "invalid vptr" and aborts (docs/security.md, "Sanitizers and EMFILE"). What this
+  // test checks is the daemon's accept loop, which the ci build runs.
+  GTEST_SKIP() << "a sanitizer build cannot run out of descriptors: its vptr check needs a pipe";
+#endif
   TempRepo repo;
   repo.start_daemon();
   const int pid = repo.daemon_pid();
