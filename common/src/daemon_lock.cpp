@@ -76,7 +76,7 @@ void DaemonLock::write_pid_file(const std::string& started_at) {
                         {"repo_path", paths_.root.string()},
                         {"started_at", started_at},
                         {"socket_path", paths_.sock.string()}};
-  atomic_write_file(paths_.pid, doc.dump(2) + "\n", 0600);
+  atomic_write_file(paths_.pid, doc.dump(2) + "\n", 0600, Durability::kRuntime);
   wrote_pid_ = true;
 }
 

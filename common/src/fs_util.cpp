@@ -43,7 +43,9 @@ void fsync_dir(const fs::path& dir) {
   }
 }
 
-void atomic_write_file(const fs::path& path, std::string_view data, mode_t mode) {
+void atomic_write_file(const fs::path& path, std::string_view data, mode_t mode,
+                       Durability durability) {
+  const bool durable = durability == Durability::kDurable;
   fs::path dir = path.parent_path().empty() ? fs::path(".") : path.parent_path();
   std::string tmpl = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
   int fd = ::mkstemp(tmpl.data());
@@ -52,7 +54,7 @@ void atomic_write_file(const fs::path& path, std::string_view data, mode_t mode)
   try {
     if (::fchmod(fd, mode) != 0) throw_errno("chmod", tmp);
     write_all(fd, data, tmp);
-    if (::fsync(fd) != 0) throw_errno("fsync", tmp);
+    if (durable && ::fsync(fd) != 0) throw_errno("fsync", tmp);
     if (::close(fd) != 0) {
       fd = -1;
       throw_errno("close", tmp);
@@ -64,7 +66,7 @@ void atomic_write_file(const fs::path& path, std::string_view data, mode_t mode)
     ::unlink(tmp.c_str());
     throw;
   }
-  fsync_dir(dir);
+  if (durable) fsync_dir(dir);
 }
 
 std::optional<std::string> read_file(const fs::path& path) {

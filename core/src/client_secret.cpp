@@ -19,7 +19,8 @@ std::string create_client_secret(const std::filesystem::path& path) {
     hex += kHex[c >> 4];
     hex += kHex[c & 0x0f];
   }
-  atomic_write_file(path, hex + "\n", 0600);
+  // Rewritten at every start: a power loss cannot outlive the daemon that would read it.
+  atomic_write_file(path, hex + "\n", 0600, Durability::kRuntime);
   return hex;
 }
 

@@ -388,7 +388,7 @@ int run_daemon(const DaemonOptions& opts) {
     if (paths.socket_relocated()) {
       if (auto e = prepare_socket_dir(paths); !e.empty()) throw std::runtime_error(e);
       clean_stale_sockets(paths.sock.parent_path());
-      atomic_write_file(paths.sock_record, paths.sock.string() + "\n", 0600);
+      atomic_write_file(paths.sock_record, paths.sock.string() + "\n", 0600, Durability::kRuntime);
       spdlog::info("socket relocated: the repo path is too long for .thrum/var/ socket={}",
                    paths.sock.string());
     } else {
@@ -397,9 +397,10 @@ int run_daemon(const DaemonOptions& opts) {
     unix_server.start();
     auto required = env_ws ? env_ws : config.ws_port();
     ws_port = ws.listen(required, read_port_file(paths.ws_port_last));
-    atomic_write_file(paths.ws_port_last, std::to_string(ws_port) + "\n", 0600);
+    atomic_write_file(paths.ws_port_last, std::to_string(ws_port) + "\n", 0600,
+                      Durability::kRuntime);
     // Written last: its presence tells `daemon start` (and local peers) that we are serving.
-    atomic_write_file(paths.ws_port, std::to_string(ws_port) + "\n", 0600);
+    atomic_write_file(paths.ws_port, std::to_string(ws_port) + "\n", 0600, Durability::kRuntime);
   } catch (const std::exception& e) {
     spdlog::error("daemon start failed error=\"{}\"", e.what());
     startup_error(e.what());

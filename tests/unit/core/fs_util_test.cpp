@@ -61,6 +61,24 @@ TEST_F(FsUtilTest, AtomicWriteReplacesContentWithModeAndNoTempFileLeft) {
   EXPECT_EQ(names_in(dir_), std::vector<std::string>{"config.json"});
 }
 
+TEST_F(FsUtilTest, RuntimeFilesAreReplacedAtomicallyToo) {
+  // Durability::kRuntime skips the fsyncs, not the temp file and rename: a reader racing the
+  // write sees the old port or the new one.
+  const fs::path f = dir_ / "ws.port";
+  atomic_write_file(f, "41000\n", 0600, Durability::kRuntime);
+  EXPECT_EQ(slurp(f), "41000\n");
+  EXPECT_EQ(file_mode(f), 0600);
+  atomic_write_file(f, "41001\n", 0640, Durability::kRuntime);
+  EXPECT_EQ(slurp(f), "41001\n");
+  EXPECT_EQ(file_mode(f), 0640);
+  EXPECT_EQ(names_in(dir_), std::vector<std::string>{"ws.port"});
+  fs::create_directories(dir_ / "occupied" / "inside");  // rename onto it fails
+  EXPECT_THROW(atomic_write_file(dir_ / "occupied", "x", 0600, Durability::kRuntime),
+               std::system_error);
+  EXPECT_EQ(names_in(dir_), (std::vector<std::string>{"occupied", "ws.port"}))
+      << "no temp file left behind";
+}
+
 TEST_F(FsUtilTest, AtomicWriteThatFailsLeavesOldContentAndNoTempFile) {
   // rename() onto a non-empty directory fails after the temp file was written: the cleanup path.
   const fs::path target = dir_ / "occupied";

@@ -9,12 +9,21 @@
 
 namespace thrum::core {
 
+/// How far a replaced file must survive.
+enum class Durability {
+  kDurable,  ///< also a power loss: the file and the rename are fsynced
+  kRuntime,  ///< a process crash only: files that describe a running daemon (pid, ports,
+             ///< the /ws secret), rewritten at every start and meaningless after a reboot
+};
+
 /// Replaces `path` with `data` so that a reader (or a crash) sees either the old file or the
 /// new one, never a mix: write a temp file in the same directory, fsync it, rename it over
 /// `path`, fsync the directory. The file gets `mode`. Throws std::system_error on failure,
-/// leaving `path` untouched.
-void atomic_write_file(const std::filesystem::path& path, std::string_view data,
-                       mode_t mode = 0600);
+/// leaving `path` untouched. With Durability::kRuntime the two fsyncs are skipped: readers
+/// still never see a partial file, but after a power loss the file may be empty (its readers
+/// treat that as "no daemon").
+void atomic_write_file(const std::filesystem::path& path, std::string_view data, mode_t mode = 0600,
+                       Durability durability = Durability::kDurable);
 
 /// The whole file, or nullopt when it does not exist. Throws std::system_error otherwise.
 std::optional<std::string> read_file(const std::filesystem::path& path);
