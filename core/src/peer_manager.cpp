@@ -138,7 +138,21 @@ struct PeerManager::Impl {
 
   /// 2 s after start every peer without a link is reconciled, 4 at a time (SPEC §7.3).
   void boot_reconcile() {
-    if (!ctx.opts.auto_connect) return;  // nothing dials by itself: repair connects on demand
+    if (!ctx.opts.auto_connect) {
+      // Nothing dials by itself: repair connects on demand. Said at the moment the reconcile
+      // would have run, so an operator (or a test) sees that the daemon chose not to dial.
+      boot_timer = ctx.loop.run_after(ctx.tc().boot_reconcile_delay, [this, alive = alive] {
+        if (!*alive || ctx.stopping) return;
+        std::size_t waiting = 0;
+        for (const auto& rec : ctx.registry.peers())
+          if (auto p = peers.find(rec.name); p && !p->linked()) ++waiting;
+        spdlog::info(
+            "peer boot reconcile skipped: peers.auto_connect is false; {} peer(s) without a "
+            "link wait for 'thrum peer join --type repair <name>'",
+            waiting);
+      });
+      return;
+    }
     boot_timer = ctx.loop.run_after(ctx.tc().boot_reconcile_delay, [this, alive = alive] {
       if (!*alive || ctx.stopping) return;
       std::vector<peers::BootCandidate> candidates;

@@ -320,10 +320,22 @@ TEST_F(MainAndApi, AutoConnectFalseWaitsForRepairThenConnects) {
   patch_config(main_, {{"peers", {{"auto_connect", false}}}});
   ASSERT_NO_FATAL_FAILURE(start(main_));
   const std::string id = send_to_reviewer("held until asked");
-  // Nothing dials by itself: over a window longer than the boot reconcile, no link comes up.
-  EXPECT_FALSE(wait_until(
-      [&] { return peer_record(main_, "api").value("state", "") == "connected"; }, 1500ms))
-      << peer_state(main_, "api");
+  // Nothing dials by itself: once the moment of the boot reconcile has passed (the daemon says
+  // so), no dial was made, no link is up and the message still waits.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return main_.daemon_log().find(
+                   "peer boot reconcile skipped: peers.auto_connect is "
+                   "false; 1 peer(s)") != std::string::npos;
+      },
+      30s))
+      << main_.daemon_log();
+  const std::string log = main_.daemon_log();
+  const std::string this_run = log.substr(log.rfind("daemon starting"));
+  EXPECT_EQ(this_run.find("peer link up"), std::string::npos) << this_run;
+  EXPECT_EQ(this_run.find("peer dial failed"), std::string::npos) << this_run;
+  EXPECT_EQ(this_run.find("peer boot reconcile peer="), std::string::npos) << this_run;
+  EXPECT_NE(peer_record(main_, "api").value("state", ""), "connected") << peer_state(main_, "api");
   EXPECT_EQ(sent_state(id), "queued");
   auto rep = main_.thrum({"peer", "join", "--type", "repair", "api"});
   ASSERT_EQ(rep.exit_code, 0) << rep.out << rep.err;
