@@ -3,13 +3,18 @@
 // Shared by the benchmarks: a throwaway repo with a running daemon, driven through the real
 // `thrum` binary (THRUM_TEST_BINARY) and raw Unix-socket connections.
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>  // environ
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -137,6 +142,47 @@ inline std::pair<double, std::vector<double>> send_burst(const fs::path& sock, i
   std::vector<double> all;
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   return {secs, all};
+}
+
+/// The three load averages, "1.23 0.98 0.75", to print beside every figure.
+inline std::string loadavg() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+/// Wall time in ms of one `program args...` run in `cwd`, stdout and stderr discarded, with
+/// THRUM_NAME=`thrum_name` when one is given. Throws when it fails to start or exits non-zero.
+inline double time_program(const std::string& program, const fs::path& cwd,
+                           std::vector<std::string> args, const std::string& thrum_name = "") {
+  args.insert(args.begin(), program);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::vector<std::string> env_s;
+  for (char** e = environ; *e; ++e)
+    if (thrum_name.empty() || std::strncmp(*e, "THRUM_NAME=", 11) != 0) env_s.emplace_back(*e);
+  if (!thrum_name.empty()) env_s.push_back("THRUM_NAME=" + thrum_name);
+  std::vector<char*> envp;
+  for (auto& e : env_s) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
+  pid_t pid = 0;
+  const auto t0 = steady::now();
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("posix_spawn " + program + " failed");
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  const auto t1 = steady::now();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error(program + " failed");
+  return std::chrono::duration<double, std::milli>(t1 - t0).count();
 }
 
 }  // namespace thrum::bench

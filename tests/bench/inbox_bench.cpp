@@ -8,10 +8,6 @@
 // `thrum inbox` runs alternate between the small and the big one, back to back; it prints both
 // medians and their ratio with the load average (nothing an inbox shows may grow with it).
 //   thrum_bench_inbox --big 100000 [--messages 1000] [--runs 50]
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -21,45 +17,12 @@
 
 #include "bench_common.hpp"
 
-extern char** environ;
 using namespace thrum::bench;
 
 namespace {
 
-/// Wall time in ms of one `thrum args...` run in `cwd` as agent `name`, output discarded.
-double time_program(const std::string& program, const fs::path& cwd, const std::string& name,
-                    std::vector<std::string> args) {
-  args.insert(args.begin(), program);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (std::strncmp(*e, "THRUM_NAME=", 11) != 0) env_s.emplace_back(*e);
-  env_s.push_back("THRUM_NAME=" + name);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-  pid_t pid = 0;
-  const auto t0 = steady::now();
-  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), envp.data()) != 0)
-    throw std::runtime_error("posix_spawn failed");
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  const auto t1 = steady::now();
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("thrum failed");
-  return std::chrono::duration<double, std::milli>(t1 - t0).count();
-}
-
 double time_cli(const fs::path& cwd, const std::string& name, std::vector<std::string> args) {
-  return time_program(THRUM_TEST_BINARY, cwd, name, std::move(args));
+  return time_program(THRUM_TEST_BINARY, cwd, std::move(args), name);
 }
 
 void report(const char* what, const std::vector<double>& v) {
@@ -67,17 +30,6 @@ void report(const char* what, const std::vector<double>& v) {
   std::printf("| %s | %zu | %.2f | **%.2f** | **%.2f** | %.2f | %.2f |\n", what, v.size(), s.min,
               s.median, s.p90, s.max, s.mean);
   std::fflush(stdout);
-}
-
-std::string loadavg() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  char buf[64] = {0};
-  if (f) {
-    if (!std::fgets(buf, sizeof buf, f)) buf[0] = 0;
-    std::fclose(f);
-  }
-  std::string s(buf);
-  return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
 }
 
 int small_vs_big(int runs, int small, int big) {
@@ -131,7 +83,7 @@ int main(int argc, char** argv) {
   std::printf("|---|---|---|---|---|---|---|\n");
 
   std::vector<double> v;
-  for (int i = 0; i < runs; ++i) v.push_back(time_program("/bin/true", repo.root(), "reader", {}));
+  for (int i = 0; i < runs; ++i) v.push_back(time_program("/bin/true", repo.root(), {}));
   report("`/bin/true` (spawn + wait, this machine's floor)", v);
   v.clear();
   for (int i = 0; i < runs; ++i) v.push_back(time_cli(repo.root(), "reader", {"--version"}));

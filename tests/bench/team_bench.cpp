@@ -9,11 +9,7 @@
 //
 // `--before PATH` adds a `thrum team` row for another CLI binary (e.g. one built from an earlier
 // commit) run against the same daemon in the same interleaved rounds.
-#include <fcntl.h>
-#include <spawn.h>
 #include <sqlite3.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -23,34 +19,9 @@
 
 #include "bench_common.hpp"
 
-extern char** environ;
 using namespace thrum::bench;
 
 namespace {
-
-/// Wall time in ms of one `program args...` run in `cwd`, output discarded.
-double time_program(const std::string& program, const fs::path& cwd,
-                    std::vector<std::string> args) {
-  args.insert(args.begin(), program);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
-  pid_t pid = 0;
-  const auto t0 = steady::now();
-  if (posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0)
-    throw std::runtime_error("posix_spawn failed");
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  const auto t1 = steady::now();
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error(program + " failed");
-  return std::chrono::duration<double, std::milli>(t1 - t0).count();
-}
 
 /// Writes `n` proxy rows (`api:agent_0000`…) into the (stopped) daemon's database.
 void add_proxies(const fs::path& db_path, int n) {
@@ -77,17 +48,6 @@ void add_proxies(const fs::path& db_path, int n) {
   }
   exec("COMMIT");
   sqlite3_close(db);
-}
-
-std::string loadavg() {
-  std::FILE* f = std::fopen("/proc/loadavg", "r");
-  char buf[64] = {0};
-  if (f) {
-    if (!std::fgets(buf, sizeof buf, f)) buf[0] = 0;
-    std::fclose(f);
-  }
-  std::string s(buf);
-  return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
 }
 
 void report(const char* what, const std::vector<double>& v, double anchor_median) {

@@ -47,13 +47,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string loadavg() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 pid_t spawn(const std::vector<std::string>& args, const std::string& out_file = "/dev/null",
             const std::vector<std::string>& extra_env = {}) {
   std::vector<char*> argv;
