@@ -19,6 +19,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -152,21 +153,40 @@ inline std::string loadavg() {
   return a + " " + b + " " + c;
 }
 
+/// This process's environment with `extra` ("NAME=value") added; an entry of `extra` replaces
+/// the variable of the same name.
+inline std::vector<std::string> environment_with(const std::vector<std::string>& extra) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const std::string_view var(*e);
+    const bool replaced = std::any_of(extra.begin(), extra.end(), [&](const std::string& x) {
+      const auto eq = x.find('=');
+      return var.substr(0, eq + 1) == std::string_view(x).substr(0, eq + 1);
+    });
+    if (!replaced) env.emplace_back(var);
+  }
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+/// A null-terminated argv/envp array pointing into `strings` (which must outlive it).
+inline std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& x : strings) out.push_back(x.data());
+  out.push_back(nullptr);
+  return out;
+}
+
 /// Wall time in ms of one `program args...` run in `cwd`, stdout and stderr discarded, with
 /// THRUM_NAME=`thrum_name` when one is given. Throws when it fails to start or exits non-zero.
 inline double time_program(const std::string& program, const fs::path& cwd,
                            std::vector<std::string> args, const std::string& thrum_name = "") {
   args.insert(args.begin(), program);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e)
-    if (thrum_name.empty() || std::strncmp(*e, "THRUM_NAME=", 11) != 0) env_s.emplace_back(*e);
-  if (!thrum_name.empty()) env_s.push_back("THRUM_NAME=" + thrum_name);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> argv = c_strings(args);
+  std::vector<std::string> env =
+      environment_with(thrum_name.empty() ? std::vector<std::string>{}
+                                          : std::vector<std::string>{"THRUM_NAME=" + thrum_name});
+  std::vector<char*> envp = c_strings(env);
 
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);

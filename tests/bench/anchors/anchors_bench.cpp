@@ -40,8 +40,6 @@
 #include "bench_common.hpp"
 #include "peers/peer_setup.hpp"
 
-extern char** environ;
-
 namespace thrum::bench {
 namespace {
 
@@ -49,16 +47,10 @@ using namespace std::chrono_literals;
 
 pid_t spawn(const std::vector<std::string>& args, const std::string& out_file = "/dev/null",
             const std::vector<std::string>& extra_env = {}) {
-  std::vector<char*> argv;
   std::vector<std::string> a = args;
-  for (auto& x : a) argv.push_back(x.data());
-  argv.push_back(nullptr);
-  std::vector<std::string> env_s;
-  for (char** e = environ; *e; ++e) env_s.emplace_back(*e);
-  for (const auto& e : extra_env) env_s.push_back(e);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  std::vector<char*> argv = c_strings(a);
+  std::vector<std::string> env = environment_with(extra_env);
+  std::vector<char*> envp = c_strings(env);
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
