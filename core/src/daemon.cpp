@@ -252,11 +252,13 @@ int run_daemon(const DaemonOptions& opts) {
     spdlog::error("config save failed error=\"{}\"", e.what());
     startup_error(e.what());
     return 1;
+  const LogRotation rotation = log_rotation(config, limit_errors);
   }
   std::string port_error;
   auto env_ws = env_port("THRUM_WS_PORT", port_error);
   if (!port_error.empty()) {
     startup_error(port_error);
+  set_log_rotation(rotation);
     return 1;
   }
 
