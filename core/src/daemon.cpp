@@ -53,11 +53,14 @@ namespace {
 void restrict_runtime_file_modes(const RepoPaths& paths) {
   std::error_code ec;
   const std::string db = paths.db.filename().string();
+  const std::string log = paths.log.filename().string();
   const std::string log_stem = paths.log.stem().string();
   for (const auto& e : std::filesystem::directory_iterator(paths.var, ec)) {
     const std::string name = e.path().filename().string();
     const bool is_db = name.rfind(db, 0) == 0;
-    const bool is_log = name.rfind(log_stem + ".", 0) == 0 && e.path().extension() == ".log";
+    // daemon.log, our rotations daemon.log.<n>, and an older version's (spdlog's) daemon.<n>.log.
+    const bool is_log = name == log || name.rfind(log + ".", 0) == 0 ||
+                        (name.rfind(log_stem + ".", 0) == 0 && e.path().extension() == ".log");
     if (is_db || is_log) tighten_mode(e.path(), 0600);
   }
 }

@@ -51,7 +51,11 @@ TEST(LogRotation, TheConfiguredSizeAndCountHoldUnderLoad) {
   // Left by an earlier start that kept more files: the first rotation drops them.
   std::ofstream(repo.var() / "daemon.log.3") << "old\n";
   std::ofstream(repo.var() / "daemon.log.7") << "old\n";
+  // An old rotation readable by others (another umask, an older version) is closed at start.
+  std::ofstream(repo.var() / "daemon.log.1") << "old\n";
+  fs::permissions(repo.var() / "daemon.log.1", fs::perms(0644));
   repo.start_daemon();
+  EXPECT_EQ(file_mode(repo.var() / "daemon.log.1"), 0600);
   const auto port = *read_ws_port(repo.var());
 
   // ~70 bytes a line: about 5 rotations' worth.
