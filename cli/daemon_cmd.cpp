@@ -21,6 +21,7 @@
 #include "thrum/common/daemon_lock.hpp"
 #include "thrum/common/daemon_registry.hpp"
 #include "thrum/common/fs_util.hpp"
+#include "thrum/common/policy_record.hpp"
 
 namespace thrum::cli {
 namespace fs = std::filesystem;
@@ -112,6 +113,13 @@ Started start_daemon(const core::RepoPaths& paths, const std::optional<unsigned 
                 ") for repo " + paths.root.string());
   }
   core::ensure_dir(paths.var, 0700);
+  // The policy comes from this shell's environment; say so when it is not the one the previous
+  // daemon ran with (a restart from another shell would otherwise change transports silently).
+  const auto policy = core::policy_file_for_start();
+  if (auto w = core::policy_change_warning(core::recorded_policy_source(paths),
+                                           policy ? policy->string() : "");
+      !w.empty())
+    std::cerr << "warning: " << w << "\n";
   std::error_code ec;
   const std::streamoff log_start =
       fs::exists(paths.log, ec) ? static_cast<std::streamoff>(fs::file_size(paths.log, ec)) : 0;

@@ -31,7 +31,8 @@ const std::vector<EnvVar>& env_table() {
        "the WebSocket port for this start (wins over daemon.ws_port)",
        {"daemon start", "daemon run"}},
       {"THRUM_POLICY",
-       "operator policy file to use instead of /etc/thrum/transports.yaml (read again on SIGHUP)",
+       "operator policy file to use instead of /etc/thrum/transports.yaml (read again on "
+       "SIGHUP; start warns when it is not the previous daemon's)",
        {"daemon start", "daemon restart", "daemon run", "plugins"}},
       {"THRUM_PLUGIN_PATH",
        "more plugin directories, colon-separated (unless the policy sets "
@@ -305,7 +306,9 @@ std::string man_page(const CLI::App& root, const std::vector<std::string>& path)
          "plugins. In the foreground (\\fBthrum daemon run\\fR, the systemd user unit "
          "\\fBthrum@.service\\fR) it logs to stderr; started by \\fBthrum daemon start\\fR it logs "
          "to "
-         "\\fI.thrum/var/daemon.log\\fR, rotated at 10 MiB with 4 old files kept.\n"
+         "\\fI.thrum/var/daemon.log\\fR, rotated at \\fBdaemon.log_max_bytes\\fR (default 10 "
+         "MiB) with \\fBdaemon.log_files\\fR old files kept (default 4), both set in "
+         "\\fI.thrum/config.json\\fR.\n"
          ".SH SIGNALS\n"
          ".TP\n.B SIGTERM, SIGINT\nStop; every queued write is committed first.\n"
          ".TP\n.B SIGHUP\nReopen the log file and read the operator policy again: a transport it "

@@ -11,6 +11,7 @@ packages=(
   clang  # the `fuzz` preset (libFuzzer) and its smoke in scripts/test.sh
   iproute2 tcpdump procps
   lintian
+  zsh  # tests/e2e/help_test loads `thrum completion zsh` in a real zsh
 )
 # Optional: what the benchmarks compare against (tests/bench/anchors: Redis with AOF, and
 # valgrind for its callgrind mode). Only with --bench; nothing in the build or ctest needs them.

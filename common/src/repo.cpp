@@ -98,6 +98,7 @@ RepoPaths RepoPaths::for_root(const fs::path& root_in) {
   p.db = p.var / "thrum.db";
   p.peers = p.var / "peers.json";
   p.log = p.var / "daemon.log";
+  p.policy_source = p.var / "policy.source";
   p.tls = p.var / "tls";
   p.tsnet = p.var / "tsnet";
   return p;

@@ -25,6 +25,7 @@
 #include "thrum/common/daemon_registry.hpp"
 #include "thrum/common/fs_util.hpp"
 #include "thrum/common/ids.hpp"
+#include "thrum/common/policy_record.hpp"
 #include "thrum/core/incidents.hpp"
 #include "thrum/core/json_rpc.hpp"
 #include "thrum/core/log_throttle.hpp"
@@ -52,11 +53,14 @@ namespace {
 void restrict_runtime_file_modes(const RepoPaths& paths) {
   std::error_code ec;
   const std::string db = paths.db.filename().string();
+  const std::string log = paths.log.filename().string();
   const std::string log_stem = paths.log.stem().string();
   for (const auto& e : std::filesystem::directory_iterator(paths.var, ec)) {
     const std::string name = e.path().filename().string();
     const bool is_db = name.rfind(db, 0) == 0;
-    const bool is_log = name.rfind(log_stem + ".", 0) == 0 && e.path().extension() == ".log";
+    // daemon.log, our rotations daemon.log.<n>, and an older version's (spdlog's) daemon.<n>.log.
+    const bool is_log = name == log || name.rfind(log + ".", 0) == 0 ||
+                        (name.rfind(log_stem + ".", 0) == 0 && e.path().extension() == ".log");
     if (is_db || is_log) tighten_mode(e.path(), 0600);
   }
 }
@@ -136,6 +140,16 @@ void run_event_loop(asio::io_context& ioc) {
 }
 
 #ifdef THRUM_HAVE_PLUGIN_HOST
+/// var/policy.source; a failure costs only `daemon start`'s warning about a changed policy.
+void record_policy(const RepoPaths& paths, const std::string& source) {
+  try {
+    record_policy_source(paths, source);
+  } catch (const std::exception& e) {
+    spdlog::warn("policy source not recorded path={} error=\"{}\"", paths.policy_source.string(),
+                 e.what());
+  }
+}
+
 /// SIGHUP: the policy file is read again; transports it newly disables stop (their peers show
 /// `disabled`), newly enabled ones load and start. A policy that does not parse changes nothing.
 void reload_policy(PluginHost& plugins, PeerManager& peers) {
@@ -241,11 +255,13 @@ int run_daemon(const DaemonOptions& opts) {
   }
   std::vector<std::string> limit_errors;
   const ServerLimits limits = server_limits(config, limit_errors);
+  const LogRotation rotation = log_rotation(config, limit_errors);
   for (const auto& e : limit_errors) {
     spdlog::error("config invalid: {}", e);
     startup_error(paths.config.string() + ": " + e);
   }
   if (!limit_errors.empty()) return 1;
+  set_log_rotation(rotation);
   try {
     if (config.bootstrap_identity(paths)) config.save(paths);
   } catch (const std::exception& e) {
@@ -421,6 +437,11 @@ int run_daemon(const DaemonOptions& opts) {
     spdlog::warn("daemon registry not written dir={} error=\"{}\"", daemon_registry.dir().string(),
                  e.what());
   }
+#ifdef THRUM_HAVE_PLUGIN_HOST
+  // What the next `daemon start` compares its own policy with. Only once serving: a daemon
+  // that failed to start applied no policy.
+  record_policy(paths, plugins->policy_source());
+#endif
   dispatcher.add("daemon.info", [&](const json&, const rpc::CallContext&, rpc::Respond respond) {
     json info = {{"log", daemon_log_target()}, {"policy", ""}, {"plugins", json::array()}};
 #ifdef THRUM_HAVE_PLUGIN_HOST
@@ -458,6 +479,7 @@ int run_daemon(const DaemonOptions& opts) {
       spdlog::info("daemon reload signal=SIGHUP log={}", daemon_log_target());
 #ifdef THRUM_HAVE_PLUGIN_HOST
       reload_policy(*plugins, *peers);
+      record_policy(paths, plugins->policy_source());
       readiness.reloaded("policy " + plugins->policy_source());
 #else
       readiness.reloaded("reloaded");

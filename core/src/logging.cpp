@@ -16,8 +16,6 @@
 namespace thrum::core {
 namespace {
 
-constexpr std::size_t kRotateBytes = 10 * 1024 * 1024;
-constexpr int kKeepFiles = 4;
 constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%fZ %l %v";
 
 /// A size-rotated log file that can also be reopened by name (SIGHUP after an external
@@ -35,11 +33,17 @@ class LogFileSink final : public spdlog::sinks::base_sink<std::mutex> {
     open_locked();
   }
 
+  /// Takes effect from the next line.
+  void set_rotation(const LogRotation& r) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    rotation_ = r;
+  }
+
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t buf;
     formatter_->format(msg, buf);
-    if (size_ + buf.size() > kRotateBytes && size_ > 0) rotate_locked();
+    if (size_ + buf.size() > rotation_.max_bytes && size_ > 0) rotate_locked();
     write_all(buf.data(), buf.size());
   }
   void flush_() override {}  // every line is one write(2) straight to the file
@@ -69,14 +73,20 @@ class LogFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   void rotate_locked() {
     const std::string base = path_.string();
-    for (int i = kKeepFiles - 1; i >= 1; --i)
+    for (int i = rotation_.keep_files - 1; i >= 1; --i)
       ::rename((base + "." + std::to_string(i)).c_str(),
                (base + "." + std::to_string(i + 1)).c_str());
     ::rename(base.c_str(), (base + ".1").c_str());
+    // Numbers past the count are what a start with a larger daemon.log_files left: nothing
+    // would ever rotate or delete them. Only here, when this sink renumbers the files anyway,
+    // so that a log nobody rotates (external logrotate, SIGHUP) keeps whatever it has.
+    for (int i = rotation_.keep_files + 1; i <= LogRotation::kMaxKeepFiles; ++i)
+      ::unlink((base + "." + std::to_string(i)).c_str());
     open_locked();
   }
 
   std::filesystem::path path_;
+  LogRotation rotation_;  // defaults until the daemon has read its config
   int fd_ = -1;
   std::size_t size_ = 0;
 };
@@ -107,6 +117,10 @@ void setup_stderr_logging() {
   g_file_sink.reset();
   g_target = "stderr";
   install(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+}
+
+void set_log_rotation(const LogRotation& rotation) {
+  if (g_file_sink) g_file_sink->set_rotation(rotation);
 }
 
 void reopen_daemon_log() {

@@ -170,7 +170,12 @@ bool valid_id(const std::string& id) {
 
 std::optional<fs::path> Policy::locate(const fs::path& etc_path) {
   if (const char* env = std::getenv("THRUM_POLICY"); env != nullptr && *env != '\0') {
-    return fs::path(env);  // must exist: load_file says so if it does not
+    // Must exist: load_file says so if it does not. Absolute, because `daemon status` and
+    // var/policy.source show it to shells with another current directory; the CLI's
+    // policy_file_for_start (common/src/policy_record.cpp) does the same lookup.
+    std::error_code ec;
+    fs::path abs = fs::absolute(env, ec);
+    return ec ? fs::path(env) : abs.lexically_normal();
   }
   std::error_code ec;
   if (fs::exists(etc_path, ec)) return etc_path;

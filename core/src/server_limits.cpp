@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "thrum/common/config.hpp"
+#include "thrum/core/logging.hpp"
 
 namespace thrum::core {
 
@@ -41,6 +42,17 @@ ServerLimits server_limits(const Config& config, std::vector<std::string>& error
     out.max_connections = static_cast<std::size_t>(*n);
   if (auto s = daemon_int(config, "unix_idle_timeout_seconds", 0, 7 * 24 * 3600, errors))
     out.unix_idle_timeout = std::chrono::seconds(*s);
+  return out;
+}
+
+LogRotation log_rotation(const Config& config, std::vector<std::string>& errors) {
+  LogRotation out;
+  if (auto n = daemon_int(config, "log_max_bytes", static_cast<int64_t>(LogRotation::kMinMaxBytes),
+                          static_cast<int64_t>(LogRotation::kMaxMaxBytes), errors))
+    out.max_bytes = static_cast<std::size_t>(*n);
+  if (auto n = daemon_int(config, "log_files", LogRotation::kMinKeepFiles,
+                          LogRotation::kMaxKeepFiles, errors))
+    out.keep_files = static_cast<int>(*n);
   return out;
 }
 

@@ -7,9 +7,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <string>
 
@@ -198,6 +200,58 @@ TEST(DaemonList, ShowsTwoRunningDaemonsAndDropsAKilledOne) {
 
   a.stop_daemon();
   EXPECT_EQ(list()["daemons"].size(), 0u) << "a stopped daemon unregisters";
+}
+
+// -- the policy in force is recorded, and a start that changes it says so ----------------------
+
+TEST(DaemonStart, WarnsWhenItsPolicyIsNotThePreviousDaemonsAndStatusShowsIt) {
+  TempRepo repo;
+  ScratchDir dir;
+  // Canonical: the relative THRUM_POLICY below is made absolute against getcwd(), which
+  // resolves symlinks (a symlinked TMPDIR).
+  const fs::path a = fs::canonical(dir.path()) / "a.yaml";
+  std::ofstream(a) << "transports:\n  local: { enabled: true }\n";
+  const std::map<std::string, std::string> with_a{{"THRUM_POLICY", a.string()}};
+  const std::string none =
+      fs::exists("/etc/thrum/transports.yaml") ? "/etc/thrum/transports.yaml" : "no policy file";
+  auto start = [&](const std::map<std::string, std::string>& env) {
+    auto r = repo.thrum({"daemon", "start"}, env);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    return r.err;
+  };
+
+  EXPECT_EQ(start(with_a), "") << "nothing recorded yet: nothing to warn about";
+  EXPECT_EQ(file_mode(repo.var() / "policy.source"), 0600);
+  auto st = repo.thrum({"daemon", "status"});
+  EXPECT_NE(st.out.find("Policy:     " + a.string() + "\n"), std::string::npos) << st.out;
+  EXPECT_EQ(parse_json(repo.thrum({"daemon", "status", "--json"}).out)["policy"], a.string());
+  repo.stop_daemon();
+
+  // Another shell, without THRUM_POLICY.
+  const std::string warned = start({});
+  EXPECT_NE(warned.find("policy: this start uses " + none), std::string::npos) << warned;
+  EXPECT_NE(warned.find("the previous daemon used " + a.string() +
+                        " (set THRUM_POLICY=" + a.string() + " to keep it)"),
+            std::string::npos)
+      << warned;
+  EXPECT_EQ(std::count(warned.begin(), warned.end(), '\n'), 1) << "one line:\n" << warned;
+  EXPECT_EQ(parse_json(repo.thrum({"daemon", "status", "--json"}).out)["policy"],
+            none == "no policy file" ? "" : none);
+  repo.stop_daemon();
+  EXPECT_EQ(start({}), "") << "the same policy as last time: no warning";
+
+  // restart checks too; a relative THRUM_POLICY is the same file as its absolute path.
+  auto r = run_process(THRUM_TEST_BINARY, {"daemon", "restart", "--repo", repo.root().string()},
+                       dir.path(), {{"THRUM_POLICY", "a.yaml"}});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(
+      r.err.find("policy: this start uses " + a.string() + "; the previous daemon used " + none),
+      std::string::npos)
+      << r.err;
+  EXPECT_EQ(parse_json(repo.thrum({"daemon", "status", "--json"}).out)["policy"], a.string());
+  r = repo.thrum({"daemon", "restart"}, with_a);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.err, "");
 }
 
 // -- SIGHUP re-reads the operator policy -------------------------------------------------------

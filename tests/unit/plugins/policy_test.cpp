@@ -119,6 +119,9 @@ TEST(Policy, LocateUsesEnvThenEtcThenNone) {
   }
   test::ScopedEnv env("THRUM_POLICY", "/nonexistent/policy.yaml");
   EXPECT_EQ(Policy::locate(etc), std::filesystem::path("/nonexistent/policy.yaml"));
+  // Relative: made absolute, since `daemon status` shows it to shells elsewhere.
+  test::ScopedEnv rel("THRUM_POLICY", "conf/./p.yaml");
+  EXPECT_EQ(Policy::locate(etc), std::filesystem::current_path() / "conf" / "p.yaml");
 }
 
 TEST(Policy, MissingExplicitFileIsAnError) {

@@ -18,16 +18,17 @@ struct RepoPaths {
   /// paths) — `$XDG_RUNTIME_DIR/thrum/<hash>.sock` or `/tmp/thrum-<uid>/<hash>.sock`, named by a
   /// hash of the repo path; the daemon records the one it serves in `sock_record`.
   std::filesystem::path sock;
-  std::filesystem::path sock_record;   ///< var/sock.path (only while the socket lives elsewhere)
-  std::filesystem::path pid;           ///< var/thrum.pid
-  std::filesystem::path lock;          ///< var/thrum.lock
-  std::filesystem::path ws_port;       ///< var/ws.port (present only while the daemon runs)
-  std::filesystem::path ws_port_last;  ///< var/ws.port.last (the port `auto` tries to reuse)
-  std::filesystem::path db;            ///< var/thrum.db
-  std::filesystem::path peers;         ///< var/peers.json
-  std::filesystem::path log;           ///< var/daemon.log
-  std::filesystem::path tls;           ///< var/tls
-  std::filesystem::path tsnet;         ///< var/tsnet
+  std::filesystem::path sock_record;    ///< var/sock.path (only while the socket lives elsewhere)
+  std::filesystem::path pid;            ///< var/thrum.pid
+  std::filesystem::path lock;           ///< var/thrum.lock
+  std::filesystem::path ws_port;        ///< var/ws.port (present only while the daemon runs)
+  std::filesystem::path ws_port_last;   ///< var/ws.port.last (the port `auto` tries to reuse)
+  std::filesystem::path db;             ///< var/thrum.db
+  std::filesystem::path peers;          ///< var/peers.json
+  std::filesystem::path log;            ///< var/daemon.log
+  std::filesystem::path policy_source;  ///< var/policy.source (the policy the daemon last used)
+  std::filesystem::path tls;            ///< var/tls
+  std::filesystem::path tsnet;          ///< var/tsnet
 
   static RepoPaths for_root(const std::filesystem::path& root);
   /// Whether the socket lives outside var/ (its path there would be too long).
