@@ -10,7 +10,8 @@ add_library(thrum_plugin_host STATIC
   ${_thrum_ph_dir}/src/policy.cpp
 )
 add_library(thrum::plugin_host ALIAS thrum_plugin_host)
-target_include_directories(thrum_plugin_host PUBLIC ${_thrum_ph_dir}/include)
+target_include_directories(thrum_plugin_host PUBLIC ${_thrum_ph_dir}/include
+                           PRIVATE ${PROJECT_SOURCE_DIR}/common/include)  # policy_lookup.hpp
 target_link_libraries(thrum_plugin_host
   PUBLIC thrum::sdk nlohmann_json::nlohmann_json
   PRIVATE spdlog::spdlog yaml-cpp Boost::headers ${CMAKE_DL_LIBS})

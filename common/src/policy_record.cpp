@@ -16,17 +16,6 @@ std::string shown(const std::string& source) {
 
 }  // namespace
 
-std::optional<fs::path> policy_file_for_start(const fs::path& etc_path) {
-  if (const char* env = std::getenv("THRUM_POLICY"); env != nullptr && *env != '\0') {
-    std::error_code ec;
-    fs::path abs = fs::absolute(env, ec);
-    return ec ? fs::path(env) : abs.lexically_normal();
-  }
-  std::error_code ec;
-  if (fs::exists(etc_path, ec)) return etc_path;
-  return std::nullopt;
-}
-
 std::optional<std::string> recorded_policy_source(const RepoPaths& paths) {
   auto text = read_file_or_nothing(paths.policy_source);
   if (!text) return std::nullopt;

@@ -1,9 +1,10 @@
 #include "thrum/core/policy.hpp"
 
+#include "thrum/common/policy_lookup.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -169,17 +170,7 @@ bool valid_id(const std::string& id) {
 }  // namespace
 
 std::optional<fs::path> Policy::locate(const fs::path& etc_path) {
-  if (const char* env = std::getenv("THRUM_POLICY"); env != nullptr && *env != '\0') {
-    // Must exist: load_file says so if it does not. Absolute, because `daemon status` and
-    // var/policy.source show it to shells with another current directory; the CLI's
-    // policy_file_for_start (common/src/policy_record.cpp) does the same lookup.
-    std::error_code ec;
-    fs::path abs = fs::absolute(env, ec);
-    return ec ? fs::path(env) : abs.lexically_normal();
-  }
-  std::error_code ec;
-  if (fs::exists(etc_path, ec)) return etc_path;
-  return std::nullopt;
+  return policy_file_for_start(etc_path);
 }
 
 Policy Policy::load_file(const fs::path& file) {

@@ -1,4 +1,4 @@
-// The policy lookup the CLI does (it cannot link the YAML-reading Policy::locate) and the one
+// The policy lookup the daemon and the CLI share (policy_lookup.hpp) and the one
 // warning line `daemon start` prints when the policy changed since the previous daemon.
 #include "thrum/common/policy_record.hpp"
 

@@ -12,18 +12,10 @@
 #include <optional>
 #include <string>
 
+#include "thrum/common/policy_lookup.hpp"
 #include "thrum/common/repo.hpp"
 
 namespace thrum::core {
-
-inline constexpr const char* kEtcPolicyPath = "/etc/thrum/transports.yaml";
-
-/// The policy file a daemon started now, from this environment, would use — the lookup of
-/// Policy::locate (core/src/policy.cpp), which the CLI cannot link: $THRUM_POLICY if set and
-/// not empty, made absolute against the current directory (the daemon's too), else `etc_path`
-/// if it exists, else nullopt (no policy).
-std::optional<std::filesystem::path> policy_file_for_start(
-    const std::filesystem::path& etc_path = kEtcPolicyPath);
 
 /// The recorded policy ("" = the daemon ran with none), nullopt when nothing is recorded.
 std::optional<std::string> recorded_policy_source(const RepoPaths& paths);
