@@ -136,8 +136,8 @@ END;
 
 }  // namespace
 
-Store::Store(const std::filesystem::path& path, EventLoop& loop)
-    : loop_(loop), writer_(path.string(), false, /*batch_wal_writes=*/true) {
+Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit_on)
+    : loop_(loop), writer_(path.string(), false, /*batch_wal_writes=*/true), commit_on_(commit_on) {
   // A new database gets 1 KiB pages: a message touches about a dozen B-tree pages (rows and
   // index entries of a few dozen bytes each) and each goes to the WAL whole, so the page size
   // is what a message costs on disk. Ignored for an existing database (WAL mode fixes the
@@ -158,16 +158,17 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop)
   sqlite3_wal_hook(writer_.handle(), &Store::on_wal_commit, this);
   reader_ = sql::Db(path.string());
   reader_.exec("PRAGMA query_only=ON");
-  thread_ = std::thread([this] { run_writer(); });
+  if (commit_on_ == CommitOn::kWriterThread) thread_ = std::thread([this] { run_writer(); });
 }
 
 int Store::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
-  static_cast<Store*>(self)->wal_pages_ = frames;  // writer thread
+  static_cast<Store*>(self)->wal_pages_ = frames;  // the committing thread
   return SQLITE_OK;
 }
 
 Store::~Store() {
   close();
+  *alive_ = false;  // a flush still posted to the loop finds the store gone and does nothing
 }
 
 void Store::migrate() {
@@ -205,6 +206,17 @@ void Store::write(Job job, Done done, Durability durability) {
     if (!closing_) {
       queue_.push_back(Pending{std::move(job), std::move(done), durability});
       if (durability == Durability::kSynced) ++synced_queued_;
+      if (commit_on_ == CommitOn::kLoop) {
+        // One flush for everything queued before it runs: behind the handlers already ready,
+        // so the requests read in this loop iteration share its commit.
+        if (!flush_posted_) {
+          flush_posted_ = true;
+          loop_.post([this, alive = alive_] {
+            if (*alive) flush_on_loop();
+          });
+        }
+        return;
+      }
       // Wake the writer only when it has something to act on: a first job, or the last one
       // of the group it is waiting for (a wake-up per job costs two context switches).
       if (queue_.size() == 1 || synced_queued_ == expect_) cv_.notify_one();
@@ -220,7 +232,6 @@ void Store::write(Job job, Done done, Durability durability) {
 void Store::run_writer() {
   ::pthread_setname_np(::pthread_self(), "thrum-store");  // for top -H, perf, /proc/<pid>/task
   std::vector<Pending> batch;
-  bool synced = true;  // the constructor set synchronous=FULL
   // Group commit across writers that each wait for their previous write before the next (e.g.
   // N agents sending): the synced jobs of the last batch plus those that queued while it
   // committed are the writers currently active. When more than one is, wait (up to
@@ -240,79 +251,125 @@ void Store::run_writer() {
       batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
       queue_.clear();
     }
-    const bool need_sync = std::any_of(batch.begin(), batch.end(), [](const Pending& p) {
-      return p.durability == Durability::kSynced;
-    });
-    std::vector<std::exception_ptr> results(batch.size());
-    std::exception_ptr commit_error;
-    try {
-      // Transaction control statements are prepared once (cached): a batch of N jobs runs
-      // 2N + 2 of them.
-      if (need_sync != synced) {
-        if (need_sync)
-          writer_.cached("PRAGMA synchronous=FULL").run();
-        else
-          writer_.cached("PRAGMA synchronous=NORMAL").run();
-        synced = need_sync;
-      }
-      writer_.cached("BEGIN IMMEDIATE").run();
-      for (size_t i = 0; i < batch.size(); ++i) {
-        writer_.cached("SAVEPOINT job").run();
-        try {
-          batch[i].job(writer_);
-          writer_.cached("RELEASE job").run();
-        } catch (...) {
-          results[i] = std::current_exception();
-          writer_.cached("ROLLBACK TO job").run();
-          writer_.cached("RELEASE job").run();
-        }
-      }
-      writer_.cached("COMMIT").run();
-    } catch (...) {
-      commit_error = std::current_exception();
-      try {
-        writer_.exec("ROLLBACK");
-      } catch (...) {
-      }
-      spdlog::error("store commit failed jobs={}", batch.size());
-    }
+    const std::vector<std::exception_ptr> results = commit(batch);
     {
       std::lock_guard lk(mu_);
-      stats_.commits++;
-      stats_.jobs += batch.size();
-      if (!need_sync) stats_.unsynced_commits++;
       // Counted before the dones go out: what queued meanwhile came from other writers.
       if (in_batch > 0) expect_ = in_batch + synced_queued_;
     }
-    // One loop handler for the whole batch, in queue order.
-    auto dones = std::make_shared<std::vector<std::pair<Done, std::exception_ptr>>>();
-    dones->reserve(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i)
-      dones->emplace_back(std::move(batch[i].done), commit_error ? commit_error : results[i]);
-    loop_.post([dones] {
-      for (auto& [done, err] : *dones)
-        if (done) done(err);
-    });
+    post_dones(batch, results);
     batch.clear();
-    // While the callers handle their answers. PASSIVE never waits for readers; with no write
-    // in between it usually copies everything, and the next transaction starts the WAL over.
-    if (wal_pages_ >= kCheckpointPages) {
-      int log_pages = 0, copied = 0;
-      int rc = sqlite3_wal_checkpoint_v2(writer_.handle(), "main", SQLITE_CHECKPOINT_PASSIVE,
-                                         &log_pages, &copied);
-      if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        spdlog::warn("store checkpoint failed rc={} error=\"{}\"", rc,
-                     sqlite3_errmsg(writer_.handle()));
-      wal_pages_ = 0;
-    }
+    checkpoint_if_due();  // while the callers handle their answers
   }
 }
 
+void Store::post_dones(std::vector<Pending>& batch, const std::vector<std::exception_ptr>& results) {
+  // One loop handler for the whole batch, in queue order.
+  auto dones = std::make_shared<std::vector<std::pair<Done, std::exception_ptr>>>();
+  dones->reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i)
+    dones->emplace_back(std::move(batch[i].done), results[i]);
+  loop_.post([dones] {
+    for (auto& [done, err] : *dones)
+      if (done) done(err);
+  });
+}
+
+void Store::flush_on_loop() {
+  std::vector<Pending> batch;
+  {
+    std::lock_guard lk(mu_);
+    flush_posted_ = false;
+    if (closing_) return;  // close() committed the queue and reported it
+    synced_queued_ = 0;
+    batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
+  }
+  if (batch.empty()) return;
+  const std::vector<std::exception_ptr> results = commit(batch);
+  // Already on the loop, in a handler of our own: the answers go out now, in queue order. A
+  // `done` that writes again queues for the next flush.
+  for (size_t i = 0; i < batch.size(); ++i)
+    if (batch[i].done) batch[i].done(results[i]);
+  checkpoint_if_due();
+}
+
+std::vector<std::exception_ptr> Store::commit(std::vector<Pending>& batch) {
+  const bool need_sync = std::any_of(batch.begin(), batch.end(), [](const Pending& p) {
+    return p.durability == Durability::kSynced;
+  });
+  std::vector<std::exception_ptr> results(batch.size());
+  std::exception_ptr commit_error;
+  try {
+    // Transaction control statements are prepared once (cached): a batch of N jobs runs
+    // 2N + 2 of them.
+    if (need_sync != synced_) {
+      if (need_sync)
+        writer_.cached("PRAGMA synchronous=FULL").run();
+      else
+        writer_.cached("PRAGMA synchronous=NORMAL").run();
+      synced_ = need_sync;
+    }
+    writer_.cached("BEGIN IMMEDIATE").run();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      writer_.cached("SAVEPOINT job").run();
+      try {
+        batch[i].job(writer_);
+        writer_.cached("RELEASE job").run();
+      } catch (...) {
+        results[i] = std::current_exception();
+        writer_.cached("ROLLBACK TO job").run();
+        writer_.cached("RELEASE job").run();
+      }
+    }
+    writer_.cached("COMMIT").run();
+  } catch (...) {
+    commit_error = std::current_exception();
+    try {
+      writer_.exec("ROLLBACK");
+    } catch (...) {
+    }
+    spdlog::error("store commit failed jobs={}", batch.size());
+  }
+  if (commit_error) std::fill(results.begin(), results.end(), commit_error);
+  std::lock_guard lk(mu_);
+  stats_.commits++;
+  stats_.jobs += batch.size();
+  if (!need_sync) stats_.unsynced_commits++;
+  return results;
+}
+
+void Store::checkpoint_if_due() {
+  // PASSIVE never waits for readers; with no write in between it usually copies everything,
+  // and the next transaction starts the WAL over.
+  if (wal_pages_ < kCheckpointPages) return;
+  int log_pages = 0, copied = 0;
+  int rc = sqlite3_wal_checkpoint_v2(writer_.handle(), "main", SQLITE_CHECKPOINT_PASSIVE,
+                                     &log_pages, &copied);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+    spdlog::warn("store checkpoint failed rc={} error=\"{}\"", rc,
+                 sqlite3_errmsg(writer_.handle()));
+  wal_pages_ = 0;
+}
+
 void Store::close() {
+  std::vector<Pending> batch;
   {
     std::lock_guard lk(mu_);
     if (closing_ && !thread_.joinable()) return;
     closing_ = true;
+    if (commit_on_ == CommitOn::kLoop) {
+      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+      queue_.clear();
+      synced_queued_ = 0;
+    }
+  }
+  if (commit_on_ == CommitOn::kLoop) {
+    if (batch.empty()) return;
+    // The flush that was posted for these finds the store closing and does nothing; their
+    // answers go to the loop as the writer thread's would (a stopped loop drops them).
+    post_dones(batch, commit(batch));
+    return;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();

@@ -35,6 +35,21 @@ class TestLoop final : public EventLoop {
     ADD_FAILURE() << "the store does not use timers";
     return nullptr;
   }
+  /// Runs what is queued now (and what that queues), without waiting; returns how many ran.
+  int run_ready() {
+    int n = 0;
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::lock_guard lk(mu_);
+        if (q_.empty()) return n;
+        fn = std::move(q_.front());
+        q_.pop_front();
+      }
+      fn();
+      ++n;
+    }
+  }
   /// Runs posted work until `pred` holds or `timeout` passes; returns pred().
   bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -63,8 +78,9 @@ class StoreTest : public ::testing::Test {
     std::string tmpl = (fs::temp_directory_path() / "thrum-store-XXXXXX").string();
     ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
-    store_ = std::make_unique<Store>(dir_ / "thrum.db", loop_);
+    store_ = std::make_unique<Store>(dir_ / "thrum.db", loop_, commit_on());
   }
+  virtual Store::CommitOn commit_on() const { return Store::CommitOn::kWriterThread; }
   void TearDown() override {
     store_.reset();
     std::error_code ec;
@@ -332,6 +348,177 @@ TEST_F(StoreTest, DatabaseFromANewerThrumIsRefused) {
   } catch (const sql::Error& e) {
     EXPECT_NE(std::string(e.what()).find("99"), std::string::npos) << e.what();
   }
+}
+
+// -- CommitOn::kLoop: the loop commits, with the same batching and durability -----------------
+
+class LoopCommitTest : public StoreTest {
+ protected:
+  Store::CommitOn commit_on() const override { return Store::CommitOn::kLoop; }
+};
+
+TEST_F(LoopCommitTest, JobsRunOnTheLoopAndDoneSeesTheWrite) {
+  const auto loop_thread = std::this_thread::get_id();  // run_until runs the loop here
+  for (int i = 0; i < 20; ++i) {
+    bool done = false;
+    std::thread::id job_thread;
+    const std::string id = "agent-" + std::to_string(i);
+    store_->write(
+        [&, id](sql::Db& db) {
+          job_thread = std::this_thread::get_id();
+          insert_agent(id)(db);
+        },
+        [&](std::exception_ptr e) {
+          EXPECT_FALSE(e);
+          EXPECT_TRUE(agent_exists(id)) << "done runs after the commit";
+          done = true;
+        });
+    EXPECT_FALSE(done) << "write() only queues; the loop commits";
+    ASSERT_TRUE(loop_.run_until([&] { return done; }));
+    EXPECT_EQ(job_thread, loop_thread);
+  }
+  EXPECT_EQ(count_agents(), 20);
+  EXPECT_EQ(store_->stats().commits, 20u);
+}
+
+TEST_F(LoopCommitTest, WritesQueuedBeforeTheFlushShareOneCommitAndAFailureStaysItsOwn) {
+  // Three requests handled in one loop iteration: one commit, in order, the failing job alone
+  // rolled back.
+  std::vector<std::string> order;
+  std::exception_ptr failed;
+  store_->write(insert_agent("alice"), [&](std::exception_ptr e) {
+    EXPECT_FALSE(e);
+    order.push_back("alice");
+  });
+  store_->write(
+      [](sql::Db& db) {
+        insert_agent("half-done")(db);
+        db.exec("INSERT INTO no_such_table VALUES(1)");
+      },
+      [&](std::exception_ptr e) {
+        failed = e;
+        order.push_back("failed");
+      });
+  store_->write(insert_agent("bob"), [&](std::exception_ptr e) {
+    EXPECT_FALSE(e);
+    order.push_back("bob");
+  });
+  EXPECT_EQ(loop_.run_ready(), 1) << "one flush for the three";
+  EXPECT_EQ(order, (std::vector<std::string>{"alice", "failed", "bob"}));
+  ASSERT_TRUE(failed);
+  EXPECT_NE(what(failed).find("no_such_table"), std::string::npos) << what(failed);
+  EXPECT_TRUE(agent_exists("alice"));
+  EXPECT_TRUE(agent_exists("bob"));
+  EXPECT_FALSE(agent_exists("half-done"));
+  EXPECT_EQ(store_->stats().commits, 1u);
+  EXPECT_EQ(store_->stats().jobs, 3u);
+}
+
+TEST_F(LoopCommitTest, ADoneThatWritesAgainGetsTheNextCommit) {
+  bool second = false;
+  store_->write(insert_agent("first"), [&](std::exception_ptr e) {
+    EXPECT_FALSE(e);
+    store_->write(insert_agent("second"), [&](std::exception_ptr e2) {
+      EXPECT_FALSE(e2);
+      second = true;
+    });
+  });
+  ASSERT_TRUE(loop_.run_until([&] { return second; }));
+  EXPECT_EQ(store_->stats().commits, 2u);
+  EXPECT_EQ(count_agents(), 2);
+}
+
+TEST_F(LoopCommitTest, WritesFromOtherThreadsAreCommittedOnTheLoop) {
+  constexpr int kThreads = 4, kEach = 100;
+  std::atomic<int> done{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i)
+        store_->write(insert_agent("w" + std::to_string(t) + "-" + std::to_string(i)),
+                      [&](std::exception_ptr e) {
+                        EXPECT_FALSE(e);
+                        ++done;
+                      });
+    });
+  for (auto& w : writers) w.join();
+  ASSERT_TRUE(loop_.run_until([&] { return done == kThreads * kEach; }, 60s));
+  EXPECT_EQ(count_agents(), kThreads * kEach);
+  EXPECT_LT(store_->stats().commits, store_->stats().jobs);
+}
+
+TEST_F(LoopCommitTest, DeferredBatchesDoNotSyncAndMixedOnesDo) {
+  auto sync_level = [](sql::Db& db) {
+    auto st = db.prepare("PRAGMA synchronous");
+    st.step();
+    return st.integer(0);
+  };
+  int64_t deferred = -1, mixed = -1;
+  int done = 0;
+  store_->write([&](sql::Db& db) { deferred = sync_level(db); }, [&](std::exception_ptr) { ++done; },
+                Store::Durability::kDeferred);
+  ASSERT_TRUE(loop_.run_until([&] { return done == 1; }));
+  store_->write([&](sql::Db& db) { mixed = sync_level(db); }, [&](std::exception_ptr) { ++done; },
+                Store::Durability::kDeferred);
+  store_->write(insert_agent("s"), [&](std::exception_ptr) { ++done; });
+  ASSERT_TRUE(loop_.run_until([&] { return done == 3; }));
+  EXPECT_EQ(deferred, 1);
+  EXPECT_EQ(mixed, 2) << "a batch with a synced job is synced as a whole";
+  EXPECT_EQ(store_->stats().unsynced_commits, 1u);
+}
+
+TEST_F(LoopCommitTest, CloseCommitsWhatIsQueuedAndThePostedFlushDoesNothing) {
+  int done = 0;
+  for (int i = 0; i < 50; ++i)
+    store_->write(insert_agent("q" + std::to_string(i)), [&](std::exception_ptr e) {
+      EXPECT_FALSE(e);
+      ++done;
+    });
+  store_->close();  // as at shutdown: the loop has stopped with the flush still posted
+  EXPECT_EQ(store_->stats().commits, 1u);
+  std::exception_ptr late;
+  store_->write(insert_agent("too-late"), [&](std::exception_ptr e) { late = e; });
+  store_.reset();  // the posted flush outlives the store (ASan checks it touches nothing)
+  loop_.run_ready();
+  EXPECT_EQ(done, 50);
+  ASSERT_TRUE(late);
+  EXPECT_NE(what(late).find("closed"), std::string::npos) << what(late);
+
+  TestLoop loop2;
+  Store reopened(dir_ / "thrum.db", loop2);
+  auto st = reopened.reader().prepare("SELECT count(*) FROM agents");
+  st.step();
+  EXPECT_EQ(st.integer(0), 50);
+}
+
+TEST_F(LoopCommitTest, EveryCommitSurvivesCheckpointsAndAReopen) {
+  const std::string pad(2000, 'x');
+  int done_count = 0;
+  for (int i = 0; i < 1500; ++i) {
+    store_->write(
+        [id = "r" + std::to_string(i), pad](sql::Db& db) {
+          db.prepare(
+                "INSERT INTO agents(agent_id, intent, registered_at, last_seen_at) "
+                "VALUES(?1, ?2, 'now', 'now')")
+              .bind(1, id)
+              .bind(2, pad)
+              .run();
+        },
+        [&](std::exception_ptr e) {
+          EXPECT_FALSE(e);
+          ++done_count;
+        },
+        i % 2 == 0 ? Store::Durability::kSynced : Store::Durability::kDeferred);
+    if (i % 5 == 0) loop_.run_ready();
+  }
+  ASSERT_TRUE(loop_.run_until([&] { return done_count == 1500; }, 60s));
+  store_.reset();
+  TestLoop loop2;
+  Store reopened(dir_ / "thrum.db", loop2, Store::CommitOn::kLoop);
+  auto st = reopened.reader().prepare("SELECT count(*), sum(length(intent)) FROM agents");
+  st.step();
+  EXPECT_EQ(st.integer(0), 1500);
+  EXPECT_EQ(st.integer(1), int64_t{1500} * 2000);
 }
 
 }  // namespace

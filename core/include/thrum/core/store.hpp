@@ -6,8 +6,10 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "thrum/core/event_loop.hpp"
 #include "thrum/core/sqlite.hpp"
@@ -42,6 +44,14 @@ namespace thrum::core {
 ///
 /// Reads use a separate connection owned by the loop thread (WAL readers never block the
 /// writer). A read issued after a write's `done` has run sees that write.
+///
+/// CommitOn::kLoop commits on the event loop instead of the writer thread, as Redis does with
+/// `appendfsync always`: write() queues the job and posts one flush; the flush runs after the
+/// handlers that were already ready (every request read in the same loop iteration joins the
+/// batch), commits them in one transaction and runs their `done`s at once. That removes two
+/// thread hand-offs per write (loop -> writer -> loop), each a scheduler wake-up, at the price
+/// of the loop not serving while it fsyncs. Batching, savepoints, durability and the order of
+/// `done`s are the same in both modes (docs/design-decisions.md, "Store: where commits run").
 class Store {
  public:
   using Job = std::function<void(sql::Db&)>;
@@ -52,17 +62,26 @@ class Store {
     kDeferred,  ///< committed before `done` runs; on disk with the next synced commit
   };
 
+  enum class CommitOn {
+    kWriterThread,  ///< a dedicated thread commits; the loop keeps serving during fsync
+    kLoop,          ///< the event loop commits (no thread hand-off per write)
+  };
+
   /// Opens or creates the database and brings its schema up to date. Throws sql::Error.
-  Store(const std::filesystem::path& path, EventLoop& loop);
+  Store(const std::filesystem::path& path, EventLoop& loop,
+        CommitOn commit_on = CommitOn::kWriterThread);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  /// Queues `job`. Thread-safe. After close() the job fails with an error.
+  /// Queues `job`. Thread-safe. After close() the job fails with an error. With
+  /// CommitOn::kLoop the job itself runs on the loop thread too.
   void write(Job job, Done done, Durability durability = Durability::kSynced);
   /// The loop thread's read connection.
   sql::Db& reader() { return reader_; }
-  /// Commits everything queued, then stops the writer thread. Idempotent.
+  /// Commits everything queued, then stops the writer thread. Idempotent. With CommitOn::kLoop
+  /// it commits on the calling thread, which must be the loop's (or the loop has stopped), and
+  /// posts the `done`s to the loop like the writer thread would.
   void close();
 
   struct Stats {
@@ -81,6 +100,12 @@ class Store {
     Durability durability;
   };
   void run_writer();
+  void flush_on_loop();
+  /// Runs `batch` in one transaction (a savepoint per job) on the calling thread: each job's
+  /// outcome, or the commit's error for all of them. Whichever thread commits; never both.
+  std::vector<std::exception_ptr> commit(std::vector<Pending>& batch);
+  void checkpoint_if_due();
+  void post_dones(std::vector<Pending>& batch, const std::vector<std::exception_ptr>& results);
   void migrate();
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames);
 
@@ -94,7 +119,11 @@ class Store {
   size_t expect_ = 1;         // synced jobs the writer expects per batch (see run_writer)
   bool closing_ = false;
   Stats stats_;
-  int wal_pages_ = 0;  // writer thread: WAL size after the last commit
+  int wal_pages_ = 0;     // committing thread: WAL size after the last commit
+  bool synced_ = true;    // committing thread: PRAGMA synchronous is FULL (the constructor's)
+  const CommitOn commit_on_;
+  bool flush_posted_ = false;                                // kLoop: a flush is on the loop
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // kLoop: for that flush
   std::thread thread_;
 };
 
