@@ -13,6 +13,7 @@
 #include <functional>
 #include <iostream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -108,6 +109,16 @@ std::optional<unsigned short> env_port(const char* name, std::string& error) {
     return std::nullopt;
   }
   return static_cast<unsigned short>(n);
+}
+
+/// THRUM_STORE_COMMIT: where the store commits (docs/design-decisions.md, "Store: where commits
+/// run"). "loop" (the default) or "thread"; anything else is refused at start.
+std::optional<Store::CommitOn> env_commit_on(std::string& error) {
+  const char* v = std::getenv("THRUM_STORE_COMMIT");
+  if (!v || !*v || std::string_view(v) == "loop") return Store::CommitOn::kLoop;
+  if (std::string_view(v) == "thread") return Store::CommitOn::kWriterThread;
+  error = std::string("THRUM_STORE_COMMIT must be \"loop\" or \"thread\", got \"") + v + "\"";
+  return std::nullopt;
 }
 
 json incidents_json() {
@@ -289,9 +300,16 @@ int run_daemon(const DaemonOptions& opts) {
 
   asio::io_context ioc(1);
   AsioLoop loop(ioc);
+  std::string commit_error;
+  const auto commit_on = env_commit_on(commit_error);
+  if (!commit_on) {
+    spdlog::error("daemon start failed error=\"{}\"", commit_error);
+    startup_error(commit_error);
+    return 1;
+  }
   std::unique_ptr<Store> store;
   try {
-    store = std::make_unique<Store>(paths.db, loop);
+    store = std::make_unique<Store>(paths.db, loop, *commit_on);
   } catch (const std::exception& e) {
     spdlog::error("store open failed error=\"{}\"", e.what());
     startup_error("cannot open " + paths.db.string() + ": " + e.what());
