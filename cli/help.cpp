@@ -30,6 +30,10 @@ const std::vector<EnvVar>& env_table() {
       {"THRUM_WS_PORT",
        "the WebSocket port for this start (wins over daemon.ws_port)",
        {"daemon start", "daemon run"}},
+      {"THRUM_STORE_COMMIT",
+       "where the store commits: loop (default: on the event loop) or thread (a writer "
+       "thread; the loop keeps serving during fsync)",
+       kDaemonStart},
       {"THRUM_POLICY",
        "operator policy file to use instead of /etc/thrum/transports.yaml (read again on "
        "SIGHUP; start warns when it is not the previous daemon's)",

@@ -404,6 +404,27 @@ TEST(DaemonLifecycle, ThrumWsPortEnvChoosesThePort) {
   EXPECT_NE(bad.err.find("THRUM_WS_PORT"), std::string::npos) << bad.err;
 }
 
+TEST(DaemonLifecycle, StoreCommitModeIsChosenByEnvironmentAndAWrongOneIsRefused) {
+  // Both modes serve writes (a registration is a store commit); a typo is not silently the
+  // default.
+  for (const char* mode : {"thread", "loop"}) {
+    TempRepo repo;
+    repo.start_daemon({{"THRUM_STORE_COMMIT", mode}});
+    UnixRpcClient c(repo.var() / "thrum.sock");
+    auto r = c.call("agent.register", {{"name", "w1"}, {"role", "tester"}});
+    EXPECT_FALSE(r.contains("error")) << mode << ": " << r.dump();
+    EXPECT_TRUE(c.call("agent.list")["result"].dump().find("w1") != std::string::npos) << mode;
+    repo.stop_daemon();
+  }
+  TempRepo repo;
+  auto bad = run_thrum({"daemon", "run"}, repo.root(), {{"THRUM_STORE_COMMIT", "threads"}},
+                       std::nullopt, 10s);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("THRUM_STORE_COMMIT must be \"loop\" or \"thread\", got \"threads\""),
+            std::string::npos)
+      << bad.err;
+}
+
 TEST(DaemonLifecycle, ForegroundRunStopsCleanlyOnSigint) {
   TempRepo repo;
   Child fg(THRUM_TEST_BINARY, {"daemon", "run"}, repo.root());
