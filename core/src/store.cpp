@@ -247,9 +247,7 @@ void Store::run_writer() {
       if (expect_ > 1 && synced_queued_ < expect_)
         cv_.wait_for(lk, kGroupCommitWait, [&] { return closing_ || synced_queued_ >= expect_; });
       in_batch = synced_queued_;
-      synced_queued_ = 0;
-      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-      queue_.clear();
+      take_queue_locked(batch);
     }
     const std::vector<std::exception_ptr> results = commit(batch);
     {
@@ -263,7 +261,14 @@ void Store::run_writer() {
   }
 }
 
-void Store::post_dones(std::vector<Pending>& batch, const std::vector<std::exception_ptr>& results) {
+void Store::take_queue_locked(std::vector<Pending>& batch) {
+  batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  synced_queued_ = 0;
+}
+
+void Store::post_dones(std::vector<Pending>& batch,
+                       const std::vector<std::exception_ptr>& results) {
   // One loop handler for the whole batch, in queue order.
   auto dones = std::make_shared<std::vector<std::pair<Done, std::exception_ptr>>>();
   dones->reserve(batch.size());
@@ -281,9 +286,7 @@ void Store::flush_on_loop() {
     std::lock_guard lk(mu_);
     flush_posted_ = false;
     if (closing_) return;  // close() committed the queue and reported it
-    synced_queued_ = 0;
-    batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-    queue_.clear();
+    take_queue_locked(batch);
   }
   if (batch.empty()) return;
   const std::vector<std::exception_ptr> results = commit(batch);
@@ -358,11 +361,7 @@ void Store::close() {
     std::lock_guard lk(mu_);
     if (closing_ && !thread_.joinable()) return;
     closing_ = true;
-    if (commit_on_ == CommitOn::kLoop) {
-      batch.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
-      queue_.clear();
-      synced_queued_ = 0;
-    }
+    if (commit_on_ == CommitOn::kLoop) take_queue_locked(batch);
   }
   if (commit_on_ == CommitOn::kLoop) {
     if (batch.empty()) return;

@@ -100,6 +100,19 @@ class StoreTest : public ::testing::Test {
     st.step();
     return st.integer(0);
   }
+  /// What the next process finds in the file: a fresh Store (its own loop, this fixture's mode).
+  struct OnDisk {
+    int64_t agents;
+    int64_t intent_bytes;
+  };
+  OnDisk reopen_and_count() {
+    TestLoop loop;
+    Store reopened(dir_ / "thrum.db", loop, commit_on());
+    auto st =
+        reopened.reader().prepare("SELECT count(*), coalesce(sum(length(intent)), 0) FROM agents");
+    st.step();
+    return {st.integer(0), st.integer(1)};
+  }
   bool agent_exists(const std::string& id) {
     auto st = store_->reader().prepare("SELECT 1 FROM agents WHERE agent_id=?1");
     st.bind(1, id);
@@ -300,12 +313,9 @@ TEST_F(StoreTest, ReaderSeesEveryCommitAndAReopenRecoversThemAllPastCheckpoints)
   const int rows = 3000 + 60 * 199;
   EXPECT_EQ(count_agents(), rows);
   store_.reset();
-  TestLoop loop2;
-  Store reopened(dir_ / "thrum.db", loop2);
-  auto st = reopened.reader().prepare("SELECT count(*), sum(length(intent)) FROM agents");
-  st.step();
-  EXPECT_EQ(st.integer(0), rows);
-  EXPECT_EQ(st.integer(1), int64_t{rows} * 2000);
+  const auto on_disk = reopen_and_count();
+  EXPECT_EQ(on_disk.agents, rows);
+  EXPECT_EQ(on_disk.intent_bytes, int64_t{rows} * 2000);
 }
 
 TEST_F(StoreTest, CloseCommitsWhatIsQueuedAndRefusesLaterWrites) {
@@ -328,11 +338,7 @@ TEST_F(StoreTest, CloseCommitsWhatIsQueuedAndRefusesLaterWrites) {
   store_->close();  // idempotent
 
   // Everything acknowledged is in the file for the next process.
-  TestLoop loop2;
-  Store reopened(dir_ / "thrum.db", loop2);
-  auto st = reopened.reader().prepare("SELECT count(*) FROM agents");
-  st.step();
-  EXPECT_EQ(st.integer(0), 50);
+  EXPECT_EQ(reopen_and_count().agents, 50);
 }
 
 TEST_F(StoreTest, DatabaseFromANewerThrumIsRefused) {
@@ -455,8 +461,8 @@ TEST_F(LoopCommitTest, DeferredBatchesDoNotSyncAndMixedOnesDo) {
   };
   int64_t deferred = -1, mixed = -1;
   int done = 0;
-  store_->write([&](sql::Db& db) { deferred = sync_level(db); }, [&](std::exception_ptr) { ++done; },
-                Store::Durability::kDeferred);
+  store_->write([&](sql::Db& db) { deferred = sync_level(db); },
+                [&](std::exception_ptr) { ++done; }, Store::Durability::kDeferred);
   ASSERT_TRUE(loop_.run_until([&] { return done == 1; }));
   store_->write([&](sql::Db& db) { mixed = sync_level(db); }, [&](std::exception_ptr) { ++done; },
                 Store::Durability::kDeferred);
@@ -484,11 +490,7 @@ TEST_F(LoopCommitTest, CloseCommitsWhatIsQueuedAndThePostedFlushDoesNothing) {
   ASSERT_TRUE(late);
   EXPECT_NE(what(late).find("closed"), std::string::npos) << what(late);
 
-  TestLoop loop2;
-  Store reopened(dir_ / "thrum.db", loop2);
-  auto st = reopened.reader().prepare("SELECT count(*) FROM agents");
-  st.step();
-  EXPECT_EQ(st.integer(0), 50);
+  EXPECT_EQ(reopen_and_count().agents, 50);
 }
 
 TEST_F(LoopCommitTest, EveryCommitSurvivesCheckpointsAndAReopen) {
@@ -513,12 +515,9 @@ TEST_F(LoopCommitTest, EveryCommitSurvivesCheckpointsAndAReopen) {
   }
   ASSERT_TRUE(loop_.run_until([&] { return done_count == 1500; }, 60s));
   store_.reset();
-  TestLoop loop2;
-  Store reopened(dir_ / "thrum.db", loop2, Store::CommitOn::kLoop);
-  auto st = reopened.reader().prepare("SELECT count(*), sum(length(intent)) FROM agents");
-  st.step();
-  EXPECT_EQ(st.integer(0), 1500);
-  EXPECT_EQ(st.integer(1), int64_t{1500} * 2000);
+  const auto on_disk = reopen_and_count();
+  EXPECT_EQ(on_disk.agents, 1500);
+  EXPECT_EQ(on_disk.intent_bytes, int64_t{1500} * 2000);
 }
 
 }  // namespace

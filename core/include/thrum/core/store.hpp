@@ -101,6 +101,8 @@ class Store {
   };
   void run_writer();
   void flush_on_loop();
+  /// Moves everything queued into `batch` (and zeroes the synced count). Caller holds mu_.
+  void take_queue_locked(std::vector<Pending>& batch);
   /// Runs `batch` in one transaction (a savepoint per job) on the calling thread: each job's
   /// outcome, or the commit's error for all of them. Whichever thread commits; never both.
   std::vector<std::exception_ptr> commit(std::vector<Pending>& batch);
@@ -119,10 +121,10 @@ class Store {
   size_t expect_ = 1;         // synced jobs the writer expects per batch (see run_writer)
   bool closing_ = false;
   Stats stats_;
-  int wal_pages_ = 0;     // committing thread: WAL size after the last commit
-  bool synced_ = true;    // committing thread: PRAGMA synchronous is FULL (the constructor's)
+  int wal_pages_ = 0;   // committing thread: WAL size after the last commit
+  bool synced_ = true;  // committing thread: PRAGMA synchronous is FULL (the constructor's)
   const CommitOn commit_on_;
-  bool flush_posted_ = false;                                // kLoop: a flush is on the loop
+  bool flush_posted_ = false;                                   // kLoop: a flush is on the loop
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // kLoop: for that flush
   std::thread thread_;
 };
