@@ -134,6 +134,41 @@ AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries BEGIN
 END;
 )sql";
 
+// Version 3: the message map folds into the rows it described, so a message costs two B-tree
+// pages fewer on each side (the map's table and its index; docs/design-decisions.md, "Schema
+// v3: the message map lives on its rows").
+//   messages.origin_peer: the peer a message came over (its id there is origin_message_id),
+//     which is where read receipts and replies to it go.
+//   deliveries.peer / deliveries.remote_id: on a row that crossed a link, the peer that
+//     stored it and the id it gave it there (set by the acknowledgement, in the UPDATE that
+//     marks the row delivered: no page of its own), which replies to it use.
+// The backfill moves every map row that can be placed: inbound messages by their origin id;
+// a message the map knows on one peer only by that; a message sent to several peers by the
+// prefix of its recipients' rows, matched to the peer through its current proxies.
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE messages ADD COLUMN origin_peer TEXT;
+ALTER TABLE deliveries ADD COLUMN peer TEXT;
+ALTER TABLE deliveries ADD COLUMN remote_id TEXT;
+UPDATE messages SET origin_peer = mm.peer FROM message_map mm
+  WHERE messages.origin_daemon IS NOT NULL AND mm.local_id = messages.message_id
+    AND mm.remote_id = messages.origin_message_id;
+UPDATE deliveries SET peer = mm.peer, remote_id = mm.remote_id
+  FROM (SELECT local_id, min(peer) AS peer, min(remote_id) AS remote_id FROM message_map
+        GROUP BY local_id HAVING count(*) = 1) AS mm
+  WHERE deliveries.message_id = mm.local_id AND instr(deliveries.recipient_id, ':') > 0
+    AND deliveries.delivered_at IS NOT NULL;
+CREATE TEMP TABLE v3_peer_prefix AS
+  SELECT DISTINCT peer_name AS peer, substr(agent_id, 1, instr(agent_id, ':') - 1) AS prefix
+  FROM agents WHERE kind = 'proxy' AND peer_name IS NOT NULL AND instr(agent_id, ':') > 1;
+UPDATE deliveries SET peer = mm.peer, remote_id = mm.remote_id
+  FROM message_map mm JOIN v3_peer_prefix pp ON pp.peer = mm.peer
+  WHERE deliveries.peer IS NULL AND deliveries.delivered_at IS NOT NULL
+    AND deliveries.message_id = mm.local_id
+    AND pp.prefix = substr(deliveries.recipient_id, 1, instr(deliveries.recipient_id, ':') - 1);
+DROP TABLE v3_peer_prefix;
+DROP TABLE message_map;
+)sql";
+
 }  // namespace
 
 Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit_on)
@@ -185,7 +220,7 @@ void Store::migrate() {
                      "); upgrade thrum, or move var/thrum.db aside to start empty");
   }
   // Each step is one transaction: a crash mid-migration leaves the previous version intact.
-  const char* steps[] = {kSchemaV1, kSchemaV2};
+  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
   static_assert(sizeof(steps) / sizeof(steps[0]) == kSchemaVersion);
   for (int v = version + 1; v <= kSchemaVersion; ++v) {
     writer_.exec("BEGIN IMMEDIATE");

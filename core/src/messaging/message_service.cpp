@@ -208,6 +208,7 @@ void MessageService::apply_inbound(const std::vector<InboundMessage>& batch,
     m.created_at = now_rfc3339();
     m.origin_daemon = in.origin_daemon;
     m.origin_message_id = in.origin_id;
+    m.origin_peer = in.peer;
     m.recipients = std::move(recipients);
     work->push_back(std::move(p));
   }
@@ -227,7 +228,6 @@ void MessageService::apply_inbound(const std::vector<InboundMessage>& batch,
             } else {
               if (p.new_proxy) store::insert_proxy(db, *p.new_proxy, true);
               store::insert_message(db, p.m, p.new_thread);
-              store::record_remote_id(db, p.peer, p.m.message_id, *p.m.origin_message_id);
             }
             db.cached("RELEASE inbound").run();
           } catch (const std::exception& e) {

@@ -122,8 +122,8 @@ void insert_message(sql::Db& db, StoredMessage& m, const std::string& new_thread
   }
   db.cached(
         "INSERT INTO messages(message_id, thread_id, reply_to, author_id, body, format, "
-        "audience, created_at, origin_daemon, origin_message_id) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")
+        "audience, created_at, origin_daemon, origin_message_id, origin_peer) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)")
       .bind(1, m.message_id)
       .bind(2, m.thread_id)
       .bind(3, m.reply_to)
@@ -134,6 +134,7 @@ void insert_message(sql::Db& db, StoredMessage& m, const std::string& new_thread
       .bind(8, m.created_at)
       .bind(9, m.origin_daemon)
       .bind(10, m.origin_message_id)
+      .bind(11, m.origin_peer)
       .run();
   m.seq = db.last_insert_rowid();
   auto ins = db.cached(
@@ -162,15 +163,6 @@ std::optional<std::string> find_by_origin(sql::Db& db, const std::string& origin
   dup.bind(1, origin_daemon).bind(2, origin_id);
   if (dup.step()) return dup.text(0);
   return std::nullopt;
-}
-
-void record_remote_id(sql::Db& db, const std::string& peer, const std::string& local_id,
-                      const std::string& remote_id) {
-  db.cached("INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
-      .bind(1, peer)
-      .bind(2, local_id)
-      .bind(3, remote_id)
-      .run();
 }
 
 bool message_exists(sql::Db& reader, const std::string& message_id) {

@@ -37,9 +37,6 @@ void insert_queued_delivery(sql::Db& db, const std::string& recipient, int64_t s
 /// Our id for a message a peer delivered before (dedup on origin daemon + its id).
 std::optional<std::string> find_by_origin(sql::Db& db, const std::string& origin_daemon,
                                           const std::string& origin_id);
-/// Our id ↔ the peer's id for a message it sent us (reply threading).
-void record_remote_id(sql::Db& db, const std::string& peer, const std::string& local_id,
-                      const std::string& remote_id);
 bool message_exists(sql::Db& reader, const std::string& message_id);
 /// The message with its recipients, or nullopt.
 std::optional<StoredMessage> load_message(sql::Db& reader, const std::string& message_id);

@@ -54,13 +54,18 @@ void Outbox::settle(const std::string& peer, std::vector<Settlement> rows, Done 
           db.cached("DELETE FROM outbox WHERE id=?1").bind(1, a.row_id).run();
           if (!a.deliver) continue;
           for (const auto& r : a.recipients) {
+            // The peer's id goes on the row it answered for, in the UPDATE that marks it
+            // delivered: the same page, so threading costs the disk nothing (schema v3).
             if (a.refused.empty())
               db.cached(
-                    "UPDATE deliveries SET delivered_at=?1 WHERE message_id=?2 AND "
-                    "recipient_id=?3")
+                    "UPDATE deliveries SET delivered_at=?1, peer=?4, remote_id=?5 WHERE "
+                    "message_id=?2 AND recipient_id=?3")
                   .bind(1, now)
                   .bind(2, a.message_id)
                   .bind(3, r)
+                  .bind(4, peer)
+                  .bind(5, a.remote_id.empty() ? std::optional<std::string>()
+                                               : std::optional<std::string>(a.remote_id))
                   .run();
             else
               db.cached("UPDATE deliveries SET failed=?1 WHERE message_id=?2 AND recipient_id=?3")
@@ -69,13 +74,6 @@ void Outbox::settle(const std::string& peer, std::vector<Settlement> rows, Done 
                   .bind(3, r)
                   .run();
           }
-          if (!a.remote_id.empty())
-            db.cached(
-                  "INSERT OR REPLACE INTO message_map(peer, local_id, remote_id) VALUES(?1,?2,?3)")
-                .bind(1, peer)
-                .bind(2, a.message_id)
-                .bind(3, a.remote_id)
-                .run();
         }
       },
       std::move(done), Store::Durability::kDeferred);
@@ -97,7 +95,10 @@ void Outbox::drop(const std::string& peer, const std::string& prefix,
         c.bind(1, peer);
         if (c.step()) *dropped = c.integer(0);
         db.cached("DELETE FROM outbox WHERE peer=?1").bind(1, peer).run();
-        db.cached("DELETE FROM message_map WHERE peer=?1").bind(1, peer).run();
+        // What tied our messages to its ids goes too, as the message map did: a peer paired
+        // again later under this name is a new party, and its numbering starts afresh.
+        db.cached("UPDATE deliveries SET remote_id=NULL WHERE peer=?1").bind(1, peer).run();
+        db.cached("UPDATE messages SET origin_peer=NULL WHERE origin_peer=?1").bind(1, peer).run();
         db.cached(
               "UPDATE deliveries SET failed='peer removed' WHERE delivered_at IS NULL AND "
               "failed IS NULL AND substr(recipient_id, 1, length(?1) + 1) = ?1 || ':'")
@@ -128,11 +129,11 @@ void Outbox::queue_receipts(std::vector<ReceiptToSend> receipts, Done done) {
 std::vector<std::pair<std::string, std::string>> Outbox::receipt_targets(
     const std::vector<std::string>& message_ids) {
   std::vector<std::pair<std::string, std::string>> out;
+  auto q = store_.reader().cached(
+      "SELECT origin_peer, origin_message_id FROM messages WHERE message_id=?1 AND origin_peer "
+      "IS NOT NULL AND origin_message_id IS NOT NULL AND audience != 'broadcast:everyone'");
   for (const auto& id : message_ids) {
-    auto q = store_.reader().cached(
-        "SELECT mm.peer, mm.remote_id FROM messages m JOIN message_map mm ON mm.local_id = "
-        "m.message_id WHERE m.message_id=?1 AND m.origin_daemon IS NOT NULL AND m.audience != "
-        "'broadcast:everyone'");
+    q.reset();
     q.bind(1, id);
     if (q.step()) out.emplace_back(q.text(0), q.text(1));
   }
@@ -155,9 +156,14 @@ void Outbox::apply_receipts(std::vector<ReceiptFromPeer> receipts, Done done) {
 }
 
 std::optional<std::string> Outbox::remote_id(const std::string& peer, const std::string& local_id) {
-  auto q =
-      store_.reader().cached("SELECT remote_id FROM message_map WHERE peer=?1 AND local_id=?2");
-  q.bind(1, peer).bind(2, local_id);
+  // Either the message came from that peer (its id there is the origin id), or we sent it
+  // there and the peer's answer put its id on the delivery row.
+  auto q = store_.reader().cached(
+      "SELECT origin_message_id FROM messages WHERE message_id=?1 AND origin_peer=?2 AND "
+      "origin_message_id IS NOT NULL "
+      "UNION ALL SELECT remote_id FROM deliveries WHERE message_id=?1 AND peer=?2 AND "
+      "remote_id IS NOT NULL LIMIT 1");
+  q.bind(1, local_id).bind(2, peer);
   if (q.step()) return q.text(0);
   return std::nullopt;
 }

@@ -1,8 +1,9 @@
 #pragma once
-// The durable per-peer queue of what still has to cross a link (SPEC §6.4), the message map
-// (our id ↔ a peer's id for the same message) and the read state peers report back: every SQL
-// statement about them, and the outbox row codec. The peer layer calls these; nothing outside
-// store/ touches those tables.
+// The durable per-peer queue of what still has to cross a link (SPEC §6.4), which id a peer
+// gave each message (kept on the rows themselves since schema v3: messages.origin_peer for what
+// came from a peer, deliveries.peer/remote_id for what went to one) and the read state peers
+// report back: every SQL statement about them, and the outbox row codec. The peer layer calls
+// these; nothing outside store/ touches the outbox or those columns.
 
 #include <cstdint>
 #include <exception>
@@ -64,13 +65,13 @@ class Outbox {
   /// Up to `limit` rows of `peer` after row `after_id`, in order (loop thread, read connection).
   std::vector<OutboxRow> page(const std::string& peer, int64_t after_id, int64_t limit);
   /// Deletes the rows, marks their delivery rows delivered (or failed with the reason) and
-  /// records the peer's ids, in one store job that does not wait for an fsync: if a power cut
+  /// records the peer's ids on them, in one store job that does not wait for an fsync: if a power cut
   /// loses it the rows are sent again, and the peer answers a redelivery with the id it gave
   /// the first time.
   void settle(const std::string& peer, std::vector<Settlement> rows, Done done);
   /// Deliver rows queued for `peer`.
   int64_t queued(const std::string& peer);
-  /// Drops `peer`'s queue and message map and fails its undelivered proxies' delivery rows
+  /// Drops `peer`'s queue and what tied our messages to its ids, and fails its undelivered proxies' delivery rows
   /// (peer remove). `done(dropped deliver rows, error)`.
   void drop(const std::string& peer, const std::string& prefix,
             std::function<void(int64_t, std::exception_ptr)> done);

@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "frozen_schema.hpp"
 #include "store/messages.hpp"
 #include "support/manual_loop.hpp"
 #include "thrum/core/sqlite.hpp"
@@ -22,33 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The schema as version 1 created it (frozen here: the migration must keep accepting it).
-constexpr const char* kFrozenV1 = R"sql(
-CREATE TABLE agents (agent_id TEXT PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'agent',
-  role TEXT NOT NULL DEFAULT '', module TEXT NOT NULL DEFAULT '', display TEXT NOT NULL DEFAULT '',
-  worktree TEXT NOT NULL DEFAULT '', hostname TEXT NOT NULL DEFAULT '', agent_pid INTEGER,
-  intent TEXT NOT NULL DEFAULT '', session_id TEXT, session_started_at TEXT, peer_name TEXT,
-  remote_name TEXT, registered_at TEXT NOT NULL, last_seen_at TEXT NOT NULL);
-CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE,
-  thread_id TEXT, reply_to TEXT, author_id TEXT NOT NULL, body TEXT NOT NULL,
-  format TEXT NOT NULL DEFAULT 'markdown', audience TEXT NOT NULL, created_at TEXT NOT NULL,
-  origin_daemon TEXT, origin_message_id TEXT);
-CREATE INDEX messages_author ON messages(author_id, seq);
-CREATE INDEX messages_thread ON messages(thread_id);
-CREATE UNIQUE INDEX messages_origin ON messages(origin_daemon, origin_message_id)
-  WHERE origin_daemon IS NOT NULL;
-CREATE TABLE deliveries (recipient_id TEXT NOT NULL, seq INTEGER NOT NULL,
-  message_id TEXT NOT NULL, delivered_at TEXT, read_at TEXT, failed TEXT,
-  PRIMARY KEY (recipient_id, seq)) WITHOUT ROWID;
-CREATE UNIQUE INDEX deliveries_message ON deliveries(message_id, recipient_id);
-CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, peer TEXT NOT NULL, kind TEXT NOT NULL,
-  message_id TEXT, payload TEXT NOT NULL, created_at TEXT NOT NULL);
-CREATE INDEX outbox_peer ON outbox(peer, id);
-CREATE TABLE message_map (peer TEXT NOT NULL, local_id TEXT NOT NULL, remote_id TEXT NOT NULL,
-  PRIMARY KEY (peer, local_id)) WITHOUT ROWID;
-CREATE UNIQUE INDEX message_map_remote ON message_map(peer, remote_id);
-PRAGMA user_version=1;
-)sql";
 
 class InboxCountsTest : public ::testing::Test {
  protected:
@@ -189,7 +163,7 @@ TEST_F(InboxCountsTest, ADatabaseMadeByVersionOneGetsExactCounts) {
   {
     sql::Db db(db_path().string());
     db.exec("PRAGMA journal_mode=WAL");
-    db.exec(kFrozenV1);
+    db.exec(test::kFrozenV1);
     db.exec(
         "INSERT INTO messages(seq, message_id, author_id, body, audience, created_at) VALUES"
         "(1,'m1','bob','a','agent:alice','t'),(2,'m2','bob','b','agent:alice','t'),"

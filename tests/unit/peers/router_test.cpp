@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/messages.hpp"
 #include "testbed.hpp"
 #include "thrum/core/peer_registry.hpp"
 
@@ -49,6 +50,22 @@ class RouterTest : public ::testing::Test {
     m.format = "markdown";
     m.created_at = "2026-12-02T10:00:00Z";
     return m;
+  }
+
+  /// Stores `m` with a queued delivery row for each of `queued` (as a send to proxies does).
+  void store_message(StoredMessage m, std::vector<std::string> queued) {
+    bool done = false;
+    bed_.store->write(
+        [&](sql::Db& db) {
+          m.audience = "agent:x";
+          store::insert_message(db, m, "thr_" + m.message_id);
+          for (const auto& q : queued) store::insert_queued_delivery(db, q, m.seq, m.message_id);
+        },
+        [&](std::exception_ptr e) {
+          ASSERT_FALSE(e);
+          done = true;
+        });
+    ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
   }
 
   test::PeerTestbed bed_;
@@ -94,13 +111,15 @@ TEST_F(RouterTest, AProxyWhosePeerIsGoneIsAClearError) {
 }
 
 TEST_F(RouterTest, AReplyCarriesThePeersIdForTheMessageItAnswers) {
-  // The peer acknowledged our msg_local as its msg_theirs.
+  // We sent msg_local to api:reviewer_api; the peer acknowledged it as its msg_theirs.
+  store_message(message("msg_local"), {"api:reviewer_api"});
   bool done = false;
-  bed_.ctx->outbox.settle("api", {store::Settlement{1, true, "msg_local", "msg_theirs", "", {}}},
-                          [&](std::exception_ptr e) {
-                            ASSERT_FALSE(e);
-                            done = true;
-                          });
+  bed_.ctx->outbox.settle(
+      "api", {store::Settlement{1, true, "msg_local", "msg_theirs", "", {"api:reviewer_api"}}},
+      [&](std::exception_ptr e) {
+        ASSERT_FALSE(e);
+        done = true;
+      });
   ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
   Agent a = proxy("api", "reviewer_api"), c = proxy("infra", "ops");
   StoredMessage m = message("msg_reply");
@@ -109,6 +128,49 @@ TEST_F(RouterTest, AReplyCarriesThePeersIdForTheMessageItAnswers) {
   ASSERT_EQ(items.size(), 2u);
   EXPECT_EQ(items[0].payload["reply_to"], "msg_theirs");
   EXPECT_FALSE(items[1].payload.contains("reply_to")) << "infra never saw that message";
+}
+
+TEST_F(RouterTest, AReplyToAMessageFromAPeerCarriesItsIdThere) {
+  // msg_in came over api, where it is msg_origin.
+  StoredMessage in = message("msg_in");
+  in.author_id = "api:reviewer_api";
+  in.origin_daemon = "d_api";
+  in.origin_message_id = "msg_origin";
+  in.origin_peer = "api";
+  store_message(in, {});
+  Agent a = proxy("api", "reviewer_api"), c = proxy("infra", "ops");
+  StoredMessage m = message("msg_reply");
+  m.reply_to = "msg_in";
+  auto items = router_.route(m, {&a, &c}, false);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].payload["reply_to"], "msg_origin");
+  EXPECT_FALSE(items[1].payload.contains("reply_to")) << "msg_in never went to infra";
+  // Reading it sends the receipt to api, in api's numbering.
+  auto targets = bed_.ctx->outbox.receipt_targets({"msg_in", "msg_reply"});
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0], std::make_pair(std::string("api"), std::string("msg_origin")));
+}
+
+TEST_F(RouterTest, RemovingAPeerForgetsTheIdsItGaveUs) {
+  store_message(message("msg_local"), {"api:reviewer_api"});
+  StoredMessage in = message("msg_in");
+  in.author_id = "api:reviewer_api";
+  in.origin_daemon = "d_api";
+  in.origin_message_id = "msg_origin";
+  in.origin_peer = "api";
+  store_message(in, {});
+  bool done = false;
+  bed_.ctx->outbox.settle(
+      "api", {store::Settlement{1, true, "msg_local", "msg_theirs", "", {"api:reviewer_api"}}},
+      [&](std::exception_ptr) { done = true; });
+  ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
+  ASSERT_EQ(bed_.ctx->outbox.remote_id("api", "msg_local"), "msg_theirs");
+  done = false;
+  bed_.ctx->outbox.drop("api", "api", [&](int64_t, std::exception_ptr) { done = true; });
+  ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
+  EXPECT_EQ(bed_.ctx->outbox.remote_id("api", "msg_local"), std::nullopt);
+  EXPECT_EQ(bed_.ctx->outbox.remote_id("api", "msg_in"), std::nullopt);
+  EXPECT_TRUE(bed_.ctx->outbox.receipt_targets({"msg_in"}).empty());
 }
 
 TEST_F(RouterTest, PrefixesNameTheirPeer) {

@@ -47,6 +47,8 @@ struct StoredMessage {
   std::string created_at;
   std::optional<std::string> origin_daemon;
   std::optional<std::string> origin_message_id;
+  /// The peer it came over (written with it; not read back into this struct).
+  std::optional<std::string> origin_peer;
   std::vector<std::string> recipients;
 };
 

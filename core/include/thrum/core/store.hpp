@@ -17,7 +17,7 @@
 namespace thrum::core {
 
 /// The SQLite store (`var/thrum.db`, WAL): the single source of truth for agents, messages,
-/// deliveries, and the peer outbox and message map.
+/// deliveries (with the ids peers gave them), and the peer outbox.
 ///
 /// Writes are group-committed: write() queues a job for a dedicated writer thread, which runs
 /// every queued job in one transaction (each in its own savepoint, so one failing job does not
@@ -91,7 +91,7 @@ class Store {
   };
   Stats stats() const;
 
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
  private:
   struct Pending {
