@@ -242,6 +242,21 @@ void Store::write(Job job, Done done, Durability durability) {
       queue_.push_back(Pending{std::move(job), std::move(done), durability});
       if (durability == Durability::kSynced) ++synced_queued_;
       if (commit_on_ == CommitOn::kLoop) {
+        if (durability == Durability::kDeferred) {
+          // Waits for the next synced write's flush (it takes the whole queue), or for
+          // kDeferredWait: committed with that write, a peer's acknowledgement rewrites pages
+          // the write dirties anyway (the delivery row's leaf, the outbox's), so it costs the
+          // WAL almost nothing instead of a transaction of its own.
+          if (flush_posted_ || deferred_armed_) return;
+          deferred_armed_ = true;
+          loop_.post([this, alive = alive_] {  // timers are armed on the loop thread
+            if (!*alive) return;
+            loop_.run_after(kDeferredWait, [this, alive] {
+              if (*alive) flush_deferred();
+            });
+          });
+          return;
+        }
         // One flush for everything queued before it runs: behind the handlers already ready,
         // so the requests read in this loop iteration share its commit.
         if (!flush_posted_) {
@@ -313,6 +328,15 @@ void Store::post_dones(std::vector<Pending>& batch,
     for (auto& [done, err] : *dones)
       if (done) done(err);
   });
+}
+
+void Store::flush_deferred() {
+  {
+    std::lock_guard lk(mu_);
+    deferred_armed_ = false;
+    if (flush_posted_) return;  // that flush takes the queue
+  }
+  flush_on_loop();
 }
 
 void Store::flush_on_loop() {

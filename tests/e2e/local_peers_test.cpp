@@ -59,7 +59,9 @@ TEST_F(MainAndApi, BriefScenarioSendReplyOneThreadAndReadReceipt) {
 
   // The reviewer gets it, authored by main's prefix:sender.
   ASSERT_TRUE(wait_reviewer_total(1)) << peer_state(main_, "api");
-  EXPECT_EQ(sent_state(original), "delivered");
+  // main records the acknowledgement with its next commit, or within 5 ms (Store::kDeferredWait).
+  EXPECT_TRUE(wait_until([&] { return sent_state(original) == "delivered"; }, 10s))
+      << sent_state(original);
   auto inbox = j(api_, "reviewer", {"inbox"});  // shows it, and so marks it read
   ASSERT_EQ(inbox["messages"].size(), 1u) << inbox.dump(2);
   const json& got = inbox["messages"][0];
@@ -410,6 +412,45 @@ TEST_F(Outage, ReceiverKilledMidDeliveryStillExactlyOnce) {
   EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
       << peer_state(main_, "api");
   ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+}
+
+TEST_F(Outage, SenderKilledWhileAcknowledgementsWaitToCommitStillExactlyOnce) {
+  // The sender records a peer's acknowledgement with its next commit (or 5 ms later): killed
+  // in between, it has not recorded them, sends those rows again after the restart, and the
+  // receiver must recognise every one of them.
+  ASSERT_NO_FATAL_FAILURE(pair_and_configure());
+  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+  ASSERT_NO_FATAL_FAILURE(send_all());
+  ASSERT_NO_FATAL_FAILURE(expect_all_queued());
+
+  const int pid = main_.daemon_pid();
+  ASSERT_NO_FATAL_FAILURE(start(api_));
+  int64_t seen = 0;
+  {
+    UnixRpcClient c(api_.var() / "thrum.sock");
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      seen = total_of(c);
+      if (seen >= 300) break;
+    }
+  }
+  ASSERT_GE(seen, 300) << peer_state(main_, "api");
+  ::kill(pid, SIGKILL);
+  ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s));
+  EXPECT_LT(seen, kCount) << "all messages arrived before the kill; nothing was cut short";
+
+  ASSERT_NO_FATAL_FAILURE(start(main_));
+  ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
+  EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
+      << peer_state(main_, "api");
+  ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+  // And the sender's view agrees: every one delivered, none left queued or failed.
+  auto sent = j(main_, "coordinator_main", {"sent", "--limit", "1000"});
+  int delivered = 0;
+  for (const auto& m : sent["messages"])
+    for (const auto& r : m["recipients"])
+      if (r.value("state", "") == "delivered" || r.value("state", "") == "read") ++delivered;
+  EXPECT_EQ(delivered, kCount);
 }
 
 // -- No single message stops a link (issue 11 finding 5) --------------------------------------

@@ -6,8 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <string>
@@ -16,61 +14,17 @@
 
 #include <gtest/gtest.h>
 
+#include "support/manual_loop.hpp"
+
 namespace thrum::core {
 namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-/// A real EventLoop driven by the test thread: post() queues from any thread, run_until()
-/// runs what is queued on the calling thread. Timers are not needed by the Store.
-class TestLoop final : public EventLoop {
- public:
-  void post(std::function<void()> fn) override {
-    std::lock_guard lk(mu_);
-    q_.push_back(std::move(fn));
-    cv_.notify_one();
-  }
-  std::shared_ptr<Timer> run_after(std::chrono::milliseconds, std::function<void()>) override {
-    ADD_FAILURE() << "the store does not use timers";
-    return nullptr;
-  }
-  /// Runs what is queued now (and what that queues), without waiting; returns how many ran.
-  int run_ready() {
-    int n = 0;
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::lock_guard lk(mu_);
-        if (q_.empty()) return n;
-        fn = std::move(q_.front());
-        q_.pop_front();
-      }
-      fn();
-      ++n;
-    }
-  }
-  /// Runs posted work until `pred` holds or `timeout` passes; returns pred().
-  bool run_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-      std::function<void()> fn;
-      {
-        std::unique_lock lk(mu_);
-        if (!cv_.wait_until(lk, deadline, [&] { return !q_.empty(); })) return pred();
-        fn = std::move(q_.front());
-        q_.pop_front();
-      }
-      fn();
-    }
-    return true;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> q_;
-};
+/// A real EventLoop driven by the test thread (posts from any thread, a manual clock for the
+/// deferred-commit timer).
+using TestLoop = thrum::test::ManualLoop;
 
 class StoreTest : public ::testing::Test {
  protected:
@@ -463,7 +417,12 @@ TEST_F(LoopCommitTest, DeferredBatchesDoNotSyncAndMixedOnesDo) {
   int done = 0;
   store_->write([&](sql::Db& db) { deferred = sync_level(db); },
                 [&](std::exception_ptr) { ++done; }, Store::Durability::kDeferred);
-  ASSERT_TRUE(loop_.run_until([&] { return done == 1; }));
+  // Alone, it waits for a synced write to share a commit with, then commits by itself.
+  loop_.run_ready();
+  EXPECT_EQ(done, 0);
+  EXPECT_EQ(loop_.timers(), 1u);
+  loop_.advance(Store::kDeferredWait);
+  EXPECT_EQ(done, 1);
   store_->write([&](sql::Db& db) { mixed = sync_level(db); }, [&](std::exception_ptr) { ++done; },
                 Store::Durability::kDeferred);
   store_->write(insert_agent("s"), [&](std::exception_ptr) { ++done; });
@@ -471,6 +430,41 @@ TEST_F(LoopCommitTest, DeferredBatchesDoNotSyncAndMixedOnesDo) {
   EXPECT_EQ(deferred, 1);
   EXPECT_EQ(mixed, 2) << "a batch with a synced job is synced as a whole";
   EXPECT_EQ(store_->stats().unsynced_commits, 1u);
+}
+
+TEST_F(LoopCommitTest, ADeferredJobRidesWithTheNextSyncedCommit) {
+  std::vector<std::string> order;
+  store_->write(insert_agent("ack"), [&](std::exception_ptr e) {
+    EXPECT_FALSE(e);
+    order.push_back("ack");
+  }, Store::Durability::kDeferred);
+  loop_.advance(Store::kDeferredWait / 2);
+  EXPECT_TRUE(order.empty());
+  store_->write(insert_agent("send"), [&](std::exception_ptr e) {
+    EXPECT_FALSE(e);
+    order.push_back("send");
+  });
+  loop_.run_ready();
+  EXPECT_EQ(order, (std::vector<std::string>{"ack", "send"})) << "one commit, in queue order";
+  EXPECT_EQ(store_->stats().commits, 1u);
+  EXPECT_EQ(store_->stats().unsynced_commits, 0u);
+  // The timer the deferred job armed finds nothing left to commit.
+  loop_.advance(Store::kDeferredWait);
+  EXPECT_EQ(store_->stats().commits, 1u);
+  EXPECT_EQ(count_agents(), 2);
+  // Closing commits a deferred job still waiting, and its timer then does nothing.
+  bool late = false;
+  store_->write(insert_agent("waiting"), [&](std::exception_ptr e) {
+    EXPECT_FALSE(e);
+    late = true;
+  }, Store::Durability::kDeferred);
+  loop_.run_ready();
+  store_->close();
+  loop_.run_ready();
+  EXPECT_TRUE(late);
+  store_.reset();
+  loop_.advance(Store::kDeferredWait);
+  EXPECT_EQ(reopen_and_count().agents, 3);
 }
 
 TEST_F(LoopCommitTest, CloseCommitsWhatIsQueuedAndThePostedFlushDoesNothing) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -52,6 +53,10 @@ namespace thrum::core {
 /// thread hand-offs per write (loop -> writer -> loop), each a scheduler wake-up, at the price
 /// of the loop not serving while it fsyncs. Batching, savepoints, durability and the order of
 /// `done`s are the same in both modes (docs/design-decisions.md, "Store: where commits run").
+/// A deferred job posts no flush of its own: it rides with the next synced write's commit, or
+/// commits alone after kDeferredWait, so a peer's acknowledgement shares the pages of the send
+/// after it. Until then it is not committed: a process killed in that window loses it, as a
+/// power cut loses an unsynced commit, and whatever it would have recorded is redone.
 class Store {
  public:
   using Job = std::function<void(sql::Db&)>;
@@ -92,6 +97,9 @@ class Store {
   Stats stats() const;
 
   static constexpr int kSchemaVersion = 3;
+  /// CommitOn::kLoop: how long a batch of deferred jobs alone waits for a synced write to
+  /// share its commit.
+  static constexpr std::chrono::milliseconds kDeferredWait{5};
 
  private:
   struct Pending {
@@ -101,6 +109,7 @@ class Store {
   };
   void run_writer();
   void flush_on_loop();
+  void flush_deferred();  // kLoop: kDeferredWait after a deferred write found no flush posted
   /// Moves everything queued into `batch` (and zeroes the synced count). Caller holds mu_.
   void take_queue_locked(std::vector<Pending>& batch);
   /// Runs `batch` in one transaction (a savepoint per job) on the calling thread: each job's
@@ -125,6 +134,7 @@ class Store {
   bool synced_ = true;  // committing thread: PRAGMA synchronous is FULL (the constructor's)
   const CommitOn commit_on_;
   bool flush_posted_ = false;                                   // kLoop: a flush is on the loop
+  bool deferred_armed_ = false;  // kLoop: a kDeferredWait timer will flush the deferred jobs
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // kLoop: for that flush
   std::thread thread_;
 };
