@@ -400,6 +400,7 @@ int run_daemon(const DaemonOptions& opts) {
                  {"store",
                   {{"commits", stats.commits},
                    {"unsynced_commits", stats.unsynced_commits},
+                   {"wal_bytes", stats.wal_bytes},
                    {"writes", stats.jobs}}},
                  {"identity",
                   {{"daemon_id", config.daemon_id()},

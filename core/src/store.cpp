@@ -188,6 +188,11 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit
   // unless a job fails. Keep it in memory; it is dropped at each commit.
   writer_.exec("PRAGMA temp_store=MEMORY");
   migrate();
+  {
+    auto ps = writer_.prepare("PRAGMA page_size");
+    ps.step();
+    frame_bytes_ = static_cast<int>(ps.integer(0)) + 24;
+  }
   // Replaces SQLite's automatic checkpoint, which would run inside the commit that crossed
   // 1000 pages and hold up every caller in that batch for a few milliseconds (see run_writer).
   sqlite3_wal_hook(writer_.handle(), &Store::on_wal_commit, this);
@@ -197,7 +202,12 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit
 }
 
 int Store::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
-  static_cast<Store*>(self)->wal_pages_ = frames;  // the committing thread
+  auto* store = static_cast<Store*>(self);  // on the committing thread
+  store->wal_pages_ = frames;
+  // `frames` is the WAL's length after this commit; it starts over after a checkpoint.
+  store->wal_frames_ += static_cast<uint64_t>(
+      frames >= store->wal_seen_ ? frames - store->wal_seen_ : frames);
+  store->wal_seen_ = frames;
   return SQLITE_OK;
 }
 
@@ -398,6 +408,7 @@ std::vector<std::exception_ptr> Store::commit(std::vector<Pending>& batch) {
   stats_.commits++;
   stats_.jobs += batch.size();
   if (!need_sync) stats_.unsynced_commits++;
+  stats_.wal_bytes = wal_frames_ * static_cast<uint64_t>(frame_bytes_);
   return results;
 }
 

@@ -232,6 +232,36 @@ TEST_F(StoreTest, DeferredJobsCommitWithoutSyncAndSyncedOnesStillSync) {
   EXPECT_EQ(count_agents(), 5);
 }
 
+TEST_F(StoreTest, StatsCountTheWalBytesEachCommitAppendsAcrossCheckpoints) {
+  // What benchmarks read from health.store.wal_bytes: whole frames (a 1 KiB page and its
+  // 24-byte header), growing with every commit, also after the WAL starts over at a checkpoint.
+  EXPECT_EQ(store_->stats().wal_bytes, 0u);
+  const std::string pad(3000, 'x');
+  uint64_t last = 0;
+  for (int i = 0; i < 400; ++i) {  // ~4 pages a row: past the 1000-page checkpoint
+    bool done = false;
+    store_->write(
+        [&, id = "p" + std::to_string(i)](sql::Db& db) {
+          db.prepare(
+                "INSERT INTO agents(agent_id, intent, registered_at, last_seen_at) "
+                "VALUES(?1, ?2, 'now', 'now')")
+              .bind(1, id)
+              .bind(2, pad)
+              .run();
+        },
+        [&](std::exception_ptr e) {
+          EXPECT_FALSE(e);
+          done = true;
+        });
+    ASSERT_TRUE(loop_.run_until([&] { return done; }));
+    const uint64_t now = store_->stats().wal_bytes;
+    ASSERT_GE(now, last + 3 * 1048) << "commit " << i;
+    ASSERT_EQ(now % 1048, 0u);
+    last = now;
+  }
+  EXPECT_GT(last, 1000u * 1048) << "the WAL was checkpointed and started over on the way";
+}
+
 TEST_F(StoreTest, ReaderSeesEveryCommitAndAReopenRecoversThemAllPastCheckpoints) {
   // The writer hands SQLite's WAL frames to the file in one write per transaction (sqlite.cpp,
   // "thrum-walbatch"): whatever a commit published must be readable by the other connection at

@@ -93,6 +93,7 @@ class Store {
     uint64_t commits = 0;
     uint64_t jobs = 0;
     uint64_t unsynced_commits = 0;  ///< commits of deferred jobs only (no fsync)
+    uint64_t wal_bytes = 0;         ///< WAL frames appended by those commits, in bytes
   };
   Stats stats() const;
 
@@ -131,6 +132,9 @@ class Store {
   bool closing_ = false;
   Stats stats_;
   int wal_pages_ = 0;   // committing thread: WAL size after the last commit
+  int wal_seen_ = 0;    // committing thread: the same, for counting what each commit appends
+  uint64_t wal_frames_ = 0;  // committing thread: frames appended so far
+  int frame_bytes_ = 0;      // a WAL frame: the page and its 24-byte header
   bool synced_ = true;  // committing thread: PRAGMA synchronous is FULL (the constructor's)
   const CommitOn commit_on_;
   bool flush_posted_ = false;                                   // kLoop: a flush is on the loop
