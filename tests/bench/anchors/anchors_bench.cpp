@@ -34,6 +34,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "anchors/resp_client.hpp"
@@ -280,12 +281,12 @@ void print_io(const char* who, const Io& a, const Io& b, int messages) {
       who, w, w / 4096, d, (b.ctx - a.ctx) / messages);
 }
 
-/// The bytes the repo's store has appended to its WAL since it opened (health.store.wal_bytes).
-double wal_bytes(NamedRepo& r) {
+/// The repo's store counters since it opened (health.store): wal_bytes, commits, ...
+json store_stats(NamedRepo& r) {
   test::UnixRpcClient c(r.sock());
   auto h = c.call("health", json::object());
   if (!h.contains("result")) throw std::runtime_error("health failed: " + h.dump());
-  return h["result"]["store"].value("wal_bytes", 0.0);
+  return h["result"]["store"];
 }
 
 void sequential_sends(Pair& p, int messages, const std::string& tag) {
@@ -306,20 +307,28 @@ int run_io(int messages) {
   const int mp = p.main_repo.pid(), ap = p.api.pid();
   std::this_thread::sleep_for(200ms);
   const Io m0 = read_io(mp), a0 = read_io(ap);
-  const double mw0 = wal_bytes(p.main_repo), aw0 = wal_bytes(p.api);
+  const json ms0 = store_stats(p.main_repo), as0 = store_stats(p.api);
   sequential_sends(p, messages, "io ");
   std::this_thread::sleep_for(200ms);
   const Io m1 = read_io(mp), a1 = read_io(ap);
-  const double mw1 = wal_bytes(p.main_repo), aw1 = wal_bytes(p.api);
+  const json ms1 = store_stats(p.main_repo), as1 = store_stats(p.api);
   std::printf("load average %s; %d messages of %zu bytes from one sender, one at a time\n",
               loadavg().c_str(), messages, kBody.size());
   print_io("thrum sender", m0, m1, messages);
   print_io("thrum receiver", a0, a1, messages);
-  // What the store appended to its WAL (the daemons' own count, health.store.wal_bytes):
-  // wchar above also counts socket writes and checkpoints into thrum.db.
-  for (auto [who, w] : {std::pair{"sender", (mw1 - mw0) / messages},
-                        std::pair{"receiver", (aw1 - aw0) / messages}})
-    std::printf("wal thrum %-9s %8.0f B/msg (%.2f pages of 4 KiB)\n", who, w, w / 4096);
+  // What the store appended to its WAL (the daemons' own count, health.store.wal_bytes;
+  // wchar above also counts socket writes and checkpoints into thrum.db), and its commits.
+  auto per_msg = [&](const json& a, const json& b, const char* k) {
+    return (b.value(k, 0.0) - a.value(k, 0.0)) / messages;
+  };
+  for (auto [who, a, b] : {std::tuple{"sender", &ms0, &ms1}, std::tuple{"receiver", &as0, &as1}}) {
+    const double w = per_msg(*a, *b, "wal_bytes");
+    std::printf(
+        "wal thrum %-9s %8.0f B/msg (%.2f pages of 4 KiB); commits %.2f/msg (unsynced %.2f), "
+        "jobs %.2f/msg\n",
+        who, w, w / 4096, per_msg(*a, *b, "commits"), per_msg(*a, *b, "unsynced_commits"),
+        per_msg(*a, *b, "writes"));
+  }
   RespClient c(redis.port());
   const Io r0 = read_io(redis.pid());
   for (int i = 0; i < messages; ++i) c.call({"XADD", "io", "*", "b", kBody});
