@@ -90,15 +90,31 @@ std::string new_ulid() {
 }
 
 std::string rfc3339(Clock::time_point t) {
-  auto tm = utc_tm(t);
-  auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() % 1000000;
-  if (us < 0) us += 1000000;
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<long long>(us));
-  return buf;
+  const auto since = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch());
+  auto secs = since.count() / 1000000;
+  auto us = since.count() % 1000000;
+  if (us < 0) {
+    us += 1000000;
+    --secs;
+  }
+  // A daemon stamps several rows per message within the same second: the date and time part
+  // is formatted once per second (per thread), the microseconds by hand.
+  thread_local long long cached_secs = -1;
+  thread_local char cached[80] = {0};  // 19 used; room for what snprintf could print
+  if (secs != cached_secs) {
+    auto tm = utc_tm(t);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  std::string out(cached);
+  char frac[9] = {'.', '0', '0', '0', '0', '0', '0', 'Z', 0};
+  for (int i = 6; i >= 1; --i) {
+    frac[i] = static_cast<char>('0' + us % 10);
+    us /= 10;
+  }
+  out.append(frac, 8);
+  return out;
 }
 
 std::string rfc3339_seconds(Clock::time_point t) {

@@ -230,7 +230,21 @@ void register_batch_vfs() {
 }
 }  // namespace
 
+namespace {
+void configure_library() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // Before SQLite initialises (the first open or VFS lookup): no allocation statistics.
+    // Nothing reads them, and keeping them takes a global mutex on every sqlite3_malloc and
+    // sqlite3_free (~20 k instructions per message, docs/benchmarks.md). If something in the
+    // process initialised SQLite already this is refused (SQLITE_MISUSE) and changes nothing.
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  });
+}
+}  // namespace
+
 Db::Db(const std::string& path, bool read_only, bool batch_wal_writes) {
+  configure_library();
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;
   if (batch_wal_writes) register_batch_vfs();

@@ -145,6 +145,10 @@ END;
 // The backfill moves every map row that can be placed: inbound messages by their origin id;
 // a message the map knows on one peer only by that; a message sent to several peers by the
 // prefix of its recipients' rows, matched to the peer through its current proxies.
+// Also: the counts' update trigger splits in two. A row that keeps its recipient (a peer's
+// ack, a read: every update on the message path) changes its counts row with one UPDATE, and
+// only when a NULL-ness that is counted changes; a row moved to another recipient (an agent
+// renamed) still subtracts from one and adds to the other.
 constexpr const char* kSchemaV3 = R"sql(
 ALTER TABLE messages ADD COLUMN origin_peer TEXT;
 ALTER TABLE deliveries ADD COLUMN peer TEXT;
@@ -167,6 +171,32 @@ UPDATE deliveries SET peer = mm.peer, remote_id = mm.remote_id
     AND pp.prefix = substr(deliveries.recipient_id, 1, instr(deliveries.recipient_id, ':') - 1);
 DROP TABLE v3_peer_prefix;
 DROP TABLE message_map;
+DROP TRIGGER IF EXISTS deliveries_count_update;
+CREATE TRIGGER deliveries_count_update_same
+AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries
+WHEN OLD.recipient_id = NEW.recipient_id
+  AND ((OLD.delivered_at IS NULL) != (NEW.delivered_at IS NULL)
+       OR (OLD.read_at IS NULL) != (NEW.read_at IS NULL)) BEGIN
+  UPDATE inbox_counts SET rows_unread = rows_unread + (NEW.read_at IS NULL) - (OLD.read_at IS NULL),
+    inbox = inbox + (NEW.delivered_at IS NOT NULL) - (OLD.delivered_at IS NOT NULL),
+    inbox_unread = inbox_unread + (NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
+                                - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
+    WHERE recipient_id = NEW.recipient_id;
+END;
+CREATE TRIGGER deliveries_count_update_moved
+AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries
+WHEN OLD.recipient_id != NEW.recipient_id BEGIN
+  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
+    inbox = inbox - (OLD.delivered_at IS NOT NULL),
+    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
+    WHERE recipient_id = OLD.recipient_id;
+  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
+    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
+           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
+    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
+      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
+      inbox_unread = inbox_unread + excluded.inbox_unread;
+END;
 )sql";
 
 }  // namespace

@@ -86,6 +86,18 @@ TEST(Rfc3339, RoundTripsToTheMicrosecond) {
   EXPECT_EQ(rfc3339(Clock::time_point{} + 1577836800s + 5us), "2020-01-01T00:00:00.000005Z");
 }
 
+TEST(Rfc3339, EachStampIsRightWhateverWasFormattedBefore) {
+  // The date-and-time part is reused within a second: going back and forth across seconds,
+  // days and years must never print a stale one.
+  const auto base = Clock::time_point{} + 1577836799s;  // 2019-12-31T23:59:59Z
+  EXPECT_EQ(rfc3339(base + 999999us), "2019-12-31T23:59:59.999999Z");
+  EXPECT_EQ(rfc3339(base + 1s), "2020-01-01T00:00:00.000000Z");
+  EXPECT_EQ(rfc3339(base + 123us), "2019-12-31T23:59:59.000123Z");
+  EXPECT_EQ(rfc3339(base + 1s + 42us), "2020-01-01T00:00:00.000042Z");
+  EXPECT_EQ(rfc3339(base + 86401s), "2020-01-02T00:00:00.000000Z");
+  EXPECT_EQ(rfc3339(base + 1s + 7us), "2020-01-01T00:00:00.000007Z");
+}
+
 TEST(Rfc3339, SecondsFormRoundTripsAndSortsAsText) {
   const auto t = Clock::time_point{} + 1800000000s;
   EXPECT_EQ(rfc3339_seconds(t), "2027-01-15T08:00:00Z");
