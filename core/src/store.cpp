@@ -227,9 +227,18 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit
   // Replaces SQLite's automatic checkpoint, which would run inside the commit that crossed
   // 1000 pages and hold up every caller in that batch for a few milliseconds (see run_writer).
   sqlite3_wal_hook(writer_.handle(), &Store::on_wal_commit, this);
-  reader_ = sql::Db(path.string());
-  reader_.exec("PRAGMA query_only=ON");
-  if (commit_on_ == CommitOn::kWriterThread) thread_ = std::thread([this] { run_writer(); });
+  if (commit_on_ == CommitOn::kLoop) {
+    // Jobs and reads run on the same thread, never interleaved (a flush runs its jobs and
+    // commits before the loop does anything else), so reads use the writer's connection: its
+    // page cache is never stale, where a second connection re-read from the WAL, one pread
+    // each, every page a commit had changed (docs/design-decisions.md, "Store: where commits
+    // run").
+    reads_ = &writer_;
+  } else {
+    reader_ = sql::Db(path.string());
+    reader_.exec("PRAGMA query_only=ON");
+    thread_ = std::thread([this] { run_writer(); });
+  }
 }
 
 int Store::on_wal_commit(void* self, sqlite3*, const char*, int frames) {

@@ -44,7 +44,8 @@ namespace thrum::core {
 /// inside its commit, so no caller waits for it.
 ///
 /// Reads use a separate connection owned by the loop thread (WAL readers never block the
-/// writer). A read issued after a write's `done` has run sees that write.
+/// writer); with CommitOn::kLoop they use the writer's connection. A read issued after a
+/// write's `done` has run sees that write.
 ///
 /// CommitOn::kLoop commits on the event loop instead of the writer thread, as Redis does with
 /// `appendfsync always`: write() queues the job and posts one flush; the flush runs after the
@@ -82,8 +83,9 @@ class Store {
   /// Queues `job`. Thread-safe. After close() the job fails with an error. With
   /// CommitOn::kLoop the job itself runs on the loop thread too.
   void write(Job job, Done done, Durability durability = Durability::kSynced);
-  /// The loop thread's read connection.
-  sql::Db& reader() { return reader_; }
+  /// The loop thread's read connection (with CommitOn::kLoop, the writer's own connection,
+  /// used between flushes; never from inside a job).
+  sql::Db& reader() { return *reads_; }
   /// Commits everything queued, then stops the writer thread. Idempotent. With CommitOn::kLoop
   /// it commits on the calling thread, which must be the loop's (or the loop has stopped), and
   /// posts the `done`s to the loop like the writer thread would.
@@ -123,7 +125,8 @@ class Store {
 
   EventLoop& loop_;
   sql::Db writer_;
-  sql::Db reader_;
+  sql::Db reader_;              // kWriterThread: the loop's own connection, query_only
+  sql::Db* reads_ = &reader_;   // what reader() hands out
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
