@@ -252,8 +252,10 @@ void MessageService::apply_inbound(const std::vector<InboundMessage>& batch,
             stored.push_back(&p.m);
           }
         }
-        done(std::move(*results));
+        // The recipients first: their notification is what the message's latency is, while
+        // the answer only lets the sender settle its outbox.
         for (const auto* m : stored) announce(*m);
+        done(std::move(*results));
       });
 }
 
