@@ -209,6 +209,15 @@ Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit
   // ~15 KB at 1 KiB, ~60 KB at 4 KiB. Ignored for an existing database (WAL mode fixes the
   // page size); docs/design-decisions.md, "Page size".
   writer_.exec("PRAGMA page_size=" + std::to_string(kPageSize));
+  if (commit_on_ == CommitOn::kLoop) {
+    // One connection does everything (below), and the daemon lock keeps a second daemon out:
+    // the WAL index can live in this process's heap. Set before the first WAL access, so
+    // SQLite never maps var/thrum.db-shm nor takes its fcntl() locks, two or more syscalls
+    // per transaction and per read statement. Another process opening the database while
+    // the daemon runs gets "database is locked" (docs/design-decisions.md, "Store: where
+    // commits run").
+    writer_.exec("PRAGMA locking_mode=EXCLUSIVE");
+  }
   writer_.exec("PRAGMA journal_mode=WAL");
   // FULL: a commit is on disk (WAL fsynced) before we acknowledge anything built on it.
   writer_.exec("PRAGMA synchronous=FULL");
