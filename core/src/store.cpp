@@ -254,8 +254,8 @@ int Store::on_wal_commit(void* self, sqlite3*, const char*, int frames) {
   auto* store = static_cast<Store*>(self);  // on the committing thread
   store->wal_pages_ = frames;
   // `frames` is the WAL's length after this commit; it starts over after a checkpoint.
-  store->wal_frames_ += static_cast<uint64_t>(
-      frames >= store->wal_seen_ ? frames - store->wal_seen_ : frames);
+  store->wal_frames_ +=
+      static_cast<uint64_t>(frames >= store->wal_seen_ ? frames - store->wal_seen_ : frames);
   store->wal_seen_ = frames;
   return SQLITE_OK;
 }

@@ -65,14 +65,14 @@ class Outbox {
   /// Up to `limit` rows of `peer` after row `after_id`, in order (loop thread, read connection).
   std::vector<OutboxRow> page(const std::string& peer, int64_t after_id, int64_t limit);
   /// Deletes the rows, marks their delivery rows delivered (or failed with the reason) and
-  /// records the peer's ids on them, in one store job that does not wait for an fsync: if a power cut
-  /// loses it the rows are sent again, and the peer answers a redelivery with the id it gave
+  /// records the peer's ids on them, in one store job that does not wait for an fsync: if a power
+  /// cut loses it the rows are sent again, and the peer answers a redelivery with the id it gave
   /// the first time.
   void settle(const std::string& peer, std::vector<Settlement> rows, Done done);
   /// Deliver rows queued for `peer`.
   int64_t queued(const std::string& peer);
-  /// Drops `peer`'s queue and what tied our messages to its ids, and fails its undelivered proxies' delivery rows
-  /// (peer remove). `done(dropped deliver rows, error)`.
+  /// Drops `peer`'s queue and what tied our messages to its ids, and fails its undelivered proxies'
+  /// delivery rows (peer remove). `done(dropped deliver rows, error)`.
   void drop(const std::string& peer, const std::string& prefix,
             std::function<void(int64_t, std::exception_ptr)> done);
   /// Queues read receipts (one durable job).

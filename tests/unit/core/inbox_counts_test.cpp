@@ -23,7 +23,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
 class InboxCountsTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -470,10 +470,13 @@ TEST_F(LoopCommitTest, DeferredBatchesDoNotSyncAndMixedOnesDo) {
 
 TEST_F(LoopCommitTest, ADeferredJobRidesWithTheNextSyncedCommit) {
   std::vector<std::string> order;
-  store_->write(insert_agent("ack"), [&](std::exception_ptr e) {
-    EXPECT_FALSE(e);
-    order.push_back("ack");
-  }, Store::Durability::kDeferred);
+  store_->write(
+      insert_agent("ack"),
+      [&](std::exception_ptr e) {
+        EXPECT_FALSE(e);
+        order.push_back("ack");
+      },
+      Store::Durability::kDeferred);
   loop_.advance(Store::kDeferredWait / 2);
   EXPECT_TRUE(order.empty());
   store_->write(insert_agent("send"), [&](std::exception_ptr e) {
@@ -490,10 +493,13 @@ TEST_F(LoopCommitTest, ADeferredJobRidesWithTheNextSyncedCommit) {
   EXPECT_EQ(count_agents(), 2);
   // Closing commits a deferred job still waiting, and its timer then does nothing.
   bool late = false;
-  store_->write(insert_agent("waiting"), [&](std::exception_ptr e) {
-    EXPECT_FALSE(e);
-    late = true;
-  }, Store::Durability::kDeferred);
+  store_->write(
+      insert_agent("waiting"),
+      [&](std::exception_ptr e) {
+        EXPECT_FALSE(e);
+        late = true;
+      },
+      Store::Durability::kDeferred);
   loop_.run_ready();
   store_->close();
   loop_.run_ready();

@@ -125,8 +125,8 @@ class Store {
 
   EventLoop& loop_;
   sql::Db writer_;
-  sql::Db reader_;              // kWriterThread: the loop's own connection, query_only
-  sql::Db* reads_ = &reader_;   // what reader() hands out
+  sql::Db reader_;             // kWriterThread: the loop's own connection, query_only
+  sql::Db* reads_ = &reader_;  // what reader() hands out
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Pending> queue_;
@@ -134,13 +134,13 @@ class Store {
   size_t expect_ = 1;         // synced jobs the writer expects per batch (see run_writer)
   bool closing_ = false;
   Stats stats_;
-  int wal_pages_ = 0;   // committing thread: WAL size after the last commit
-  int wal_seen_ = 0;    // committing thread: the same, for counting what each commit appends
+  int wal_pages_ = 0;        // committing thread: WAL size after the last commit
+  int wal_seen_ = 0;         // committing thread: the same, for counting what each commit appends
   uint64_t wal_frames_ = 0;  // committing thread: frames appended so far
   int frame_bytes_ = 0;      // a WAL frame: the page and its 24-byte header
-  bool synced_ = true;  // committing thread: PRAGMA synchronous is FULL (the constructor's)
+  bool synced_ = true;       // committing thread: PRAGMA synchronous is FULL (the constructor's)
   const CommitOn commit_on_;
-  bool flush_posted_ = false;                                   // kLoop: a flush is on the loop
+  bool flush_posted_ = false;    // kLoop: a flush is on the loop
   bool deferred_armed_ = false;  // kLoop: a kDeferredWait timer will flush the deferred jobs
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // kLoop: for that flush
   std::thread thread_;
