@@ -31,8 +31,9 @@ const std::vector<EnvVar>& env_table() {
        "the WebSocket port for this start (wins over daemon.ws_port)",
        {"daemon start", "daemon run"}},
       {"THRUM_STORE_COMMIT",
-       "where the store commits: loop (default: on the event loop) or thread (a writer "
-       "thread; the loop keeps serving during fsync)",
+       "where the store commits: loop (default: on the event loop, var/thrum.db locked to "
+       "the daemon) or thread (a writer thread; the loop keeps serving during fsync, and "
+       "other processes may open the database)",
        kDaemonStart},
       {"THRUM_POLICY",
        "operator policy file to use instead of /etc/thrum/transports.yaml (read again on "
