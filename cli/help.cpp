@@ -35,6 +35,10 @@ const std::vector<EnvVar>& env_table() {
        "the daemon) or thread (a writer thread; the loop keeps serving during fsync, and "
        "other processes may open the database)",
        kDaemonStart},
+      {"THRUM_WAL_BATCH",
+       "on (default): each commit's WAL pages go to the file in one write; off: two writes "
+       "per page, as SQLite does by itself",
+       kDaemonStart},
       {"THRUM_POLICY",
        "operator policy file to use instead of /etc/thrum/transports.yaml (read again on "
        "SIGHUP; start warns when it is not the previous daemon's)",

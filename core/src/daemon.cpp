@@ -121,6 +121,17 @@ std::optional<Store::CommitOn> env_commit_on(std::string& error) {
   return std::nullopt;
 }
 
+/// THRUM_WAL_BATCH: whether the store hands each transaction's WAL frames to the file in one
+/// write ("on", the default) or lets SQLite write two per page ("off": the kill switch for the
+/// thrum-walbatch VFS; docs/design-decisions.md, "WAL writes batched per transaction").
+std::optional<bool> env_wal_batch(std::string& error) {
+  const char* v = std::getenv("THRUM_WAL_BATCH");
+  if (!v || !*v || std::string_view(v) == "on") return true;
+  if (std::string_view(v) == "off") return false;
+  error = std::string("THRUM_WAL_BATCH must be \"on\" or \"off\", got \"") + v + "\"";
+  return std::nullopt;
+}
+
 json incidents_json() {
   json out = json::object();
   for (unsigned k = 0; k < static_cast<unsigned>(Incident::kCount_); ++k) {
@@ -302,14 +313,15 @@ int run_daemon(const DaemonOptions& opts) {
   AsioLoop loop(ioc);
   std::string commit_error;
   const auto commit_on = env_commit_on(commit_error);
-  if (!commit_on) {
+  const auto wal_batch = commit_on ? env_wal_batch(commit_error) : std::nullopt;
+  if (!commit_on || !wal_batch) {
     spdlog::error("daemon start failed error=\"{}\"", commit_error);
     startup_error(commit_error);
     return 1;
   }
   std::unique_ptr<Store> store;
   try {
-    store = std::make_unique<Store>(paths.db, loop, *commit_on);
+    store = std::make_unique<Store>(paths.db, loop, *commit_on, *wal_batch);
   } catch (const std::exception& e) {
     spdlog::error("store open failed error=\"{}\"", e.what());
     startup_error("cannot open " + paths.db.string() + ": " + e.what());
@@ -401,6 +413,7 @@ int run_daemon(const DaemonOptions& opts) {
                   {{"commits", stats.commits},
                    {"unsynced_commits", stats.unsynced_commits},
                    {"wal_bytes", stats.wal_bytes},
+                   {"wal_batch", stats.wal_batch},
                    {"writes", stats.jobs}}},
                  {"identity",
                   {{"daemon_id", config.daemon_id()},

@@ -201,8 +201,10 @@ END;
 
 }  // namespace
 
-Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit_on)
-    : loop_(loop), writer_(path.string(), false, /*batch_wal_writes=*/true), commit_on_(commit_on) {
+Store::Store(const std::filesystem::path& path, EventLoop& loop, CommitOn commit_on,
+             bool batch_wal_writes)
+    : loop_(loop), writer_(path.string(), false, batch_wal_writes), commit_on_(commit_on) {
+  stats_.wal_batch = batch_wal_writes;
   // A new database gets 512-byte pages: a message dirties 13-17 B-tree pages (rows and index
   // entries of a few dozen bytes each, leaf splits, the header) and each goes to the WAL
   // whole, so the page size is what a message costs on disk: ~9 KB on the sender at 512 bytes,

@@ -86,8 +86,8 @@ TEST(Help, EveryCommandShowsGlobalFlagsAndHelpCommandPrintsTheSame) {
 
 TEST(Help, DaemonCommandsNameTheirEnvironment) {
   auto h = run_thrum({"daemon", "start", "--help"}, fs::temp_directory_path());
-  for (const char* var : {"THRUM_LOG_LEVEL", "THRUM_WS_PORT", "THRUM_STORE_COMMIT", "THRUM_POLICY",
-                          "THRUM_PLUGIN_PATH", "XDG_RUNTIME_DIR"})
+  for (const char* var : {"THRUM_LOG_LEVEL", "THRUM_WS_PORT", "THRUM_STORE_COMMIT",
+                          "THRUM_WAL_BATCH", "THRUM_PLUGIN_PATH", "XDG_RUNTIME_DIR"})
     EXPECT_NE(h.out.find(var), std::string::npos) << var << " missing:\n" << h.out;
   auto top = run_thrum({"--help"}, fs::temp_directory_path());
   EXPECT_NE(top.out.find("THRUM_LOG_LEVEL"), std::string::npos) << top.out;

@@ -425,6 +425,34 @@ TEST(DaemonLifecycle, StoreCommitModeIsChosenByEnvironmentAndAWrongOneIsRefused)
       << bad.err;
 }
 
+TEST(DaemonLifecycle, WalBatchingIsChosenByEnvironmentAndAWrongValueIsRefused) {
+  // The kill switch for the thrum-walbatch VFS: both settings serve writes that survive a
+  // restart, health says which one runs, and a typo is not silently the default.
+  for (const char* mode : {"off", "on"}) {
+    TempRepo repo;
+    repo.start_daemon({{"THRUM_WAL_BATCH", mode}});
+    {
+      UnixRpcClient c(repo.var() / "thrum.sock");
+      EXPECT_EQ(c.call("health")["result"]["store"]["wal_batch"], std::string(mode) == "on")
+          << mode;
+      auto r = c.call("agent.register", {{"name", "w1"}, {"role", "tester"}});
+      EXPECT_FALSE(r.contains("error")) << mode << ": " << r.dump();
+    }
+    repo.stop_daemon();
+    repo.start_daemon();
+    UnixRpcClient c(repo.var() / "thrum.sock");
+    EXPECT_NE(c.call("agent.list")["result"].dump().find("w1"), std::string::npos) << mode;
+    repo.stop_daemon();
+  }
+  TempRepo repo;
+  auto bad =
+      run_thrum({"daemon", "run"}, repo.root(), {{"THRUM_WAL_BATCH", "no"}}, std::nullopt, 10s);
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("THRUM_WAL_BATCH must be \"on\" or \"off\", got \"no\""),
+            std::string::npos)
+      << bad.err;
+}
+
 TEST(DaemonLifecycle, ForegroundRunStopsCleanlyOnSigint) {
   TempRepo repo;
   Child fg(THRUM_TEST_BINARY, {"daemon", "run"}, repo.root());

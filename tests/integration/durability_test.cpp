@@ -46,9 +46,14 @@ std::map<std::string, std::vector<std::string>> outbox_by_body(UnixRpcClient& c,
   return out;
 }
 
-TEST(Durability, EveryAcknowledgedSendSurvivesKill9ExactlyOnce) {
+/// The store configurations a daemon can run with (THRUM_STORE_COMMIT, THRUM_WAL_BATCH): each
+/// must keep every acknowledged message through a kill, mid-write included.
+using StoreEnv = std::map<std::string, std::string>;
+class Durability : public ::testing::TestWithParam<StoreEnv> {};
+
+TEST_P(Durability, EveryAcknowledgedSendSurvivesKill9ExactlyOnce) {
   TempRepo repo;
-  repo.start_daemon();
+  repo.start_daemon(GetParam());
   repo.register_agent("sink");
   for (int c = 0; c < kClients; ++c) repo.register_agent("sender" + std::to_string(c));
   const int pid = repo.daemon_pid();
@@ -98,7 +103,7 @@ TEST(Durability, EveryAcknowledgedSendSurvivesKill9ExactlyOnce) {
   EXPECT_GE(total_acked, kKillAfterAcks);
   EXPECT_LT(total_acked, kClients * kPerClient) << "the kill was not mid-stream";
 
-  auto restarted = repo.thrum({"daemon", "start"});
+  auto restarted = repo.thrum({"daemon", "start"}, GetParam());
   ASSERT_EQ(restarted.exit_code, 0) << restarted.out << restarted.err << repo.daemon_log();
 
   UnixRpcClient check(repo.var() / "thrum.sock");
@@ -136,6 +141,14 @@ TEST(Durability, EveryAcknowledgedSendSurvivesKill9ExactlyOnce) {
   EXPECT_EQ(acked_in_inbox, total_acked);
   EXPECT_GE(inbox["result"]["total"].get<int>(), total_acked);
 }
+
+INSTANTIATE_TEST_SUITE_P(StoreModes, Durability,
+                         ::testing::Values(StoreEnv{}, StoreEnv{{"THRUM_WAL_BATCH", "off"}},
+                                           StoreEnv{{"THRUM_STORE_COMMIT", "thread"}}),
+                         [](const ::testing::TestParamInfo<StoreEnv>& p) -> std::string {
+                           if (p.param.empty()) return "Defaults";
+                           return p.param.count("THRUM_WAL_BATCH") ? "WalBatchOff" : "WriterThread";
+                         });
 
 }  // namespace
 }  // namespace thrum::test

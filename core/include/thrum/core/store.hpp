@@ -74,8 +74,10 @@ class Store {
   };
 
   /// Opens or creates the database and brings its schema up to date. Throws sql::Error.
+  /// `batch_wal_writes`: the writer hands each transaction's WAL frames to the file in one
+  /// write (the "thrum-walbatch" VFS, core/src/sqlite.cpp) instead of two per page.
   Store(const std::filesystem::path& path, EventLoop& loop,
-        CommitOn commit_on = CommitOn::kWriterThread);
+        CommitOn commit_on = CommitOn::kWriterThread, bool batch_wal_writes = true);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
@@ -96,6 +98,7 @@ class Store {
     uint64_t jobs = 0;
     uint64_t unsynced_commits = 0;  ///< commits of deferred jobs only (no fsync)
     uint64_t wal_bytes = 0;         ///< WAL frames appended by those commits, in bytes
+    bool wal_batch = true;          ///< WAL writes batched per transaction (THRUM_WAL_BATCH)
   };
   Stats stats() const;
 
