@@ -126,11 +126,12 @@ void MessageService::send(Send s, rpc::Respond respond) {
             all.push_back(rcp);
             queued.push_back(rcp);
           }
-        json result = {{"message_id", m->message_id},
-                       {"created_at", m->created_at},
-                       {"recipients", all},
-                       {"queued", queued},
-                       {"resolved_to", all.size()}};
+        json result = json::object();  // member by member: no copies of the arrays
+        result["message_id"] = m->message_id;
+        result["created_at"] = m->created_at;
+        result["resolved_to"] = all.size();
+        result["recipients"] = std::move(all);
+        result["queued"] = std::move(queued);
         result["thread_id"] = m->thread_id ? json(*m->thread_id) : json(nullptr);
         respond(result);
         announce(*m);

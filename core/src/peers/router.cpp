@@ -23,10 +23,18 @@ std::vector<OutboxItem> PeerRouter::route(const StoredMessage& m,
       it.peer = rec.name;
       it.kind = "deliver";
       it.message_id = m.message_id;
-      it.payload = {{"message_id", m.message_id}, {"origin_daemon", ctx_.opts.daemon_id},
-                    {"author", m.author_id},      {"to", json::array()},
-                    {"broadcast", false},         {"body", m.body},
-                    {"format", m.format},         {"created_at", m.created_at}};
+      // Member by member: an initializer list builds each value and then copies it (the
+      // body included) into the object.
+      json& p = it.payload;
+      p = json::object();
+      p["message_id"] = m.message_id;
+      p["origin_daemon"] = ctx_.opts.daemon_id;
+      p["author"] = m.author_id;
+      p["to"] = json::array();
+      p["broadcast"] = false;
+      p["body"] = m.body;
+      p["format"] = m.format;
+      p["created_at"] = m.created_at;
       if (m.reply_to)
         if (auto remote = ctx_.outbox.remote_id(rec.name, *m.reply_to))
           it.payload["reply_to"] = *remote;
