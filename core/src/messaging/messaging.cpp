@@ -41,9 +41,13 @@ std::string Messaging::check_agent_name(const std::string& name) {
 }
 
 json Messaging::notification_params(const StoredMessage& m) {
-  json j = {{"message_id", m.message_id}, {"author", {{"agent_id", m.author_id}}},
-            {"recipients", m.recipients}, {"preview", messaging::preview(m.body)},
-            {"audience", m.audience},     {"timestamp", m.created_at}};
+  json j = json::object();  // member by member: an initializer list copies every value
+  j["message_id"] = m.message_id;
+  j["author"]["agent_id"] = m.author_id;
+  j["recipients"] = m.recipients;
+  j["preview"] = messaging::preview(m.body);
+  j["audience"] = m.audience;
+  j["timestamp"] = m.created_at;
   j["thread_id"] = m.thread_id ? json(*m.thread_id) : json(nullptr);
   j["reply_to"] = m.reply_to ? json(*m.reply_to) : json(nullptr);
   return j;
