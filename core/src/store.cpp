@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <vector>
 
 #include <spdlog/spdlog.h>
@@ -83,6 +84,24 @@ CREATE TABLE IF NOT EXISTS message_map (
 CREATE UNIQUE INDEX IF NOT EXISTS message_map_remote ON message_map(peer, remote_id);
 )sql";
 
+// A delivery row's contribution to its recipient's counts row (schema v2, below): taking the
+// old row's away, and adding the new row's (creating the counts row if needed). The triggers
+// of v2 and v3 are built from these two, so every trigger counts the same way.
+constexpr const char* kCountsSubtractOld = R"sql(
+  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
+    inbox = inbox - (OLD.delivered_at IS NOT NULL),
+    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
+    WHERE recipient_id = OLD.recipient_id;
+)sql";
+constexpr const char* kCountsAddNew = R"sql(
+  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
+    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
+           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
+    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
+      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
+      inbox_unread = inbox_unread + excluded.inbox_unread;
+)sql";
+
 // Version 2: per-recipient counts kept by triggers inside the transaction that changes a
 // delivery row, so message.list and team read one row instead of counting an inbox
 // (docs/design-decisions.md, "Inbox counts maintained in the write transaction").
@@ -92,7 +111,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS message_map_remote ON message_map(peer, remote
 // the row; the backfill makes the counts of an existing database exact at migration.
 // Also: messages_thread goes. No statement looks messages up by thread_id (threads are joined
 // through the parent's message_id), so the index cost a page per message and served nothing.
-constexpr const char* kSchemaV2 = R"sql(
+constexpr const char* kSchemaV2Tables = R"sql(
 DROP INDEX IF EXISTS messages_thread;
 CREATE TABLE IF NOT EXISTS inbox_counts (
   recipient_id TEXT PRIMARY KEY,
@@ -105,33 +124,6 @@ INSERT OR REPLACE INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbo
   SELECT recipient_id, count(*), sum(read_at IS NULL), sum(delivered_at IS NOT NULL),
          sum(delivered_at IS NOT NULL AND read_at IS NULL)
   FROM deliveries GROUP BY recipient_id;
-CREATE TRIGGER IF NOT EXISTS deliveries_count_insert AFTER INSERT ON deliveries BEGIN
-  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
-    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
-           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
-    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
-      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
-      inbox_unread = inbox_unread + excluded.inbox_unread;
-END;
-CREATE TRIGGER IF NOT EXISTS deliveries_count_delete AFTER DELETE ON deliveries BEGIN
-  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
-    inbox = inbox - (OLD.delivered_at IS NOT NULL),
-    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
-    WHERE recipient_id = OLD.recipient_id;
-END;
-CREATE TRIGGER IF NOT EXISTS deliveries_count_update
-AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries BEGIN
-  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
-    inbox = inbox - (OLD.delivered_at IS NOT NULL),
-    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
-    WHERE recipient_id = OLD.recipient_id;
-  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
-    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
-           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
-    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
-      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
-      inbox_unread = inbox_unread + excluded.inbox_unread;
-END;
 )sql";
 
 // Version 3: the message map folds into the rows it described, so a message costs two B-tree
@@ -149,7 +141,7 @@ END;
 // ack, a read: every update on the message path) changes its counts row with one UPDATE, and
 // only when a NULL-ness that is counted changes; a row moved to another recipient (an agent
 // renamed) still subtracts from one and adds to the other.
-constexpr const char* kSchemaV3 = R"sql(
+constexpr const char* kSchemaV3Body = R"sql(
 ALTER TABLE messages ADD COLUMN origin_peer TEXT;
 ALTER TABLE deliveries ADD COLUMN peer TEXT;
 ALTER TABLE deliveries ADD COLUMN remote_id TEXT;
@@ -183,21 +175,28 @@ WHEN OLD.recipient_id = NEW.recipient_id
                                 - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
     WHERE recipient_id = NEW.recipient_id;
 END;
-CREATE TRIGGER deliveries_count_update_moved
-AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries
-WHEN OLD.recipient_id != NEW.recipient_id BEGIN
-  UPDATE inbox_counts SET rows = rows - 1, rows_unread = rows_unread - (OLD.read_at IS NULL),
-    inbox = inbox - (OLD.delivered_at IS NOT NULL),
-    inbox_unread = inbox_unread - (OLD.delivered_at IS NOT NULL AND OLD.read_at IS NULL)
-    WHERE recipient_id = OLD.recipient_id;
-  INSERT INTO inbox_counts(recipient_id, rows, rows_unread, inbox, inbox_unread)
-    VALUES(NEW.recipient_id, 1, NEW.read_at IS NULL, NEW.delivered_at IS NOT NULL,
-           NEW.delivered_at IS NOT NULL AND NEW.read_at IS NULL)
-    ON CONFLICT(recipient_id) DO UPDATE SET rows = rows + 1,
-      rows_unread = rows_unread + excluded.rows_unread, inbox = inbox + excluded.inbox,
-      inbox_unread = inbox_unread + excluded.inbox_unread;
-END;
 )sql";
+
+std::string schema_v2() {
+  return std::string(kSchemaV2Tables) +
+         "CREATE TRIGGER IF NOT EXISTS deliveries_count_insert AFTER INSERT ON deliveries BEGIN" +
+         kCountsAddNew +
+         "END;\n"
+         "CREATE TRIGGER IF NOT EXISTS deliveries_count_delete AFTER DELETE ON deliveries BEGIN" +
+         kCountsSubtractOld +
+         "END;\n"
+         "CREATE TRIGGER IF NOT EXISTS deliveries_count_update\n"
+         "AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries BEGIN" +
+         kCountsSubtractOld + kCountsAddNew + "END;\n";
+}
+
+std::string schema_v3() {
+  return std::string(kSchemaV3Body) +
+         "CREATE TRIGGER deliveries_count_update_moved\n"
+         "AFTER UPDATE OF recipient_id, delivered_at, read_at ON deliveries\n"
+         "WHEN OLD.recipient_id != NEW.recipient_id BEGIN" +
+         kCountsSubtractOld + kCountsAddNew + "END;\n";
+}
 
 }  // namespace
 
@@ -281,7 +280,7 @@ void Store::migrate() {
                      "); upgrade thrum, or move var/thrum.db aside to start empty");
   }
   // Each step is one transaction: a crash mid-migration leaves the previous version intact.
-  const char* steps[] = {kSchemaV1, kSchemaV2, kSchemaV3};
+  const std::string steps[] = {kSchemaV1, schema_v2(), schema_v3()};
   static_assert(sizeof(steps) / sizeof(steps[0]) == kSchemaVersion);
   for (int v = version + 1; v <= kSchemaVersion; ++v) {
     writer_.exec("BEGIN IMMEDIATE");

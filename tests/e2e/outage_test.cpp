@@ -83,6 +83,38 @@ class Outage : public MainAndApi {
     return r.contains("result") ? r["result"].value("total", int64_t{-1}) : -1;
   }
 
+  /// Queues kCount sends while api is down, starts api and SIGKILLs `victim`'s daemon once
+  /// ~300 have arrived: delivery is cut short in the middle of the drain.
+  void kill_mid_drain(TempRepo& victim) {
+    ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
+    ASSERT_NO_FATAL_FAILURE(send_all());
+    ASSERT_NO_FATAL_FAILURE(expect_all_queued());
+    ASSERT_NO_FATAL_FAILURE(start(api_));
+    const int pid = victim.daemon_pid();
+    int64_t seen = 0;
+    {
+      UnixRpcClient c(api_.var() / "thrum.sock");
+      // Tight poll (no sleep): kill as soon as ~300 have arrived.
+      auto deadline = std::chrono::steady_clock::now() + 60s;
+      while (std::chrono::steady_clock::now() < deadline) {
+        seen = total_of(c);
+        if (seen >= 300) break;
+      }
+    }
+    ASSERT_GE(seen, 300) << peer_state(main_, "api");
+    ::kill(pid, SIGKILL);
+    ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s));
+    // The scenario only means something if delivery was really cut short.
+    EXPECT_LT(seen, kCount) << "all messages arrived before the kill; nothing was cut short";
+  }
+  /// After the restart: every message arrives, main's queue empties, once each, in order.
+  void expect_drained_exactly_once() {
+    ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
+    EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
+        << peer_state(main_, "api");
+    ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+  }
+
   std::vector<std::string> ids_;
 };
 
@@ -106,34 +138,9 @@ TEST_F(Outage, ThousandSendsQueueThenDeliverOnceInOrder) {
 
 TEST_F(Outage, ReceiverKilledMidDeliveryStillExactlyOnce) {
   ASSERT_NO_FATAL_FAILURE(pair_and_configure());
-  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
-  ASSERT_NO_FATAL_FAILURE(send_all());
-  ASSERT_NO_FATAL_FAILURE(expect_all_queued());
-
-  ASSERT_NO_FATAL_FAILURE(start(api_));
-  const int pid = api_.daemon_pid();
-  int64_t seen = 0;
-  {
-    UnixRpcClient c(api_.var() / "thrum.sock");
-    // Tight poll (no sleep): kill as soon as ~300 have arrived.
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      seen = total_of(c);
-      if (seen >= 300) break;
-    }
-  }
-  ASSERT_GE(seen, 300) << peer_state(main_, "api");
-  ::kill(pid, SIGKILL);
-  ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s));
-  // The scenario only means something if delivery was really cut short.
-  EXPECT_LT(seen, kCount)
-      << "all messages arrived before the kill; the receiver was not killed mid-delivery";
-
+  ASSERT_NO_FATAL_FAILURE(kill_mid_drain(api_));
   ASSERT_NO_FATAL_FAILURE(start(api_));  // recovers the stale pid file and socket
-  ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
-  EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
-      << peer_state(main_, "api");
-  ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+  ASSERT_NO_FATAL_FAILURE(expect_drained_exactly_once());
 }
 
 TEST_F(Outage, SenderKilledWhileAcknowledgementsWaitToCommitStillExactlyOnce) {
@@ -141,31 +148,9 @@ TEST_F(Outage, SenderKilledWhileAcknowledgementsWaitToCommitStillExactlyOnce) {
   // in between, it has not recorded them, sends those rows again after the restart, and the
   // receiver must recognise every one of them.
   ASSERT_NO_FATAL_FAILURE(pair_and_configure());
-  ASSERT_NO_FATAL_FAILURE(api_.stop_daemon());
-  ASSERT_NO_FATAL_FAILURE(send_all());
-  ASSERT_NO_FATAL_FAILURE(expect_all_queued());
-
-  const int pid = main_.daemon_pid();
-  ASSERT_NO_FATAL_FAILURE(start(api_));
-  int64_t seen = 0;
-  {
-    UnixRpcClient c(api_.var() / "thrum.sock");
-    auto deadline = std::chrono::steady_clock::now() + 60s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      seen = total_of(c);
-      if (seen >= 300) break;
-    }
-  }
-  ASSERT_GE(seen, 300) << peer_state(main_, "api");
-  ::kill(pid, SIGKILL);
-  ASSERT_TRUE(wait_until([&] { return !process_alive(pid); }, 5s));
-  EXPECT_LT(seen, kCount) << "all messages arrived before the kill; nothing was cut short";
-
+  ASSERT_NO_FATAL_FAILURE(kill_mid_drain(main_));
   ASSERT_NO_FATAL_FAILURE(start(main_));
-  ASSERT_TRUE(wait_reviewer_total(kCount, 60s)) << peer_state(main_, "api");
-  EXPECT_TRUE(wait_until([&] { return peer_record(main_, "api").value("queued", -1) == 0; }, 10s))
-      << peer_state(main_, "api");
-  ASSERT_NO_FATAL_FAILURE(expect_exactly_once_in_order());
+  ASSERT_NO_FATAL_FAILURE(expect_drained_exactly_once());
   // And the sender's view agrees: every one delivered, none left queued or failed.
   auto sent = j(main_, "coordinator_main", {"sent", "--limit", "1000"});
   int delivered = 0;

@@ -2,9 +2,7 @@
 // SQLite file: whatever writes the delivery rows, the counts `inbox` and `team` show are the
 // ones a full count of the rows gives, and a database made by the v1 schema gets exact counts
 // when this version opens it.
-#include <stdlib.h>
 
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,44 +10,16 @@
 
 #include <gtest/gtest.h>
 
-#include "frozen_schema.hpp"
 #include "store/messages.hpp"
-#include "support/manual_loop.hpp"
+#include "store_file_test.hpp"
 #include "thrum/core/sqlite.hpp"
 #include "thrum/core/store.hpp"
 
 namespace thrum::core {
 namespace {
 
-namespace fs = std::filesystem;
-
-class InboxCountsTest : public ::testing::Test {
+class InboxCountsTest : public test::StoreFileTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "thrum-counts-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path db_path() const { return dir_ / "thrum.db"; }
-  void open() { store_ = std::make_unique<Store>(db_path(), loop_); }
-
-  /// Runs `job` in the store and waits for its commit.
-  void commit(Store::Job job) {
-    bool done = false;
-    std::exception_ptr error;
-    store_->write(std::move(job), [&](std::exception_ptr e) {
-      error = e;
-      done = true;
-    });
-    ASSERT_TRUE(loop_.run_until([&] { return done; }));
-    ASSERT_FALSE(error);
-  }
-
   /// A message from `author` delivered to `recipients`; returns its id.
   std::string send(const std::string& author, std::vector<std::string> recipients) {
     const std::string id = "msg_" + std::to_string(++n_);
@@ -85,9 +55,6 @@ class InboxCountsTest : public ::testing::Test {
     EXPECT_EQ(kept.unread, scan.unread) << agent;
   }
 
-  fs::path dir_;
-  thrum::test::ManualLoop loop_;
-  std::unique_ptr<Store> store_;
   int n_ = 0;
 };
 

@@ -1,40 +1,23 @@
 // Schema v3 (the message map folded into the rows it described), on a real SQLite file: a
 // database made by version 1 keeps every peer id it knew — replies still thread and read
 // receipts still find their peer — and the map's table is gone.
-#include <stdlib.h>
 
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include <gtest/gtest.h>
 
-#include "frozen_schema.hpp"
 #include "store/outbox.hpp"
-#include "support/manual_loop.hpp"
+#include "store_file_test.hpp"
 #include "thrum/core/sqlite.hpp"
 #include "thrum/core/store.hpp"
 
 namespace thrum::core {
 namespace {
 
-namespace fs = std::filesystem;
-
-class SchemaV3Test : public ::testing::Test {
+class SchemaV3Test : public test::StoreFileTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "thrum-v3-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  fs::path db_path() const { return dir_ / "thrum.db"; }
-
   /// A version-1 database of a daemon paired with api and infra.
   void make_v1() {
     sql::Db db(db_path().string());
@@ -62,9 +45,13 @@ class SchemaV3Test : public ::testing::Test {
         "('api','m1','r1a'),('infra','m1','r1i'),('api','m2','r2'),('api','m3','r3'),"
         "('api','m4','r4')");
   }
-  void open() {
-    store_ = std::make_unique<Store>(db_path(), loop_);
+  void open_outbox() {
+    open();
     outbox_ = std::make_unique<store::Outbox>(*store_);
+  }
+  void TearDown() override {
+    outbox_.reset();
+    StoreFileTest::TearDown();
   }
   bool table_exists(const std::string& name) {
     auto st = store_->reader().prepare("SELECT 1 FROM sqlite_master WHERE name=?1");
@@ -72,15 +59,12 @@ class SchemaV3Test : public ::testing::Test {
     return st.step();
   }
 
-  fs::path dir_;
-  thrum::test::ManualLoop loop_;
-  std::unique_ptr<Store> store_;
   std::unique_ptr<store::Outbox> outbox_;
 };
 
 TEST_F(SchemaV3Test, AVersionOneDatabaseKeepsEveryPeerIdItKnew) {
   make_v1();
-  open();
+  open_outbox();
   {
     auto v = store_->reader().prepare("PRAGMA user_version");
     v.step();
@@ -113,13 +97,13 @@ TEST_F(SchemaV3Test, AVersionOneDatabaseKeepsEveryPeerIdItKnew) {
   // And it all survives a reopen (no second migration runs).
   outbox_.reset();
   store_.reset();
-  open();
+  open_outbox();
   EXPECT_EQ(outbox_->remote_id("infra", "m1"), "r1i");
   EXPECT_EQ(outbox_->remote_id("api", "m5"), "r5");
 }
 
 TEST_F(SchemaV3Test, ANewDatabaseHasNoMessageMap) {
-  open();
+  open_outbox();
   EXPECT_FALSE(table_exists("message_map"));
   EXPECT_TRUE(table_exists("outbox"));
   EXPECT_EQ(outbox_->remote_id("api", "nothing"), std::nullopt);

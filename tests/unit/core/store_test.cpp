@@ -2,8 +2,6 @@
 // concurrent writers share commits, and what `done` reports is visible to the next read.
 #include "thrum/core/store.hpp"
 
-#include <stdlib.h>
-
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -15,11 +13,11 @@
 #include <gtest/gtest.h>
 
 #include "support/manual_loop.hpp"
+#include "support/temp_dir.hpp"
 
 namespace thrum::core {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 /// A real EventLoop driven by the test thread (posts from any thread, a manual clock for the
@@ -28,18 +26,9 @@ using TestLoop = thrum::test::ManualLoop;
 
 class StoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "thrum-store-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    store_ = std::make_unique<Store>(dir_ / "thrum.db", loop_, commit_on());
-  }
+  void SetUp() override { store_ = std::make_unique<Store>(dir_ / "thrum.db", loop_, commit_on()); }
   virtual Store::CommitOn commit_on() const { return Store::CommitOn::kWriterThread; }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void TearDown() override { store_.reset(); }
 
   static Store::Job insert_agent(std::string id) {
     return [id](sql::Db& db) {
@@ -48,6 +37,21 @@ class StoreTest : public ::testing::Test {
           .bind(1, id)
           .run();
     };
+  }
+  /// An agent row carrying `pad` as its intent: rows big enough to fill WAL pages quickly.
+  static void insert_padded(sql::Db& db, const std::string& id, const std::string& pad) {
+    db.prepare(
+          "INSERT INTO agents(agent_id, intent, registered_at, last_seen_at) "
+          "VALUES(?1, ?2, 'now', 'now')")
+        .bind(1, id)
+        .bind(2, pad)
+        .run();
+  }
+  /// What PRAGMA synchronous says inside a job: 2 = FULL (fsync at commit), 1 = NORMAL.
+  static int64_t sync_level(sql::Db& db) {
+    auto st = db.prepare("PRAGMA synchronous");
+    st.step();
+    return st.integer(0);
   }
   int64_t count_agents() {
     auto st = store_->reader().prepare("SELECT count(*) FROM agents");
@@ -73,7 +77,7 @@ class StoreTest : public ::testing::Test {
     return st.step();
   }
 
-  fs::path dir_;
+  thrum::test::TempDir dir_{"thrum-store"};
   TestLoop loop_;
   std::unique_ptr<Store> store_;
 };
@@ -181,12 +185,6 @@ TEST_F(StoreTest, ConcurrentWritersShareCommits) {
 }
 
 TEST_F(StoreTest, DeferredJobsCommitWithoutSyncAndSyncedOnesStillSync) {
-  // What PRAGMA synchronous says inside each job: 2 = FULL (fsync at commit), 1 = NORMAL.
-  auto sync_level = [](sql::Db& db) {
-    auto st = db.prepare("PRAGMA synchronous");
-    st.step();
-    return st.integer(0);
-  };
   auto run = [&](Store::Durability d, const std::string& id) {
     int64_t level = -1;
     bool done = false;
@@ -246,19 +244,11 @@ TEST_F(StoreTest, StatsCountTheWalBytesEachCommitAppendsAcrossCheckpoints) {
   uint64_t last = 0;
   for (int i = 0; i < 400; ++i) {  // several pages a row: past the 1000-page checkpoint
     bool done = false;
-    store_->write(
-        [&, id = "p" + std::to_string(i)](sql::Db& db) {
-          db.prepare(
-                "INSERT INTO agents(agent_id, intent, registered_at, last_seen_at) "
-                "VALUES(?1, ?2, 'now', 'now')")
-              .bind(1, id)
-              .bind(2, pad)
-              .run();
-        },
-        [&](std::exception_ptr e) {
-          EXPECT_FALSE(e);
-          done = true;
-        });
+    store_->write([&, id = "p" + std::to_string(i)](sql::Db& db) { insert_padded(db, id, pad); },
+                  [&](std::exception_ptr e) {
+                    EXPECT_FALSE(e);
+                    done = true;
+                  });
     ASSERT_TRUE(loop_.run_until([&] { return done; }));
     const uint64_t now = store_->stats().wal_bytes;
     ASSERT_GE(now, last + 3000 / (frame - 24) * frame) << "commit " << i;
@@ -281,12 +271,7 @@ TEST_F(StoreTest, ReaderSeesEveryCommitAndAReopenRecoversThemAllPastCheckpoints)
     store_->write(
         [id, pad, big = i % 50 == 0](sql::Db& db) {
           for (int k = 0; k < (big ? 200 : 1); ++k)
-            db.prepare(
-                  "INSERT INTO agents(agent_id, intent, registered_at, last_seen_at) "
-                  "VALUES(?1, ?2, 'now', 'now')")
-                .bind(1, k == 0 ? id : id + "-" + std::to_string(k))
-                .bind(2, pad)
-                .run();
+            insert_padded(db, k == 0 ? id : id + "-" + std::to_string(k), pad);
         },
         [this, id, done, &done_count](std::exception_ptr e) {
           EXPECT_FALSE(e);
@@ -444,11 +429,6 @@ TEST_F(LoopCommitTest, WritesFromOtherThreadsAreCommittedOnTheLoop) {
 }
 
 TEST_F(LoopCommitTest, DeferredBatchesDoNotSyncAndMixedOnesDo) {
-  auto sync_level = [](sql::Db& db) {
-    auto st = db.prepare("PRAGMA synchronous");
-    st.step();
-    return st.integer(0);
-  };
   int64_t deferred = -1, mixed = -1;
   int done = 0;
   store_->write([&](sql::Db& db) { deferred = sync_level(db); },
@@ -533,20 +513,12 @@ TEST_F(LoopCommitTest, EveryCommitSurvivesCheckpointsAndAReopen) {
   const std::string pad(2000, 'x');
   int done_count = 0;
   for (int i = 0; i < 1500; ++i) {
-    store_->write(
-        [id = "r" + std::to_string(i), pad](sql::Db& db) {
-          db.prepare(
-                "INSERT INTO agents(agent_id, intent, registered_at, last_seen_at) "
-                "VALUES(?1, ?2, 'now', 'now')")
-              .bind(1, id)
-              .bind(2, pad)
-              .run();
-        },
-        [&](std::exception_ptr e) {
-          EXPECT_FALSE(e);
-          ++done_count;
-        },
-        i % 2 == 0 ? Store::Durability::kSynced : Store::Durability::kDeferred);
+    store_->write([id = "r" + std::to_string(i), pad](sql::Db& db) { insert_padded(db, id, pad); },
+                  [&](std::exception_ptr e) {
+                    EXPECT_FALSE(e);
+                    ++done_count;
+                  },
+                  i % 2 == 0 ? Store::Durability::kSynced : Store::Durability::kDeferred);
     if (i % 5 == 0) loop_.run_ready();
   }
   ASSERT_TRUE(loop_.run_until([&] { return done_count == 1500; }, 60s));

@@ -68,6 +68,27 @@ class RouterTest : public ::testing::Test {
     ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
   }
 
+  /// Stores `id` as a message api's reviewer_api sent us, where it is `origin_id`.
+  void store_from_api(const std::string& id, const std::string& origin_id) {
+    StoredMessage in = message(id);
+    in.author_id = "api:reviewer_api";
+    in.origin_daemon = "d_api";
+    in.origin_message_id = origin_id;
+    in.origin_peer = "api";
+    store_message(in, {});
+  }
+  /// api acknowledges our `local` for `recipient` as its `theirs` (the outbox pump's settle).
+  void settle_on_api(const std::string& local, const std::string& theirs,
+                     const std::string& recipient) {
+    bool done = false;
+    bed_.ctx->outbox.settle("api", {store::Settlement{1, true, local, theirs, "", {recipient}}},
+                            [&](std::exception_ptr e) {
+                              EXPECT_FALSE(e);
+                              done = true;
+                            });
+    ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
+  }
+
   test::PeerTestbed bed_;
   PeerRouter router_;
 };
@@ -113,14 +134,7 @@ TEST_F(RouterTest, AProxyWhosePeerIsGoneIsAClearError) {
 TEST_F(RouterTest, AReplyCarriesThePeersIdForTheMessageItAnswers) {
   // We sent msg_local to api:reviewer_api; the peer acknowledged it as its msg_theirs.
   store_message(message("msg_local"), {"api:reviewer_api"});
-  bool done = false;
-  bed_.ctx->outbox.settle(
-      "api", {store::Settlement{1, true, "msg_local", "msg_theirs", "", {"api:reviewer_api"}}},
-      [&](std::exception_ptr e) {
-        ASSERT_FALSE(e);
-        done = true;
-      });
-  ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
+  settle_on_api("msg_local", "msg_theirs", "api:reviewer_api");
   Agent a = proxy("api", "reviewer_api"), c = proxy("infra", "ops");
   StoredMessage m = message("msg_reply");
   m.reply_to = "msg_local";
@@ -132,12 +146,7 @@ TEST_F(RouterTest, AReplyCarriesThePeersIdForTheMessageItAnswers) {
 
 TEST_F(RouterTest, AReplyToAMessageFromAPeerCarriesItsIdThere) {
   // msg_in came over api, where it is msg_origin.
-  StoredMessage in = message("msg_in");
-  in.author_id = "api:reviewer_api";
-  in.origin_daemon = "d_api";
-  in.origin_message_id = "msg_origin";
-  in.origin_peer = "api";
-  store_message(in, {});
+  store_from_api("msg_in", "msg_origin");
   Agent a = proxy("api", "reviewer_api"), c = proxy("infra", "ops");
   StoredMessage m = message("msg_reply");
   m.reply_to = "msg_in";
@@ -153,19 +162,10 @@ TEST_F(RouterTest, AReplyToAMessageFromAPeerCarriesItsIdThere) {
 
 TEST_F(RouterTest, RemovingAPeerForgetsTheIdsItGaveUs) {
   store_message(message("msg_local"), {"api:reviewer_api"});
-  StoredMessage in = message("msg_in");
-  in.author_id = "api:reviewer_api";
-  in.origin_daemon = "d_api";
-  in.origin_message_id = "msg_origin";
-  in.origin_peer = "api";
-  store_message(in, {});
-  bool done = false;
-  bed_.ctx->outbox.settle(
-      "api", {store::Settlement{1, true, "msg_local", "msg_theirs", "", {"api:reviewer_api"}}},
-      [&](std::exception_ptr) { done = true; });
-  ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
+  store_from_api("msg_in", "msg_origin");
+  settle_on_api("msg_local", "msg_theirs", "api:reviewer_api");
   ASSERT_EQ(bed_.ctx->outbox.remote_id("api", "msg_local"), "msg_theirs");
-  done = false;
+  bool done = false;
   bed_.ctx->outbox.drop("api", "api", [&](int64_t, std::exception_ptr) { done = true; });
   ASSERT_TRUE(bed_.loop.run_until([&] { return done; }));
   EXPECT_EQ(bed_.ctx->outbox.remote_id("api", "msg_local"), std::nullopt);

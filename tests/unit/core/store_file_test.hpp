@@ -1,5 +1,17 @@
 #pragma once
-// Schemas as earlier versions created them, frozen here: the migrations must keep accepting them.
+// What the store's SQL unit tests share: a real SQLite file in a temp dir with a Store on the
+// manual loop, and the schemas earlier versions created, frozen here (the migrations must keep
+// accepting them).
+
+#include <exception>
+#include <filesystem>
+#include <memory>
+
+#include <gtest/gtest.h>
+
+#include "support/manual_loop.hpp"
+#include "support/temp_dir.hpp"
+#include "thrum/core/store.hpp"
 
 namespace thrum::core::test {
 
@@ -30,5 +42,28 @@ CREATE TABLE message_map (peer TEXT NOT NULL, local_id TEXT NOT NULL, remote_id 
 CREATE UNIQUE INDEX message_map_remote ON message_map(peer, remote_id);
 PRAGMA user_version=1;
 )sql";
+
+/// A Store over `thrum.db` in a fresh directory (writer-thread mode, the default).
+class StoreFileTest : public ::testing::Test {
+ protected:
+  void TearDown() override { store_.reset(); }
+  std::filesystem::path db_path() const { return dir_ / "thrum.db"; }
+  void open() { store_ = std::make_unique<Store>(db_path(), loop_); }
+  /// Runs `job` in the store and waits for its commit, which must succeed.
+  void commit(Store::Job job) {
+    bool done = false;
+    std::exception_ptr error;
+    store_->write(std::move(job), [&](std::exception_ptr e) {
+      error = e;
+      done = true;
+    });
+    ASSERT_TRUE(loop_.run_until([&] { return done; }));
+    ASSERT_FALSE(error);
+  }
+
+  thrum::test::TempDir dir_{"thrum-store"};
+  thrum::test::ManualLoop loop_;
+  std::unique_ptr<Store> store_;
+};
 
 }  // namespace thrum::core::test
