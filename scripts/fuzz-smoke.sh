@@ -15,7 +15,7 @@ out="$root/build/fuzz/fuzz"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 failed=0
-for target in json_rpc peer_frame pairing peercode peers_json config_json policy; do
+for target in json_rpc peer_frame pairing peercode peers_json config_json policy json_differential; do
   # New inputs go to a scratch copy: the seeds in the tree stay as committed.
   mkdir -p "$work/$target"
   cp "$root/tests/fuzz/corpus/$target/"* "$work/$target/" 2>/dev/null || true

@@ -92,11 +92,11 @@ std::string make_response(const json& id, const Outcome& outcome, bool include_i
     std::string out = "{";
     if (include_id) {
       out += "\"id\":";
-      out += id.dump(-1, ' ', false, json::error_handler_t::replace);
+      append_compact(out, id);
       out += ',';
     }
     out += "\"jsonrpc\":\"2.0\",\"result\":";
-    out += outcome.result().dump(-1, ' ', false, json::error_handler_t::replace);
+    append_compact(out, outcome.result());
     out += '}';
     return out;
   }
@@ -107,15 +107,15 @@ std::string make_response(const json& id, const Outcome& outcome, bool include_i
     doc["error"] = std::move(err);
   }
   if (include_id) doc["id"] = id;
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  return dump_compact(doc);
 }
 
 std::string make_notification(std::string_view method, const json& params) {
   // Same bytes as dumping {"jsonrpc", "method", "params"}, without copying params.
   std::string out = "{\"jsonrpc\":\"2.0\",\"method\":";
-  out += json(method).dump(-1, ' ', false, json::error_handler_t::replace);
+  append_compact(out, json(method));
   out += ",\"params\":";
-  out += params.dump(-1, ' ', false, json::error_handler_t::replace);
+  append_compact(out, params);
   out += '}';
   return out;
 }

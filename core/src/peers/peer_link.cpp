@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "peers/protocol.hpp"
+#include "thrum/common/bounded_json.hpp"
 #include "thrum/core/incidents.hpp"
 
 namespace thrum::core {
@@ -272,7 +273,7 @@ void PeerLink::on_frame(std::string text) {
 }
 
 void PeerLink::call(const std::string& method, const Json& params, Reply reply) {
-  call_text(method, params.dump(-1, ' ', false, Json::error_handler_t::replace), std::move(reply));
+  call_text(method, dump_compact(params), std::move(reply));
 }
 
 void PeerLink::call_text(const std::string& method, const std::string& params, Reply reply) {
@@ -285,7 +286,7 @@ void PeerLink::call_text(const std::string& method, const std::string& params, R
   // Same bytes as dumping {"id", "jsonrpc", "method", "params"}, without copying params (a
   // peer.deliver frame carries up to 256 messages).
   std::string text = "{\"id\":" + std::to_string(id) + ",\"jsonrpc\":\"2.0\",\"method\":";
-  text += Json(method).dump(-1, ' ', false, Json::error_handler_t::replace);
+  append_compact(text, Json(method));
   text += ",\"params\":";
   text += params;
   text += '}';
