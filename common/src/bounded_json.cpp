@@ -96,12 +96,17 @@ std::optional<nlohmann::ordered_json> parse_bounded_ordered(std::string_view tex
 
 std::string dump_compact(const nlohmann::json& j) {
   std::string out;
+  out.reserve(256);  // most documents on the message path fit; fewer regrowths
   json_writer::append(out, j);
   return out;
 }
 
 void append_compact(std::string& out, const nlohmann::json& j) {
   json_writer::append(out, j);
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  json_writer::append_string(out, s);
 }
 
 std::string dump_pretty(const nlohmann::json& j, int indent) {

@@ -47,9 +47,8 @@ void escape_control(std::string& out, unsigned char c) {
 
 /// Appends `s` as a string literal, or returns false (with `out` as it was) when it is not
 /// valid UTF-8, so that nlohmann repairs it its own way.
-bool append_string(std::string& out, const std::string& s) {
-  const size_t mark = out.size();
-  out.reserve(mark + s.size() + 2);
+bool append_valid_string(std::string& out, std::string_view s) {
+  const size_t mark = out.size();  // (no reserve(): an exact one would reallocate per string)
   out += '"';
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   const auto* end = p + s.size();
@@ -107,7 +106,8 @@ void write(std::string& out, const json& j) {
       append_integer(out, j.get<json::number_unsigned_t>());
       return;
     case json::value_t::string:
-      if (!append_string(out, j.get_ref<const json::string_t&>())) append_with_nlohmann(out, j);
+      if (!append_valid_string(out, j.get_ref<const json::string_t&>()))
+        append_with_nlohmann(out, j);
       return;
     case json::value_t::array: {
       out += '[';
@@ -126,7 +126,7 @@ void write(std::string& out, const json& j) {
       for (const auto& [k, v] : j.get_ref<const json::object_t&>()) {
         if (!first) out += ',';
         first = false;
-        if (!append_string(out, k)) append_with_nlohmann(out, json(k));
+        if (!append_valid_string(out, k)) append_with_nlohmann(out, json(k));
         out += ':';
         write(out, v);
       }
@@ -142,6 +142,10 @@ void write(std::string& out, const json& j) {
 
 void append(std::string& out, const nlohmann::json& j) {
   write(out, j);
+}
+
+void append_string(std::string& out, std::string_view s) {
+  if (!append_valid_string(out, s)) append_with_nlohmann(out, json(std::string(s)));
 }
 
 }  // namespace thrum::core::json_writer

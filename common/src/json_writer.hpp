@@ -15,11 +15,14 @@
 /// are kept, not re-implemented).
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 namespace thrum::core::json_writer {
 
 void append(std::string& out, const nlohmann::json& j);
+/// `s` as a JSON string literal (the bytes nlohmann's dump writes for json(s)).
+void append_string(std::string& out, std::string_view s);
 
 }  // namespace thrum::core::json_writer

@@ -85,7 +85,7 @@ void MessageService::send(Send s, rpc::Respond respond) {
   std::vector<std::string> payloads;
   payloads.reserve(outbox->size());
   for (const auto& item : *outbox) {
-    std::string wire = dump_compact(item.payload);
+    const std::string& wire = item.wire;
     // Escaping can make a body that passed the limit several times larger on the wire (a
     // control character is six bytes there): a row that could never fit a link frame would
     // block that peer's queue, so it is refused now, before anything is stored.

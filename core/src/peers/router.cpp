@@ -5,6 +5,7 @@
 
 #include "peers/context.hpp"
 #include "peers/peer.hpp"
+#include "thrum/common/bounded_json.hpp"
 #include "thrum/common/ids.hpp"
 
 namespace thrum::core::peers {
@@ -13,51 +14,84 @@ using json = nlohmann::json;
 
 PeerRouter::PeerRouter(Context& ctx, FindPeer find) : ctx_(ctx), find_(std::move(find)) {}
 
+namespace {
+
+/// One peer's share of a message while it is routed.
+struct Draft {
+  OutboxItem item;
+  std::vector<std::string> to;  ///< the recipients' names over there
+  bool broadcast = false;
+  std::optional<std::string> reply_to;  ///< the peer's id for the message this answers
+};
+
+void member(std::string& out, std::string_view key, std::string_view value) {
+  out += out.size() > 1 ? ",\"" : "\"";
+  out += key;
+  out += "\":";
+  append_json_string(out, value);
+}
+
+/// The peer.deliver params, written field by field in the order nlohmann would sort them, so
+/// the bytes are those of the document they replace (without building it: that copied the
+/// body twice).
+std::string wire(const StoredMessage& m, const std::string& origin_daemon, const Draft& d) {
+  std::string out;
+  out.reserve(m.body.size() + 256);
+  out += '{';
+  member(out, "author", m.author_id);
+  member(out, "body", m.body);
+  out += d.broadcast ? ",\"broadcast\":true" : ",\"broadcast\":false";
+  member(out, "created_at", m.created_at);
+  member(out, "format", m.format);
+  member(out, "message_id", m.message_id);
+  member(out, "origin_daemon", origin_daemon);
+  if (d.reply_to) member(out, "reply_to", *d.reply_to);
+  out += ",\"to\":[";
+  for (size_t i = 0; i < d.to.size(); ++i) {
+    if (i) out += ',';
+    append_json_string(out, d.to[i]);
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
 std::vector<OutboxItem> PeerRouter::route(const StoredMessage& m,
                                           const std::vector<const Agent*>& proxies,
                                           bool broadcast) {
-  std::map<std::string, OutboxItem> items;
-  auto item_for = [&](const PeerRecord& rec) -> OutboxItem& {
-    auto& it = items[rec.name];
-    if (it.peer.empty()) {
-      it.peer = rec.name;
-      it.kind = "deliver";
-      it.message_id = m.message_id;
-      // Member by member: an initializer list builds each value and then copies it (the
-      // body included) into the object.
-      json& p = it.payload;
-      p = json::object();
-      p["message_id"] = m.message_id;
-      p["origin_daemon"] = ctx_.opts.daemon_id;
-      p["author"] = m.author_id;
-      p["to"] = json::array();
-      p["broadcast"] = false;
-      p["body"] = m.body;
-      p["format"] = m.format;
-      p["created_at"] = m.created_at;
-      if (m.reply_to)
-        if (auto remote = ctx_.outbox.remote_id(rec.name, *m.reply_to))
-          it.payload["reply_to"] = *remote;
+  std::map<std::string, Draft> drafts;
+  auto draft_for = [&](const PeerRecord& rec) -> Draft& {
+    auto& d = drafts[rec.name];
+    if (d.item.peer.empty()) {
+      d.item.peer = rec.name;
+      d.item.kind = "deliver";
+      d.item.message_id = m.message_id;
+      if (m.reply_to) d.reply_to = ctx_.outbox.remote_id(rec.name, *m.reply_to);
     }
-    return it;
+    return d;
   };
   for (const Agent* a : proxies) {
     auto* rec = a->peer_name ? ctx_.registry.find(*a->peer_name) : nullptr;
     if (!rec) rpc::fail("@" + a->agent_id + " cannot be reached: its peer was removed");
-    auto& it = item_for(*rec);
-    it.payload["to"].push_back(a->remote_name.value_or(""));
-    it.queued_recipients.push_back(a->agent_id);
+    auto& d = draft_for(*rec);
+    d.to.push_back(a->remote_name.value_or(""));
+    d.item.queued_recipients.push_back(a->agent_id);
   }
   if (broadcast) {
     for (const auto& rec : ctx_.registry.peers()) {
       if (!rec.removed_by_peer.empty()) continue;
-      auto& it = item_for(rec);
-      it.payload["broadcast"] = true;
-      it.queued_recipients.push_back(rec.proxy_prefix + ":*");
+      auto& d = draft_for(rec);
+      d.broadcast = true;
+      d.item.queued_recipients.push_back(rec.proxy_prefix + ":*");
     }
   }
   std::vector<OutboxItem> out;
-  for (auto& [name, it] : items) out.push_back(std::move(it));
+  out.reserve(drafts.size());
+  for (auto& [name, d] : drafts) {
+    d.item.wire = wire(m, ctx_.opts.daemon_id, d);
+    out.push_back(std::move(d.item));
+  }
   return out;
 }
 

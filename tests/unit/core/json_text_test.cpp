@@ -463,6 +463,9 @@ TEST(JsonWriter, WritesArbitraryBytesInStringsAsNlohmannDoes) {
     for (auto& c : s) c = static_cast<char>(rng() % 4 == 0 ? 0x80 + rng() % 0x80 : rng() % 0x80);
     expect_written_as_nlohmann(json(s));
     expect_written_as_nlohmann(json{{s, s}});
+    std::string literal = "x";  // appended to what is there
+    append_json_string(literal, s);
+    EXPECT_EQ(literal, "x" + json(s).dump(-1, ' ', false, json::error_handler_t::replace));
   }
 }
 

@@ -55,6 +55,9 @@ std::optional<nlohmann::ordered_json> parse_bounded_ordered(
 std::string dump_compact(const nlohmann::json& j);
 /// The same, appended to `out` (envelopes written around a value without a copy of it).
 void append_compact(std::string& out, const nlohmann::json& j);
+/// `s` as a JSON string literal, appended to `out` (what append_compact(out, json(s)) writes,
+/// without building the value): for documents written field by field.
+void append_json_string(std::string& out, std::string_view s);
 std::string dump_pretty(const nlohmann::json& j, int indent = 2);
 std::string dump_pretty(const nlohmann::ordered_json& j, int indent = 2);
 

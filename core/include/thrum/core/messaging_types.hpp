@@ -60,7 +60,9 @@ struct OutboxItem {
   std::string peer;
   std::string kind;  ///< "deliver" | "receipt"
   std::string message_id;
-  nlohmann::json payload;  ///< the peer.deliver params for this message
+  /// The peer.deliver params for this message, serialised (written field by field by the
+  /// router: the body is copied once, into this text).
+  std::string wire;
   /// Delivery rows created queued (delivered_at NULL) until the peer acknowledges.
   std::vector<std::string> queued_recipients;
 };
