@@ -1,7 +1,6 @@
 #include "json_reader.hpp"
 #include "json_utf8.hpp"
 
-#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
@@ -42,13 +41,6 @@ void append_utf8(std::string& out, uint32_t cp) {
     out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
   }
 }
-
-/// Bytes a string literal holds as they are: printable ASCII but the quote and the backslash.
-constexpr auto kPlain = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
-  return t;
-}();
 
 class Reader {
  public:
@@ -234,7 +226,9 @@ class Reader {
     const char* run = p_;  // plain bytes not yet copied
     for (;;) {
       // Plain printable ASCII, the bulk of any message, in a tight loop of its own.
-      while (p_ != end_ && kPlain[static_cast<unsigned char>(*p_)]) ++p_;
+      p_ = reinterpret_cast<const char*>(
+          json_utf8::skip_plain(reinterpret_cast<const unsigned char*>(p_),
+                                reinterpret_cast<const unsigned char*>(end_)));
       if (p_ == end_) return fail();
       const auto c = static_cast<unsigned char>(*p_);
       if (c == '"') {

@@ -1,7 +1,6 @@
 #include "json_writer.hpp"
 #include "json_utf8.hpp"
 
-#include <array>
 #include <charconv>
 #include <cstdint>
 
@@ -10,14 +9,6 @@ namespace thrum::core::json_writer {
 namespace {
 
 using json = nlohmann::json;
-
-/// Bytes nlohmann writes as they are inside a string (ensure_ascii off): everything but the
-/// quote, the backslash and the control characters; bytes >= 0x80 are checked as UTF-8.
-constexpr auto kPlain = [] {
-  std::array<bool, 256> t{};
-  for (int c = 0x20; c < 0x80; ++c) t[c] = c != '"' && c != '\\';
-  return t;
-}();
 
 /// The escape nlohmann writes for a byte below 0x20 (lowercase hex, as its "\\u%04x").
 void escape_control(std::string& out, unsigned char c) {
@@ -54,7 +45,7 @@ bool append_valid_string(std::string& out, std::string_view s) {
   const auto* end = p + s.size();
   const auto* run = p;  // bytes not yet copied
   for (;;) {
-    while (p != end && kPlain[*p]) ++p;
+    p = json_utf8::skip_plain(p, end);
     if (p == end) break;
     const unsigned char c = *p;
     if (c >= 0x80) {

@@ -3,6 +3,7 @@
 // cases and for generated and mutated documents. The fuzz target `json_differential` runs the
 // same comparisons under libFuzzer.
 #include "json_reader.hpp"
+#include "json_utf8.hpp"
 
 #include <cmath>
 #include <limits>
@@ -185,6 +186,24 @@ TEST(JsonReader, RefusesANulByteThatNlohmannWouldStopAt) {
   json v;
   EXPECT_EQ(json_reader::read(text, 8, v), json_reader::Result::kSyntax);
   EXPECT_FALSE(parse_bounded(text).has_value());
+}
+
+TEST(JsonText, SkipPlainStopsAtTheFirstByteThatNeedsAttentionWhereverItIs) {
+  // Eight bytes at a time, then one by one: every position against every kind of byte.
+  for (const int special : {0x00, 0x01, 0x1F, 0x22, 0x5C, 0x80, 0xC3, 0xFF}) {
+    for (size_t at = 0; at < 24; ++at) {
+      std::string s(24, 'a');
+      s[at] = static_cast<char>(special);
+      const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+      EXPECT_EQ(json_utf8::skip_plain(b, b + s.size()) - b, static_cast<long>(at))
+          << "byte " << special << " at " << at;
+    }
+  }
+  for (const int plain : {0x20, 0x21, 0x23, 0x5B, 0x5D, 0x5A, 0x7E, 0x7F}) {
+    std::string s(19, static_cast<char>(plain));
+    const auto* b = reinterpret_cast<const unsigned char*>(s.data());
+    EXPECT_EQ(json_utf8::skip_plain(b, b + s.size()), b + s.size()) << "byte " << plain;
+  }
 }
 
 TEST(JsonReader, NumberTypesMatchNlohmanns) {
