@@ -104,30 +104,21 @@ class Reader {
     return true;
   }
 
-  bool object(json& out, int depth) {
-    if (depth > max_depth_) return fail(Result::kTooDeep);
-    out = json(json::value_t::object);
-    auto& members = out.get_ref<json::object_t&>();
+  /// The elements of an object or array (`*p_` is its opening bracket), each read by
+  /// `element` where it starts, separated by commas, up to `close`.
+  template <class Element>
+  bool elements(char close, Element element) {
     ++p_;
     skip_space();
-    if (p_ != end_ && *p_ == '}') {
+    if (p_ != end_ && *p_ == close) {
       ++p_;
       return true;
     }
     for (;;) {
-      if (p_ == end_ || *p_ != '"') return fail();
-      std::string key;
-      if (!string(key)) return false;
-      skip_space();
-      if (p_ == end_ || *p_ != ':') return fail();
-      ++p_;
-      skip_space();
-      // Straight into the member's slot; a later duplicate overwrites it, as nlohmann does.
-      json& slot = members[std::move(key)];
-      if (!value(slot, depth)) return false;
+      if (!element()) return false;
       skip_space();
       if (p_ == end_) return fail();
-      if (*p_ == '}') {
+      if (*p_ == close) {
         ++p_;
         return true;
       }
@@ -137,29 +128,31 @@ class Reader {
     }
   }
 
+  bool object(json& out, int depth) {
+    if (depth > max_depth_) return fail(Result::kTooDeep);
+    out = json(json::value_t::object);
+    auto& members = out.get_ref<json::object_t&>();
+    return elements('}', [&] {
+      if (p_ == end_ || *p_ != '"') return fail();
+      std::string key;
+      if (!string(key)) return false;
+      skip_space();
+      if (p_ == end_ || *p_ != ':') return fail();
+      ++p_;
+      skip_space();
+      // Straight into the member's slot; a later duplicate overwrites it, as nlohmann does.
+      return value(members[std::move(key)], depth);
+    });
+  }
+
   bool array(json& out, int depth) {
     if (depth > max_depth_) return fail(Result::kTooDeep);
     out = json(json::value_t::array);
     auto& items = out.get_ref<json::array_t&>();
-    ++p_;
-    skip_space();
-    if (p_ != end_ && *p_ == ']') {
-      ++p_;
-      return true;
-    }
-    for (;;) {
+    return elements(']', [&] {
       items.emplace_back();
-      if (!value(items.back(), depth)) return false;
-      skip_space();
-      if (p_ == end_) return fail();
-      if (*p_ == ']') {
-        ++p_;
-        return true;
-      }
-      if (*p_ != ',') return fail();
-      ++p_;
-      skip_space();
-    }
+      return value(items.back(), depth);
+    });
   }
 
   /// Four hex digits after "\u".

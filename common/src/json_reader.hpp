@@ -10,7 +10,7 @@
 /// (docs/benchmarks.md). This reader walks the text once, bounds the depth as it goes, copies
 /// runs of plain characters at once and parses straight into the value's own containers.
 ///
-/// Contract, held by tests/unit/core/json_reader_test.cpp and the `json_differential` fuzz
+/// Contract, held by tests/unit/core/json_text_test.cpp and the `json_differential` fuzz
 /// target: for every input and depth limit, it accepts exactly the texts nlohmann::json::parse
 /// accepts (RFC 8259, strict UTF-8 per RFC 3629, a leading UTF-8 BOM skipped, no comments, no
 /// trailing content) and builds the same value, number types included (a non-negative integer

@@ -82,6 +82,14 @@ void append_with_nlohmann(std::string& out, const json& j) {
   out += j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+}  // namespace
+
+void append_string(std::string& out, std::string_view s) {
+  if (!append_valid_string(out, s)) append_with_nlohmann(out, json(std::string(s)));
+}
+
+namespace {
+
 void write(std::string& out, const json& j) {
   switch (j.type()) {
     case json::value_t::null:
@@ -97,8 +105,7 @@ void write(std::string& out, const json& j) {
       append_integer(out, j.get<json::number_unsigned_t>());
       return;
     case json::value_t::string:
-      if (!append_valid_string(out, j.get_ref<const json::string_t&>()))
-        append_with_nlohmann(out, j);
+      append_string(out, j.get_ref<const json::string_t&>());
       return;
     case json::value_t::array: {
       out += '[';
@@ -117,7 +124,7 @@ void write(std::string& out, const json& j) {
       for (const auto& [k, v] : j.get_ref<const json::object_t&>()) {
         if (!first) out += ',';
         first = false;
-        if (!append_valid_string(out, k)) append_with_nlohmann(out, json(k));
+        append_string(out, k);
         out += ':';
         write(out, v);
       }
@@ -133,10 +140,6 @@ void write(std::string& out, const json& j) {
 
 void append(std::string& out, const nlohmann::json& j) {
   write(out, j);
-}
-
-void append_string(std::string& out, std::string_view s) {
-  if (!append_valid_string(out, s)) append_with_nlohmann(out, json(std::string(s)));
 }
 
 }  // namespace thrum::core::json_writer

@@ -8,7 +8,7 @@
 /// answer, every response envelope) that was ~25 k instructions per message on the sender
 /// (docs/benchmarks.md). This writer appends runs of plain bytes at once.
 ///
-/// Contract, held by tests/unit/core/json_writer_test.cpp and the `json_differential` fuzz
+/// Contract, held by tests/unit/core/json_text_test.cpp and the `json_differential` fuzz
 /// target: the bytes are exactly those of `j.dump(-1, ' ', false, error_handler_t::replace)`
 /// for every value. A string that is not valid UTF-8, a double and a binary value are handed
 /// to nlohmann as they are (its replacement of invalid bytes and its shortest double format

@@ -113,7 +113,7 @@ std::string make_response(const json& id, const Outcome& outcome, bool include_i
 std::string make_notification(std::string_view method, const json& params) {
   // Same bytes as dumping {"jsonrpc", "method", "params"}, without copying params.
   std::string out = "{\"jsonrpc\":\"2.0\",\"method\":";
-  append_compact(out, json(method));
+  append_json_string(out, method);
   out += ",\"params\":";
   append_compact(out, params);
   out += '}';

@@ -10,24 +10,23 @@
 
 #include "json_differential.hpp"
 
+namespace {
+
+void check(const char* what, const std::string& why) {
+  if (why.empty()) return;
+  std::fprintf(stderr, "json %s differs from nlohmann: %s\n", what, why.c_str());
+  std::abort();
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using thrum::core::test::json_reader_differs;
+  using thrum::core::test::json_writer_differs;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
-  for (const int depth : {3, thrum::core::kMaxJsonDepth}) {
-    const std::string why = thrum::core::test::json_reader_differs(text, depth);
-    if (!why.empty()) {
-      std::fprintf(stderr, "json reader differs from nlohmann (depth %d): %s\n", depth,
-                   why.c_str());
-      std::abort();
-    }
-  }
-  auto check = [](const std::string& why) {
-    if (!why.empty()) {
-      std::fprintf(stderr, "json writer differs from nlohmann: %s\n", why.c_str());
-      std::abort();
-    }
-  };
-  if (auto doc = thrum::core::parse_bounded(text))
-    check(thrum::core::test::json_writer_differs(*doc));
-  check(thrum::core::test::json_writer_differs(nlohmann::json(std::string(text))));
+  check("reader (depth 3)", json_reader_differs(text, 3));
+  check("reader", json_reader_differs(text, thrum::core::kMaxJsonDepth));
+  if (auto doc = thrum::core::parse_bounded(text)) check("writer", json_writer_differs(*doc));
+  check("writer (the input as one string)", json_writer_differs(nlohmann::json(std::string(text))));
   return 0;
 }

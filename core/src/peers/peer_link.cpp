@@ -286,7 +286,7 @@ void PeerLink::call_text(const std::string& method, const std::string& params, R
   // Same bytes as dumping {"id", "jsonrpc", "method", "params"}, without copying params (a
   // peer.deliver frame carries up to 256 messages).
   std::string text = "{\"id\":" + std::to_string(id) + ",\"jsonrpc\":\"2.0\",\"method\":";
-  append_compact(text, Json(method));
+  append_json_string(text, method);
   text += ",\"params\":";
   text += params;
   text += '}';

@@ -10,8 +10,6 @@
 
 namespace thrum::core::peers {
 
-using json = nlohmann::json;
-
 PeerRouter::PeerRouter(Context& ctx, FindPeer find) : ctx_(ctx), find_(std::move(find)) {}
 
 namespace {
@@ -24,8 +22,9 @@ struct Draft {
   std::optional<std::string> reply_to;  ///< the peer's id for the message this answers
 };
 
+/// `,"key":"value"` (every member but the first).
 void member(std::string& out, std::string_view key, std::string_view value) {
-  out += out.size() > 1 ? ",\"" : "\"";
+  out += ",\"";
   out += key;
   out += "\":";
   append_json_string(out, value);
@@ -37,8 +36,8 @@ void member(std::string& out, std::string_view key, std::string_view value) {
 std::string wire(const StoredMessage& m, const std::string& origin_daemon, const Draft& d) {
   std::string out;
   out.reserve(m.body.size() + 256);
-  out += '{';
-  member(out, "author", m.author_id);
+  out += "{\"author\":";
+  append_json_string(out, m.author_id);
   member(out, "body", m.body);
   out += d.broadcast ? ",\"broadcast\":true" : ",\"broadcast\":false";
   member(out, "created_at", m.created_at);
